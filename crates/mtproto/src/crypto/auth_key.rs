@@ -1,0 +1,225 @@
+//! Auth keys and message encryption (<https://core.telegram.org/mtproto/description>):
+//! `msg_key = SHA256(auth_key[88+x..120+x] + plaintext)[8..24]`, AES key and IV from
+//! `SHA256(msg_key + auth_key[x..x+36])` and `SHA256(auth_key[40+x..76+x] + msg_key)`, with
+//! x = 0 for client→server and x = 8 for server→client.
+
+use subtle::ConstantTimeEq;
+
+use super::{aes_ige, sha1, sha256};
+
+/// Which way a message travels; it selects `x` in the key derivation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to server (x = 0).
+    ClientToServer,
+    /// Server to client (x = 8).
+    ServerToClient,
+}
+
+impl Direction {
+    fn x(self) -> usize {
+        match self {
+            Direction::ClientToServer => 0,
+            Direction::ServerToClient => 8,
+        }
+    }
+}
+
+/// A 2048-bit authorization key with its id.
+#[derive(Clone)]
+pub struct AuthKey {
+    bytes: [u8; 256],
+    id: i64,
+    aux_hash: i64,
+}
+
+impl std::fmt::Debug for AuthKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuthKey({:016x})", self.id as u64)
+    }
+}
+
+impl PartialEq for AuthKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes.ct_eq(&other.bytes).into()
+    }
+}
+
+impl Eq for AuthKey {}
+
+impl AuthKey {
+    /// The key from its 256 bytes.
+    pub fn from_bytes(bytes: [u8; 256]) -> Self {
+        let h = sha1(&[&bytes]);
+        let id = i64::from_le_bytes(h[12..20].try_into().expect("8 bytes"));
+        let aux_hash = i64::from_le_bytes(h[0..8].try_into().expect("8 bytes"));
+        AuthKey {
+            bytes,
+            id,
+            aux_hash,
+        }
+    }
+
+    /// Its 256 bytes.
+    pub fn bytes(&self) -> &[u8; 256] {
+        &self.bytes
+    }
+
+    /// `auth_key_id`: the low 64 bits of SHA1(key), as on the wire.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// `new_nonce_hash{1,2,3}` of the handshake's last step.
+    pub fn new_nonce_hash(&self, new_nonce: &[u8; 32], number: u8) -> [u8; 16] {
+        let h = sha1(&[new_nonce, &[number], &self.aux_hash.to_le_bytes()]);
+        h[4..20].try_into().expect("16 bytes")
+    }
+
+    fn kdf(&self, msg_key: &[u8; 16], dir: Direction) -> ([u8; 32], [u8; 32]) {
+        let x = dir.x();
+        let a = sha256(&[msg_key, &self.bytes[x..x + 36]]);
+        let b = sha256(&[&self.bytes[40 + x..76 + x], msg_key]);
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&a[..8]);
+        key[8..24].copy_from_slice(&b[8..24]);
+        key[24..].copy_from_slice(&a[24..32]);
+        let mut iv = [0u8; 32];
+        iv[..8].copy_from_slice(&b[..8]);
+        iv[8..24].copy_from_slice(&a[8..24]);
+        iv[24..].copy_from_slice(&b[24..32]);
+        (key, iv)
+    }
+
+    /// `msg_key` of `plaintext` (already padded) for `dir`.
+    pub fn msg_key(&self, plaintext: &[u8], dir: Direction) -> [u8; 16] {
+        let x = dir.x();
+        let h = sha256(&[&self.bytes[88 + x..120 + x], plaintext]);
+        h[8..24].try_into().expect("16 bytes")
+    }
+
+    /// Encrypts a padded plaintext (length a multiple of 16) into
+    /// `auth_key_id + msg_key + ciphertext`.
+    pub fn encrypt(&self, mut plaintext: Vec<u8>, dir: Direction) -> Vec<u8> {
+        let msg_key = self.msg_key(&plaintext, dir);
+        let (key, iv) = self.kdf(&msg_key, dir);
+        aes_ige::encrypt(&mut plaintext, &key, &iv);
+        let mut out = Vec::with_capacity(24 + plaintext.len());
+        out.extend_from_slice(&self.id.to_le_bytes());
+        out.extend_from_slice(&msg_key);
+        out.extend_from_slice(&plaintext);
+        out
+    }
+
+    /// Decrypts `msg_key + ciphertext` (the part after `auth_key_id`). `None` when the length
+    /// is not whole blocks or the msg_key does not match (checked in constant time).
+    pub fn decrypt(&self, packet: &[u8], dir: Direction) -> Option<Vec<u8>> {
+        if packet.len() < 16 + 16 || !(packet.len() - 16).is_multiple_of(16) {
+            return None;
+        }
+        let msg_key: [u8; 16] = packet[..16].try_into().ok()?;
+        let (key, iv) = self.kdf(&msg_key, dir);
+        let mut plain = packet[16..].to_vec();
+        aes_ige::decrypt(&mut plain, &key, &iv);
+        let expected = self.msg_key(&plain, dir);
+        if bool::from(expected.ct_eq(&msg_key)) {
+            Some(plain)
+        } else {
+            None
+        }
+    }
+
+    /// MTProto 1.0 decryption (SHA-1 key derivation, client to server), used only for the
+    /// `encrypted_message` of `auth.bindTempAuthKey`
+    /// (<https://core.telegram.org/method/auth.bindTempAuthKey>). Returns the plaintext with its
+    /// padding; the caller checks `msg_key` against the SHA-1 of the data it reads.
+    pub fn decrypt_v1(&self, packet: &[u8]) -> Option<([u8; 16], Vec<u8>)> {
+        if packet.len() < 16 + 16 || !(packet.len() - 16).is_multiple_of(16) {
+            return None;
+        }
+        let msg_key: [u8; 16] = packet[..16].try_into().ok()?;
+        let k = &self.bytes;
+        let a = sha1(&[&msg_key, &k[0..32]]);
+        let b = sha1(&[&k[32..48], &msg_key, &k[48..64]]);
+        let c = sha1(&[&k[64..96], &msg_key]);
+        let d = sha1(&[&msg_key, &k[96..128]]);
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&a[..8]);
+        key[8..20].copy_from_slice(&b[8..20]);
+        key[20..].copy_from_slice(&c[4..16]);
+        let mut iv = [0u8; 32];
+        iv[..12].copy_from_slice(&a[8..20]);
+        iv[12..20].copy_from_slice(&b[..8]);
+        iv[20..24].copy_from_slice(&c[16..20]);
+        iv[24..].copy_from_slice(&d[..8]);
+        let mut plain = packet[16..].to_vec();
+        aes_ige::decrypt(&mut plain, &key, &iv);
+        Some((msg_key, plain))
+    }
+
+    /// MTProto 1.0 encryption, the mirror of [`AuthKey::decrypt_v1`] (clients binding a
+    /// temporary key use it). `plaintext` must be padded to 16 bytes; `data_len` is the length
+    /// of the part the msg_key hashes.
+    pub fn encrypt_v1(&self, mut plaintext: Vec<u8>, data_len: usize) -> Vec<u8> {
+        let h = sha1(&[&plaintext[..data_len]]);
+        let msg_key: [u8; 16] = h[4..20].try_into().expect("16 bytes");
+        let k = &self.bytes;
+        let a = sha1(&[&msg_key, &k[0..32]]);
+        let b = sha1(&[&k[32..48], &msg_key, &k[48..64]]);
+        let c = sha1(&[&k[64..96], &msg_key]);
+        let d = sha1(&[&msg_key, &k[96..128]]);
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&a[..8]);
+        key[8..20].copy_from_slice(&b[8..20]);
+        key[20..].copy_from_slice(&c[4..16]);
+        let mut iv = [0u8; 32];
+        iv[..12].copy_from_slice(&a[8..20]);
+        iv[12..20].copy_from_slice(&b[..8]);
+        iv[20..24].copy_from_slice(&c[16..20]);
+        iv[24..].copy_from_slice(&d[..8]);
+        aes_ige::encrypt(&mut plaintext, &key, &iv);
+        let mut out = msg_key.to_vec();
+        out.extend_from_slice(&plaintext);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> AuthKey {
+        let mut b = [0u8; 256];
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = (i * 7 + 3) as u8;
+        }
+        AuthKey::from_bytes(b)
+    }
+
+    #[test]
+    fn directions_do_not_mix() {
+        let k = key();
+        let plain = vec![5u8; 64];
+        let packet = k.encrypt(plain.clone(), Direction::ServerToClient);
+        assert_eq!(&packet[..8], &k.id().to_le_bytes());
+        assert_eq!(
+            k.decrypt(&packet[8..], Direction::ServerToClient),
+            Some(plain)
+        );
+        assert_eq!(k.decrypt(&packet[8..], Direction::ClientToServer), None);
+        let mut tampered = packet.clone();
+        tampered[40] ^= 1;
+        assert_eq!(k.decrypt(&tampered[8..], Direction::ServerToClient), None);
+        assert_eq!(k.decrypt(&packet[8..30], Direction::ServerToClient), None);
+    }
+
+    #[test]
+    fn v1_round_trip() {
+        let k = key();
+        let plain = vec![9u8; 48];
+        let packet = k.encrypt_v1(plain.clone(), 40);
+        let (msg_key, decrypted) = k.decrypt_v1(&packet).unwrap();
+        assert_eq!(decrypted, plain);
+        assert_eq!(&sha1(&[&decrypted[..40]])[4..20], &msg_key);
+    }
+}

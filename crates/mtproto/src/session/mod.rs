@@ -1,0 +1,159 @@
+//! Encrypted sessions (<https://core.telegram.org/mtproto/description>,
+//! <https://core.telegram.org/mtproto/service_messages>): message ids, sequence numbers, server
+//! salts, containers, `gzip_packed`, acknowledgements and the service messages, for the server
+//! ([`ServerSession`]) and the client ([`ClientSession`]).
+//!
+//! Time is an input: every call that needs it takes the current Unix time in milliseconds.
+
+mod client;
+mod msg_id;
+mod salt;
+mod server;
+
+pub use client::{ClientSession, ServerMessage};
+pub use msg_id::MsgIdGen;
+pub use salt::SaltSource;
+pub use server::{BadMsgCode, Received, Request, ServerSession, SessionConfig};
+
+use std::fmt;
+use std::io::Read as _;
+
+use crate::crypto::Entropy;
+
+/// Largest body a `gzip_packed` may inflate to.
+pub const MAX_INFLATED: usize = 1 << 20;
+
+/// Constructor id of `msgs_ack`.
+pub(crate) const MSGS_ACK_ID: u32 = 0x62d6b459;
+
+/// Why a packet was refused as a whole. The connection should be closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionError {
+    /// The packet is not for this auth key.
+    WrongAuthKey,
+    /// `msg_key` does not match the decrypted data, or the length is not whole blocks.
+    BadMsgKey,
+    /// The inner length or padding is out of bounds.
+    BadPlaintext,
+    /// Undecodable TL where a service message was expected.
+    Decode(tl::DecodeError),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WrongAuthKey => f.write_str("packet for another auth key"),
+            Self::BadMsgKey => f.write_str("msg_key mismatch"),
+            Self::BadPlaintext => f.write_str("invalid length or padding in the decrypted packet"),
+            Self::Decode(e) => write!(f, "undecodable service message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<tl::DecodeError> for SessionError {
+    fn from(e: tl::DecodeError) -> Self {
+        SessionError::Decode(e)
+    }
+}
+
+/// One decrypted message: the fields between the session id and the padding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Plaintext {
+    pub salt: i64,
+    pub session_id: i64,
+    pub msg_id: i64,
+    pub seqno: i32,
+    pub body: Vec<u8>,
+}
+
+/// Splits a decrypted packet, checking the MTProto 2.0 bounds (12–1024 bytes of padding).
+pub(crate) fn parse_plaintext(plain: &[u8]) -> Result<Plaintext, SessionError> {
+    let mut r = tl::Reader::new(plain);
+    let salt = r.read_i64()?;
+    let session_id = r.read_i64()?;
+    let msg_id = r.read_i64()?;
+    let seqno = r.read_i32()?;
+    let len = r.read_i32()?;
+    let len = usize::try_from(len).map_err(|_| SessionError::BadPlaintext)?;
+    if len % 4 != 0 || len > r.remaining() {
+        return Err(SessionError::BadPlaintext);
+    }
+    let padding = r.remaining() - len;
+    if !(12..=1024).contains(&padding) {
+        return Err(SessionError::BadPlaintext);
+    }
+    let body = r.read_exact(len)?.to_vec();
+    Ok(Plaintext {
+        salt,
+        session_id,
+        msg_id,
+        seqno,
+        body,
+    })
+}
+
+/// Builds a padded plaintext (12–1024 bytes of padding, total a multiple of 16).
+pub(crate) fn build_plaintext(
+    salt: i64,
+    session_id: i64,
+    msg_id: i64,
+    seqno: i32,
+    body: &[u8],
+    entropy: &mut impl Entropy,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + body.len() + 32);
+    out.extend_from_slice(&salt.to_le_bytes());
+    out.extend_from_slice(&session_id.to_le_bytes());
+    out.extend_from_slice(&msg_id.to_le_bytes());
+    out.extend_from_slice(&seqno.to_le_bytes());
+    out.extend_from_slice(&(body.len() as i32).to_le_bytes());
+    out.extend_from_slice(body);
+    let mut pad = 12 + (16 - (out.len() + 12) % 16) % 16;
+    // A little random extra padding hides exact lengths.
+    let extra: [u8; 1] = entropy.array();
+    pad += 16 * (extra[0] as usize % 4);
+    let start = out.len();
+    out.resize(start + pad, 0);
+    entropy.fill(&mut out[start..]);
+    out
+}
+
+/// Inflates `gzip_packed.packed_data`, refusing more than [`MAX_INFLATED`] bytes.
+pub fn gunzip(packed: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::GzDecoder::new(packed).take(MAX_INFLATED as u64 + 1);
+    decoder.read_to_end(&mut out).ok()?;
+    (out.len() <= MAX_INFLATED).then_some(out)
+}
+
+/// Compresses `body` as gzip (clients send large bodies this way; tests use it).
+pub fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = e.write_all(body);
+    e.finish().unwrap_or_default()
+}
+
+/// Whether a message body is content-related (needs an odd seqno and an ack): everything but
+/// `msgs_ack` and containers.
+pub(crate) fn is_content_related(body: &[u8]) -> bool {
+    let id = body
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    !matches!(id, Some(MSGS_ACK_ID) | Some(tl::service::MSG_CONTAINER_ID))
+}
+
+/// Trims the padding a padded-intermediate transport may leave after an encrypted packet.
+pub fn trim_encrypted(packet: &[u8]) -> &[u8] {
+    if packet.len() < 24 {
+        return packet;
+    }
+    let whole = 24 + (packet.len() - 24) / 16 * 16;
+    &packet[..whole]
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,360 @@
+//! Deterministic tests of the two session roles against each other; time is passed in.
+
+use tl::{Encode, Layer, functions};
+
+use super::*;
+use crate::crypto::{AuthKey, OsEntropy};
+
+const NOW: i64 = 1_764_000_000_000;
+
+fn pair() -> (ClientSession, ServerSession) {
+    let mut bytes = [0u8; 256];
+    OsEntropy.fill(&mut bytes);
+    let key = AuthKey::from_bytes(bytes);
+    let salts = SaltSource::new([3; 32]);
+    let server = ServerSession::new(
+        key.clone(),
+        SessionConfig {
+            salts,
+            first_salt: None,
+        },
+    );
+    // Salt 0, as GramJS and Telethon start every connection.
+    let client = ClientSession::new(key, 0, 0, &mut OsEntropy);
+    (client, server)
+}
+
+fn body(f: &impl Encode) -> Vec<u8> {
+    f.to_bytes(Layer::LATEST)
+}
+
+/// Sends `bodies` and returns what the server dispatched plus what the client got back.
+fn round(
+    client: &mut ClientSession,
+    server: &mut ServerSession,
+    bodies: &[Vec<u8>],
+    now: i64,
+) -> (Vec<Request>, Vec<ServerMessage>, Vec<i64>) {
+    let (ids, packet) = client.encrypt(bodies, now, &mut OsEntropy);
+    let received = server
+        .receive(&packet, now, &mut OsEntropy)
+        .expect("packet accepted");
+    let mut replies = Vec::new();
+    for p in server.flush(now, &mut OsEntropy) {
+        replies.extend(client.decrypt(&p).unwrap());
+    }
+    (received.requests, replies, ids)
+}
+
+/// The usual start: salt 0 refused with bad_server_salt, then accepted.
+fn established() -> (ClientSession, ServerSession) {
+    let (mut c, mut s) = pair();
+    let (reqs, replies, ids) = round(&mut c, &mut s, &[body(&functions::help::GetConfig {})], NOW);
+    assert!(reqs.is_empty());
+    assert!(
+        matches!(replies[..], [ServerMessage::BadServerSalt { bad_msg_id, .. }] if bad_msg_id == ids[0])
+    );
+    let (reqs, replies, _) = round(
+        &mut c,
+        &mut s,
+        &[body(&functions::help::GetConfig {})],
+        NOW + 10,
+    );
+    assert_eq!(reqs.len(), 1);
+    assert!(
+        replies
+            .iter()
+            .any(|m| matches!(m, ServerMessage::NewSession { .. }))
+    );
+    assert!(
+        replies
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Ack(a) if a.contains(&reqs[0].msg_id)))
+    );
+    (c, s)
+}
+
+#[test]
+fn salt_dance_then_rpc_result() {
+    let (mut c, mut s) = established();
+    let (ids, packet) = c.encrypt(
+        &[body(&functions::updates::GetState {})],
+        NOW + 20,
+        &mut OsEntropy,
+    );
+    let got = s.receive(&packet, NOW + 20, &mut OsEntropy).unwrap();
+    assert_eq!(got.requests[0].msg_id, ids[0]);
+    assert!(got.quick_ack_token & 0x8000_0000 != 0);
+    s.push_result(ids[0], &true.to_bytes(Layer::LATEST));
+    s.rpc_error(ids[0] + 4, 401, "AUTH_KEY_UNREGISTERED");
+    let mut replies = Vec::new();
+    for p in s.flush(NOW + 21, &mut OsEntropy) {
+        replies.extend(c.decrypt(&p).unwrap());
+    }
+    assert!(replies.contains(&ServerMessage::RpcResult {
+        req_msg_id: ids[0],
+        result: Ok(true.to_bytes(Layer::LATEST))
+    }));
+    assert!(replies.contains(&ServerMessage::RpcResult {
+        req_msg_id: ids[0] + 4,
+        result: Err((401, "AUTH_KEY_UNREGISTERED".into()))
+    }));
+}
+
+#[test]
+fn pings_salts_and_state_requests() {
+    let (mut c, mut s) = established();
+    let (_, replies, ids) = round(
+        &mut c,
+        &mut s,
+        &[body(&functions::Ping { ping_id: 77 })],
+        NOW + 30,
+    );
+    assert!(replies.contains(&ServerMessage::Pong {
+        msg_id: ids[0],
+        ping_id: 77
+    }));
+
+    let (_, replies, _) = round(
+        &mut c,
+        &mut s,
+        &[body(&functions::PingDelayDisconnect {
+            ping_id: 78,
+            disconnect_delay: 60,
+        })],
+        NOW + 40,
+    );
+    assert!(
+        replies
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Pong { ping_id: 78, .. }))
+    );
+    assert_eq!(s.disconnect_at_ms(), Some(NOW + 40 + 60_000));
+
+    let (_, replies, _) = round(
+        &mut c,
+        &mut s,
+        &[body(&functions::GetFutureSalts { num: 100 })],
+        NOW + 50,
+    );
+    let salts = replies
+        .iter()
+        .find_map(|m| match m {
+            ServerMessage::FutureSalts(f) => Some(f.salts.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(salts.len(), 64);
+    // A future salt is accepted.
+    c.set_salt(salts[10].salt);
+    let (reqs, _, _) = round(
+        &mut c,
+        &mut s,
+        &[body(&functions::help::GetConfig {})],
+        NOW + 60,
+    );
+    assert_eq!(reqs.len(), 1);
+
+    let known = reqs[0].msg_id;
+    let state_req = tl::enums::MsgsStateReq::from(tl::types::MsgsStateReq {
+        msg_ids: vec![known, known + (1 << 40)],
+    })
+    .to_bytes(Layer::LATEST);
+    let (_, replies, _) = round(&mut c, &mut s, &[state_req], NOW + 70);
+    let info = replies
+        .iter()
+        .find_map(|m| match m {
+            ServerMessage::Other(b) => tl::Decode::from_bytes(b)
+                .ok()
+                .map(|tl::enums::MsgsStateInfo::MsgsStateInfo(i)| i.info),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(info, vec![4, 3]);
+}
+
+#[test]
+fn containers_and_gzip_are_unwrapped() {
+    let (mut c, mut s) = established();
+    let a = body(&functions::help::GetConfig {});
+    let b = body(&functions::updates::GetState {});
+    let packed = tl::enums::Object::from(tl::types::GzipPacked {
+        packed_data: gzip(&b),
+    })
+    .to_bytes(Layer::LATEST);
+    let (reqs, _, ids) = round(&mut c, &mut s, &[a.clone(), packed], NOW + 30);
+    assert_eq!(
+        reqs,
+        vec![
+            Request {
+                msg_id: ids[0],
+                body: a
+            },
+            Request {
+                msg_id: ids[1],
+                body: b
+            }
+        ]
+    );
+
+    // A gzip bomb: 64 MiB of zeros.
+    let bomb = tl::enums::Object::from(tl::types::GzipPacked {
+        packed_data: gzip(&vec![0u8; 64 << 20]),
+    })
+    .to_bytes(Layer::LATEST);
+    let (reqs, replies, ids) = round(&mut c, &mut s, &[bomb], NOW + 40);
+    assert!(reqs.is_empty());
+    assert!(replies.contains(&ServerMessage::RpcResult {
+        req_msg_id: ids[0],
+        result: Err((400, "INPUT_GZIP_INVALID".into()))
+    }));
+}
+
+#[test]
+fn bad_message_ids_and_seqnos_are_notified() {
+    let (mut c, mut s) = established();
+    let req = body(&functions::help::GetConfig {});
+    let now = NOW + 100;
+    let (good_id, _) = c.next_id(now, true);
+    let cases: Vec<(i64, i32, Vec<u8>, BadMsgCode)> = vec![
+        (good_id + 1, 9, req.clone(), BadMsgCode::MsgIdBadLowBits),
+        (
+            ((now / 1000 - 400) << 32) & !3,
+            11,
+            req.clone(),
+            BadMsgCode::MsgIdTooLow,
+        ),
+        (
+            ((now / 1000 + 60) << 32) & !3,
+            13,
+            req.clone(),
+            BadMsgCode::MsgIdTooHigh,
+        ),
+        (good_id + 8, 14, req.clone(), BadMsgCode::OddSeqnoExpected),
+        (
+            good_id + 12,
+            15,
+            tl::enums::MsgsAck::from(tl::types::MsgsAck { msg_ids: vec![] })
+                .to_bytes(Layer::LATEST),
+            BadMsgCode::EvenSeqnoExpected,
+        ),
+    ];
+    for (msg_id, seqno, body, code) in cases {
+        let packet = c.encrypt_message(msg_id, seqno, &body, &mut OsEntropy);
+        let got = s.receive(&packet, now, &mut OsEntropy).unwrap();
+        assert!(got.requests.is_empty(), "{code:?}");
+        let replies: Vec<_> = s
+            .flush(now, &mut OsEntropy)
+            .iter()
+            .flat_map(|p| c.decrypt(p).unwrap())
+            .collect();
+        assert!(
+            replies.contains(&ServerMessage::BadMsg {
+                bad_msg_id: msg_id,
+                code: code as i32
+            }),
+            "{code:?}: {replies:?}"
+        );
+    }
+    // A replayed message is ignored (acknowledged again, not dispatched twice).
+    let (ids, packet) = c.encrypt(std::slice::from_ref(&req), now, &mut OsEntropy);
+    assert_eq!(
+        s.receive(&packet, now, &mut OsEntropy)
+            .unwrap()
+            .requests
+            .len(),
+        1
+    );
+    assert!(
+        s.receive(&packet, now, &mut OsEntropy)
+            .unwrap()
+            .requests
+            .is_empty()
+    );
+    let _ = ids;
+    // A container inside a container.
+    let inner = tl::service::MsgContainer {
+        messages: vec![tl::service::Message {
+            msg_id: good_id + 40,
+            seqno: 21,
+            body: req.clone(),
+        }],
+    };
+    let outer = tl::service::MsgContainer {
+        messages: vec![tl::service::Message {
+            msg_id: good_id + 44,
+            seqno: 22,
+            body: inner.to_bytes(Layer::LATEST),
+        }],
+    };
+    let packet = c.encrypt_message(
+        good_id + 48,
+        22,
+        &outer.to_bytes(Layer::LATEST),
+        &mut OsEntropy,
+    );
+    assert!(
+        s.receive(&packet, now, &mut OsEntropy)
+            .unwrap()
+            .requests
+            .is_empty()
+    );
+    let replies: Vec<_> = s
+        .flush(now, &mut OsEntropy)
+        .iter()
+        .flat_map(|p| c.decrypt(p).unwrap())
+        .collect();
+    assert!(replies.contains(&ServerMessage::BadMsg {
+        bad_msg_id: good_id + 44,
+        code: 64
+    }));
+}
+
+#[test]
+fn forged_packets_are_refused() {
+    let (mut c, mut s) = established();
+    let (_, mut packet) = c.encrypt(
+        &[body(&functions::help::GetConfig {})],
+        NOW + 30,
+        &mut OsEntropy,
+    );
+    let n = packet.len();
+    packet[n - 1] ^= 1;
+    assert_eq!(
+        s.receive(&packet, NOW + 30, &mut OsEntropy),
+        Err(SessionError::BadMsgKey)
+    );
+    packet[0] ^= 1;
+    assert_eq!(
+        s.receive(&packet, NOW + 30, &mut OsEntropy),
+        Err(SessionError::WrongAuthKey)
+    );
+    assert_eq!(
+        s.receive(&packet[..20], NOW + 30, &mut OsEntropy),
+        Err(SessionError::WrongAuthKey)
+    );
+}
+
+#[test]
+fn handshake_first_salt_is_accepted_until_it_expires() {
+    let mut bytes = [0u8; 256];
+    OsEntropy.fill(&mut bytes);
+    let key = AuthKey::from_bytes(bytes);
+    let config = SessionConfig {
+        salts: SaltSource::new([3; 32]),
+        first_salt: Some((12345, NOW / 1000 + 60)),
+    };
+    let mut s = ServerSession::new(key.clone(), config);
+    let mut c = ClientSession::new(key, 12345, 0, &mut OsEntropy);
+    let (reqs, _, _) = round(&mut c, &mut s, &[body(&functions::help::GetConfig {})], NOW);
+    assert_eq!(reqs.len(), 1);
+    c.set_salt(12345);
+    let (reqs, replies, _) = round(
+        &mut c,
+        &mut s,
+        &[body(&functions::help::GetConfig {})],
+        NOW + 120_000,
+    );
+    assert!(reqs.is_empty());
+    assert!(matches!(replies[..], [ServerMessage::BadServerSalt { .. }]));
+}
