@@ -26,13 +26,14 @@ pub struct ClientKey {
     pub time_offset: i32,
 }
 
-enum State {
-    AwaitingResPq,
-    AwaitingDhParams {
+/// What the client waits for next.
+enum Awaiting {
+    ResPq,
+    DhParams {
         server_nonce: [u8; 16],
         new_nonce: [u8; 32],
     },
-    AwaitingAnswer {
+    Answer {
         server_nonce: [u8; 16],
         new_nonce: [u8; 32],
         auth_key: Box<AuthKey>,
@@ -43,7 +44,7 @@ enum State {
 /// One auth-key creation, step by step.
 pub struct ClientHandshake {
     nonce: [u8; 16],
-    state: State,
+    state: Awaiting,
     scheme: RsaScheme,
     temp_expires_in: Option<i32>,
     dc: i32,
@@ -69,7 +70,7 @@ impl ClientHandshake {
         (
             ClientHandshake {
                 nonce,
-                state: State::AwaitingResPq,
+                state: Awaiting::ResPq,
                 scheme,
                 temp_expires_in,
                 dc,
@@ -130,7 +131,7 @@ impl ClientHandshake {
             RsaScheme::Pad => rsa_pad(&inner, key, entropy)?,
             RsaScheme::Legacy => rsa_legacy(&inner, key, entropy)?,
         };
-        self.state = State::AwaitingDhParams {
+        self.state = Awaiting::DhParams {
             server_nonce: res.server_nonce,
             new_nonce,
         };
@@ -152,7 +153,7 @@ impl ClientHandshake {
         now: i32,
         entropy: &mut impl Entropy,
     ) -> Result<Vec<u8>, HandshakeError> {
-        let State::AwaitingDhParams {
+        let Awaiting::DhParams {
             server_nonce,
             new_nonce,
         } = self.state
@@ -190,7 +191,7 @@ impl ClientHandshake {
         })
         .to_bytes(Layer::LATEST);
         let encrypted_data = encrypt_with_hash(&data, &tmp_key, &tmp_iv, entropy);
-        self.state = State::AwaitingAnswer {
+        self.state = Awaiting::Answer {
             server_nonce,
             new_nonce,
             auth_key: Box::new(auth_key),
@@ -206,7 +207,7 @@ impl ClientHandshake {
 
     /// Handles the answer to `set_client_DH_params`; returns the key.
     pub fn on_dh_answer(&mut self, body: &[u8]) -> Result<ClientKey, HandshakeError> {
-        let State::AwaitingAnswer {
+        let Awaiting::Answer {
             server_nonce,
             new_nonce,
             auth_key,
