@@ -350,17 +350,9 @@ impl Emitter<'_> {
                 );
             }
         }
-        // Default where every field has one (no required constructed value).
-        let defaultable = c.params.iter().all(|p| match &p.kind {
-            ParamKind::Flags => true,
-            ParamKind::Value { flag: Some(_), .. } => true,
-            ParamKind::Value { ty, flag: None } => {
-                ty.generic_arg.is_some()
-                    || ty.generic_ref
-                    || ty.name == "Object"
-                    || (!ty.bare && !self.schema.has_type(ty))
-            }
-        });
+        // Default where every field has one (required constructed values only through enums
+        // whose first constructor has a default).
+        let defaultable = self.struct_defaultable(c, &mut Vec::new());
         let derive = if defaultable {
             "Clone, Debug, Default, PartialEq"
         } else {
@@ -508,6 +500,32 @@ impl Emitter<'_> {
         self.rust_type(ty)
     }
 
+    fn struct_defaultable(&self, def: &Definition, visiting: &mut Vec<String>) -> bool {
+        let name = def.full_name();
+        if visiting.contains(&name) {
+            return false;
+        }
+        visiting.push(name);
+        let ok = def.params.iter().all(|p| match &p.kind {
+            ParamKind::Flags | ParamKind::Value { flag: Some(_), .. } => true,
+            ParamKind::Value { ty, flag: None } => {
+                if ty.generic_arg.is_some() || ty.generic_ref || ty.name == "Object" {
+                    true
+                } else if ty.bare {
+                    self.schema
+                        .bare_def(ty)
+                        .is_some_and(|d| self.struct_defaultable(&d.canonical, visiting))
+                } else if let Some(ctors) = self.schema.types.get(&ty.full_name()) {
+                    self.struct_defaultable(&self.schema.defs[ctors[0]].canonical, visiting)
+                } else {
+                    true
+                }
+            }
+        });
+        visiting.pop();
+        ok
+    }
+
     fn type_enum(&self, ctors: &[usize]) -> String {
         let first = &self.schema.defs[ctors[0]].canonical;
         let ty = &first.result;
@@ -529,6 +547,14 @@ impl Emitter<'_> {
             );
         }
         s.push_str("}\n");
+        let first = &self.schema.defs[ctors[0]].canonical;
+        if self.struct_defaultable(first, &mut Vec::new()) {
+            let _ = writeln!(
+                s,
+                "impl Default for {name} {{ fn default() -> Self {{ Self::{}(Default::default()) }} }}",
+                variant_name(first)
+            );
+        }
         let enc_arms: Vec<String> = ctors
             .iter()
             .map(|&i| {

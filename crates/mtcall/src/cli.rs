@@ -1,0 +1,166 @@
+//! Command-line arguments and the `serve` command. Settings come from, lowest first: built-in
+//! defaults, the TOML file (`--config` / `MTCALL_CONFIG`), then flags or their environment
+//! variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use server::{Config, Server};
+
+#[derive(Parser)]
+#[command(
+    name = "mtcall",
+    version,
+    about = "Telegram-API-compatible call-signalling server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct Common {
+    /// TOML configuration file.
+    #[arg(long, env = "MTCALL_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (RSA key, secret, database). Default: ./mtcall-data.
+    #[arg(long, env = "MTCALL_DATA", global = true)]
+    data: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Listen address. Default: 127.0.0.1:4430.
+        #[arg(long, env = "MTCALL_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Address announced to clients in help.getConfig. Default: the listen address.
+        #[arg(long, env = "MTCALL_PUBLIC_ADDRESS")]
+        public_address: Option<SocketAddr>,
+        /// Accept this login code for every number (development only).
+        #[arg(long, env = "MTCALL_FIXED_LOGIN_CODE")]
+        fixed_login_code: Option<String>,
+    },
+    /// Prints the last login code sent to a phone number.
+    Code {
+        #[command(flatten)]
+        common: Common,
+        /// The phone number.
+        phone: String,
+    },
+    /// Bot accounts.
+    Bot {
+        #[command(subcommand)]
+        action: BotAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum BotAction {
+    /// Creates a bot and prints its token `ID:SECRET`.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// The bot's username (must end in "bot").
+        #[arg(long)]
+        username: String,
+        /// Its display name (default: the username).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// The configuration from defaults, file and the common flags.
+pub fn load_config(common: &Common) -> Result<Config, String> {
+    let mut config = match &common.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            Config::from_toml(&text)?
+        }
+        None => Config::default(),
+    };
+    if let Some(data) = &common.data {
+        config.data_dir = data.clone();
+    }
+    Ok(config)
+}
+
+pub async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve {
+            common,
+            listen,
+            public_address,
+            fixed_login_code,
+        } => {
+            let mut config = load_config(&common)?;
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            if public_address.is_some() {
+                config.public_address = public_address;
+            }
+            if fixed_login_code.is_some() {
+                config.fixed_login_code = fixed_login_code;
+            }
+            serve(config).await
+        }
+        Command::Code { common, phone } => {
+            crate::admin::print_code(&load_config(&common)?, &phone).await
+        }
+        Command::Bot {
+            action:
+                BotAction::Create {
+                    common,
+                    username,
+                    name,
+                },
+        } => crate::admin::create_bot(&load_config(&common)?, &username, name.as_deref()).await,
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let data_dir = config.data_dir.clone();
+    let server = Server::start(config).await?;
+    let key = data_dir.join("server.pub");
+    tracing::info!(
+        listen = %server.local_addr(),
+        fingerprint = server.fingerprint(),
+        public_key = %key.display(),
+        "mtcall is serving; add the public key to your client as the README's \"Connect your client\" shows"
+    );
+    println!(
+        "mtcall listening on {} (RSA key fingerprint {}, public key {})",
+        server.local_addr(),
+        server.fingerprint(),
+        key.display()
+    );
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

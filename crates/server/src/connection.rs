@@ -1,0 +1,356 @@
+//! One client connection: bytes in → transport → handshake (plain) or session (encrypted) →
+//! RPC router → session → transport → bytes out, plus pushes from the hub and the timeouts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mtproto::crypto::{AuthKey, OsEntropy};
+use mtproto::handshake::{ServerHandshake, plain};
+use mtproto::session::{MsgIdGen, ServerSession, SessionConfig};
+use mtproto::transport::{Frame, ServerTransport, codes};
+use tl::Layer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::hub::{self, Push};
+use crate::rpc;
+use crate::shared::{KeyInfo, RpcCtx, Shared, now_ms};
+
+/// An encrypted session on this connection.
+struct Keyed {
+    info: KeyInfo,
+    session: ServerSession,
+    wants_updates: bool,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    conn_id: u64,
+    transport: ServerTransport,
+    handshake: Option<ServerHandshake>,
+    keyed: Option<Keyed>,
+    plain_ids: MsgIdGen,
+    push_tx: mpsc::Sender<Push>,
+    registered_user: Option<i64>,
+    out: Vec<u8>,
+    close: bool,
+}
+
+/// Serves one accepted TCP connection until it closes.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let conn_id = crate::shared::new_conn_id(&shared);
+    let (push_tx, push_rx) = mpsc::channel(hub::QUEUE);
+    let transport = ServerTransport::new(shared.config.max_frame_bytes, &mut OsEntropy);
+    let mut conn = Connection {
+        shared,
+        conn_id,
+        transport,
+        handshake: Some(ServerHandshake::new()),
+        keyed: None,
+        plain_ids: MsgIdGen::new(),
+        push_tx,
+        registered_user: None,
+        out: Vec::new(),
+        close: false,
+    };
+    conn.run(stream, push_rx).await;
+    if let Some(user) = conn.registered_user.take() {
+        conn.shared.hub.unregister(user, conn.conn_id);
+    }
+}
+
+impl Connection {
+    async fn run(&mut self, stream: TcpStream, mut push_rx: mpsc::Receiver<Push>) {
+        let (mut rd, mut wr) = stream.into_split();
+        let mut buf = vec![0u8; 16 * 1024];
+        let started = Instant::now();
+        let mut last_activity = started;
+        loop {
+            let deadline = self.deadline(started, last_activity);
+            tokio::select! {
+                read = rd.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        last_activity = Instant::now();
+                        self.on_bytes(&buf[..n]).await;
+                    }
+                },
+                Some(push) = push_rx.recv() => self.on_push(push),
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::debug!(conn = self.conn_id, "connection timed out");
+                    break;
+                }
+            }
+            self.flush_session();
+            if !self.out.is_empty() {
+                if wr.write_all(&self.out).await.is_err() {
+                    break;
+                }
+                self.out.clear();
+            }
+            if self.close {
+                break;
+            }
+        }
+    }
+
+    fn deadline(&self, started: Instant, last_activity: Instant) -> Instant {
+        let cfg = &self.shared.config;
+        let mut deadline = match &self.keyed {
+            None => started + Duration::from_secs(cfg.handshake_timeout_secs),
+            Some(_) => last_activity + Duration::from_secs(cfg.idle_timeout_secs),
+        };
+        if let Some(at) = self
+            .keyed
+            .as_ref()
+            .and_then(|k| k.session.disconnect_at_ms())
+        {
+            let left = (at - now_ms()).max(0) as u64;
+            deadline = deadline.min(Instant::now() + Duration::from_millis(left));
+        }
+        deadline
+    }
+
+    async fn on_bytes(&mut self, data: &[u8]) {
+        if let Err(e) = self.transport.feed(data) {
+            tracing::debug!(conn = self.conn_id, error = %e, "transport error");
+            self.close = true;
+            return;
+        }
+        while !self.close {
+            match self.transport.next_frame() {
+                Ok(Some(frame)) => self.on_frame(frame).await,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(conn = self.conn_id, error = %e, "transport error");
+                    self.close = true;
+                }
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Frame) {
+        let Some(key_id) = frame
+            .payload
+            .get(..8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8")))
+        else {
+            self.close = true;
+            return;
+        };
+        if key_id == 0 {
+            self.on_plain(&frame.payload).await;
+        } else {
+            self.on_encrypted(&frame.payload, key_id, frame.quick_ack)
+                .await;
+        }
+    }
+
+    /// A handshake step. The RSA and DH work runs on the blocking pool, off the reactor.
+    async fn on_plain(&mut self, packet: &[u8]) {
+        let Ok((_, body)) = plain::decode(packet) else {
+            self.close = true;
+            return;
+        };
+        let mut handshake = self.handshake.take().unwrap_or_default();
+        let rsa = self.shared.rsa.clone();
+        let body = body.to_vec();
+        let now = now_ms() / 1000;
+        let step = tokio::task::spawn_blocking(move || {
+            let result = handshake.handle(&body, &rsa, now as i32, &mut OsEntropy);
+            (handshake, result)
+        })
+        .await;
+        let (handshake, result) = match step {
+            Ok(x) => x,
+            Err(_) => {
+                self.close = true;
+                return;
+            }
+        };
+        self.handshake = Some(handshake);
+        match result {
+            Ok((reply, created)) => {
+                if let Some(key) = created {
+                    let row = store::AuthKeyRow {
+                        id: key.auth_key.id(),
+                        key: key.auth_key.bytes().to_vec(),
+                        created_at: now,
+                        first_salt: key.first_salt,
+                        expires_at: key.expires_in.map(|e| now + i64::from(e)),
+                        perm_key_id: None,
+                        user_id: None,
+                        layer: None,
+                        client: None,
+                    };
+                    // The key is committed before the client is told it exists.
+                    if let Err(e) = self.shared.store.insert_auth_key(row).await {
+                        tracing::warn!(error = %e, "could not store a new auth key");
+                        self.close = true;
+                        return;
+                    }
+                    tracing::debug!(
+                        conn = self.conn_id,
+                        key = format_args!("{:016x}", key.auth_key.id() as u64),
+                        temp = key.expires_in.is_some(),
+                        "auth key created"
+                    );
+                }
+                let msg_id = self.plain_ids.next(now_ms(), 1);
+                self.transport
+                    .encode(&plain::encode(msg_id, &reply), &mut self.out);
+            }
+            Err(e) => {
+                tracing::debug!(conn = self.conn_id, error = %e, "handshake failed");
+                self.close = true;
+            }
+        }
+    }
+
+    async fn load_key(&self, key_id: i64) -> Result<Option<Keyed>, store::StoreError> {
+        let store = &self.shared.store;
+        let Some(row) = store.auth_key(key_id).await? else {
+            return Ok(None);
+        };
+        let now = now_ms() / 1000;
+        if row.expires_at.is_some_and(|e| e < now) {
+            return Ok(None);
+        }
+        let Ok(bytes) = <[u8; 256]>::try_from(row.key.as_slice()) else {
+            return Err(store::StoreError::Corrupt(format!(
+                "auth key {key_id:016x} is not 256 bytes"
+            )));
+        };
+        let perm_key_id = row.perm_key_id.unwrap_or(row.id);
+        let user_id = match row.perm_key_id {
+            Some(perm) => store.auth_key(perm).await?.and_then(|p| p.user_id),
+            None => row.user_id,
+        };
+        let config = SessionConfig {
+            salts: self.shared.salts.clone(),
+            first_salt: Some((row.first_salt, row.created_at + 1800)),
+        };
+        Ok(Some(Keyed {
+            info: KeyInfo {
+                key_id,
+                perm_key_id,
+                expires_at: row
+                    .expires_at
+                    .filter(|_| row.perm_key_id.is_none() || row.expires_at.is_some()),
+                user_id,
+                layer: row.layer.map(Layer::serving).unwrap_or(Layer::LATEST),
+                announced_layer: row.layer,
+                client: row.client,
+                session_id: 0,
+            },
+            session: ServerSession::new(AuthKey::from_bytes(bytes), config),
+            wants_updates: true,
+        }))
+    }
+
+    async fn on_encrypted(&mut self, packet: &[u8], key_id: i64, quick_ack: bool) {
+        if self.keyed.as_ref().map(|k| k.info.key_id) != Some(key_id) {
+            match self.load_key(key_id).await {
+                Ok(Some(keyed)) => self.keyed = Some(keyed),
+                Ok(None) => {
+                    // Unknown key: clients create a new one (GramJS, grammers) or report it.
+                    self.transport
+                        .encode_error(codes::AUTH_KEY_NOT_FOUND, &mut self.out);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not load an auth key");
+                    self.close = true;
+                    return;
+                }
+            }
+        }
+        let Some(keyed) = self.keyed.as_mut() else {
+            return;
+        };
+        let now = now_ms();
+        let received = match keyed.session.receive(packet, now, &mut OsEntropy) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(conn = self.conn_id, error = %e, "packet refused");
+                self.close = true;
+                return;
+            }
+        };
+        if quick_ack {
+            self.transport
+                .encode_quick_ack(received.quick_ack_token, &mut self.out);
+        }
+        keyed.info.session_id = keyed.session.session_id().unwrap_or(0);
+        for request in received.requests {
+            let mut ctx = RpcCtx {
+                shared: &self.shared,
+                key: &mut keyed.info,
+                msg_id: request.msg_id,
+                conn_id: self.conn_id,
+                now: now / 1000,
+                without_updates: false,
+            };
+            let result = rpc::handle(&mut ctx, request.body).await;
+            keyed.wants_updates = !ctx.without_updates;
+            match result {
+                Ok(bytes) => keyed.session.push_result(request.msg_id, &bytes),
+                Err(e) => {
+                    tracing::debug!(conn = self.conn_id, code = e.code(), error = %e.message(), "rpc error");
+                    keyed
+                        .session
+                        .rpc_error(request.msg_id, e.code(), &e.message());
+                }
+            }
+        }
+        self.sync_registration();
+    }
+
+    /// Keeps the hub registration in step with who is logged in on this connection.
+    fn sync_registration(&mut self) {
+        let wanted = self
+            .keyed
+            .as_ref()
+            .filter(|k| k.wants_updates)
+            .and_then(|k| k.info.user_id);
+        if wanted == self.registered_user {
+            return;
+        }
+        if let Some(old) = self.registered_user.take() {
+            self.shared.hub.unregister(old, self.conn_id);
+        }
+        if let Some(new) = wanted {
+            self.shared
+                .hub
+                .register(new, self.conn_id, self.push_tx.clone());
+            self.registered_user = Some(new);
+        }
+    }
+
+    fn on_push(&mut self, push: Push) {
+        let Some(keyed) = self.keyed.as_mut() else {
+            return;
+        };
+        match push {
+            Push::Updates(updates) => {
+                let bytes = tl::Encode::to_bytes(updates.as_ref(), keyed.info.layer);
+                keyed.session.push_update(bytes);
+            }
+        }
+    }
+
+    fn flush_session(&mut self) {
+        let Some(keyed) = self.keyed.as_mut() else {
+            return;
+        };
+        if !keyed.session.has_outgoing() {
+            return;
+        }
+        for packet in keyed.session.flush(now_ms(), &mut OsEntropy) {
+            self.transport.encode(&packet, &mut self.out);
+        }
+    }
+}

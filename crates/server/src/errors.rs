@@ -1,0 +1,120 @@
+//! The API errors mtcall answers with: each Telegram error name is a variant, mapped to its
+//! `rpc_error` code and message in one place (<https://core.telegram.org/api/errors>).
+
+use std::borrow::Cow;
+
+/// An `rpc_error` to answer a request with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RpcError {
+    /// 401: the key is not logged in.
+    AuthKeyUnregistered,
+    /// 400: the phone number is not valid.
+    PhoneNumberInvalid,
+    /// 400: no code was given.
+    PhoneCodeEmpty,
+    /// 400: the code is wrong.
+    PhoneCodeInvalid,
+    /// 400: the code (or its hash) expired or is unknown.
+    PhoneCodeExpired,
+    /// 400: no phone_code_hash was given.
+    PhoneCodeHashEmpty,
+    /// 400: the number has an account already (sign-up).
+    PhoneNumberOccupied,
+    /// 400: no account has this number (resolve).
+    PhoneNotOccupied,
+    /// 400: the first name is empty or too long.
+    FirstnameInvalid,
+    /// 400: the bot token is not valid.
+    AccessTokenInvalid,
+    /// 400: the user is unknown or the access hash is wrong.
+    UserIdInvalid,
+    /// 400: the username is malformed.
+    UsernameInvalid,
+    /// 400: someone else has the username.
+    UsernameOccupied,
+    /// 400: the username is already this user's.
+    UsernameNotModified,
+    /// 400: no one has the username.
+    UsernameNotOccupied,
+    /// 400: `auth.bindTempAuthKey` data does not check out.
+    EncryptedMessageInvalid,
+    /// 400: `auth.bindTempAuthKey` over a permanent key.
+    TempAuthKeyEmpty,
+    /// 400: the permanent key to bind to is unknown.
+    PermAuthKeyInvalid,
+    /// 400: an unknown method (the constructor id).
+    InputMethodInvalid(u32),
+    /// 400: an unknown constructor inside a request.
+    InputConstructorInvalid,
+    /// 400: the request could not be decoded.
+    InputFetchError,
+    /// 400: a method mtcall knows but does not serve (its TL name).
+    MethodNotSupported(&'static str),
+    /// 500: a transient failure (the database); clients retry.
+    RpcCallFail,
+}
+
+impl RpcError {
+    /// The `error_code`.
+    pub fn code(&self) -> i32 {
+        match self {
+            RpcError::AuthKeyUnregistered => 401,
+            RpcError::RpcCallFail => 500,
+            _ => 400,
+        }
+    }
+
+    /// The `error_message`.
+    pub fn message(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            RpcError::AuthKeyUnregistered => "AUTH_KEY_UNREGISTERED",
+            RpcError::PhoneNumberInvalid => "PHONE_NUMBER_INVALID",
+            RpcError::PhoneCodeEmpty => "PHONE_CODE_EMPTY",
+            RpcError::PhoneCodeInvalid => "PHONE_CODE_INVALID",
+            RpcError::PhoneCodeExpired => "PHONE_CODE_EXPIRED",
+            RpcError::PhoneCodeHashEmpty => "PHONE_CODE_HASH_EMPTY",
+            RpcError::PhoneNumberOccupied => "PHONE_NUMBER_OCCUPIED",
+            RpcError::PhoneNotOccupied => "PHONE_NOT_OCCUPIED",
+            RpcError::FirstnameInvalid => "FIRSTNAME_INVALID",
+            RpcError::AccessTokenInvalid => "ACCESS_TOKEN_INVALID",
+            RpcError::UserIdInvalid => "USER_ID_INVALID",
+            RpcError::UsernameInvalid => "USERNAME_INVALID",
+            RpcError::UsernameOccupied => "USERNAME_OCCUPIED",
+            RpcError::UsernameNotModified => "USERNAME_NOT_MODIFIED",
+            RpcError::UsernameNotOccupied => "USERNAME_NOT_OCCUPIED",
+            RpcError::EncryptedMessageInvalid => "ENCRYPTED_MESSAGE_INVALID",
+            RpcError::TempAuthKeyEmpty => "TEMP_AUTH_KEY_EMPTY",
+            RpcError::PermAuthKeyInvalid => "PERM_AUTH_KEY_INVALID",
+            RpcError::InputConstructorInvalid => "INPUT_CONSTRUCTOR_INVALID",
+            RpcError::InputFetchError => "INPUT_FETCH_ERROR",
+            RpcError::RpcCallFail => "RPC_CALL_FAIL",
+            RpcError::InputMethodInvalid(id) => {
+                return Cow::Owned(format!("INPUT_METHOD_INVALID_{id}"));
+            }
+            RpcError::MethodNotSupported(name) => {
+                return Cow::Owned(format!(
+                    "METHOD_NOT_SUPPORTED_{}",
+                    name.replace('.', "_").to_uppercase()
+                ));
+            }
+        })
+    }
+}
+
+impl From<store::StoreError> for RpcError {
+    fn from(e: store::StoreError) -> Self {
+        tracing::warn!(error = %e, "store call failed");
+        RpcError::RpcCallFail
+    }
+}
+
+impl From<tl::DecodeError> for RpcError {
+    fn from(e: tl::DecodeError) -> Self {
+        match e {
+            tl::DecodeError::UnexpectedConstructor { .. } | tl::DecodeError::Unsupported { .. } => {
+                RpcError::InputConstructorInvalid
+            }
+            _ => RpcError::InputFetchError,
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Update fan-out: every live, logged-in session registers here under its user; a push reaches
+//! each of that user's sessions on every connection, encoded later for each one's layer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+/// What a connection receives from the hub.
+#[derive(Clone, Debug)]
+pub enum Push {
+    /// An `Updates` to deliver (canonical value; the connection encodes it for its layer).
+    Updates(Arc<tl::enums::Updates>),
+}
+
+struct Registration {
+    conn_id: u64,
+    tx: mpsc::Sender<Push>,
+}
+
+/// Live sessions by user.
+#[derive(Default)]
+pub struct Hub {
+    users: Mutex<HashMap<i64, Vec<Registration>>>,
+}
+
+/// Pushes queued per connection before it is considered stuck.
+pub const QUEUE: usize = 1024;
+
+impl Hub {
+    /// Registers connection `conn_id` as a live session of `user_id`.
+    pub fn register(&self, user_id: i64, conn_id: u64, tx: mpsc::Sender<Push>) {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let list = users.entry(user_id).or_default();
+        list.retain(|r| r.conn_id != conn_id);
+        list.push(Registration { conn_id, tx });
+    }
+
+    /// Removes a connection.
+    pub fn unregister(&self, user_id: i64, conn_id: u64) {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = users.get_mut(&user_id) {
+            list.retain(|r| r.conn_id != conn_id);
+            if list.is_empty() {
+                users.remove(&user_id);
+            }
+        }
+    }
+
+    /// Delivers `updates` to every session of `user_id` except connection `except`. Returns how
+    /// many sessions got it. A session whose queue is full is skipped (it will catch up with
+    /// `updates.getDifference` when it reconnects).
+    pub fn push(
+        &self,
+        user_id: i64,
+        updates: Arc<tl::enums::Updates>,
+        except: Option<u64>,
+    ) -> usize {
+        let users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(list) = users.get(&user_id) else {
+            return 0;
+        };
+        let mut delivered = 0;
+        for r in list.iter().filter(|r| Some(r.conn_id) != except) {
+            match r.tx.try_send(Push::Updates(updates.clone())) {
+                Ok(()) => delivered += 1,
+                Err(e) => tracing::warn!(user_id, conn_id = r.conn_id, error = %e, "push dropped"),
+            }
+        }
+        delivered
+    }
+
+    /// Whether a user has any live session.
+    pub fn is_online(&self, user_id: i64) -> bool {
+        self.users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&user_id)
+    }
+}

@@ -1,0 +1,133 @@
+//! mtcall's server (`../shared/DESIGN.md`): a tokio TCP listener speaking MTProto 2.0 to
+//! unmodified Telegram clients, with login, users, contacts and update delivery over the
+//! [`store`] crate. The protocol work is the sans-IO [`mtproto`] crate; this crate does the I/O,
+//! the clock, and the API methods (one file per family under [`rpc`]).
+
+pub mod config;
+mod connection;
+pub mod data_dir;
+pub mod errors;
+pub mod hub;
+pub mod render;
+mod rpc;
+pub mod shared;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use mtproto::session::SaltSource;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+use shared::Shared;
+
+/// A running server.
+pub struct Server {
+    local_addr: SocketAddr,
+    fingerprint: i64,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the data directory and the database, binds the listener and starts serving.
+    pub async fn start(config: Config) -> Result<Server, String> {
+        let data = data_dir::DataDir::open(&config.data_dir)?;
+        let store = store::SqliteStore::open(&data.database(), config.store_durability()?)
+            .map_err(|e| e.to_string())?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("binding {}: {e}", config.listen))?;
+        let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let mut config = config;
+        if config.listen.port() == 0 && config.public_address.is_none() {
+            config.public_address = Some(local_addr);
+        }
+        let fingerprint = data.rsa.fingerprint();
+        let shared = Arc::new(Shared {
+            config,
+            store: Arc::new(store),
+            rsa: Arc::new(data.rsa),
+            secret: data.secret,
+            salts: SaltSource::new(data.secret),
+            hub: hub::Hub::default(),
+            next_conn_id: Default::default(),
+            connections: Default::default(),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(shared, listener, stopped));
+        Ok(Server {
+            local_addr,
+            fingerprint,
+            stop,
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The RSA key's fingerprint.
+    pub fn fingerprint(&self) -> i64 {
+        self.fingerprint
+    }
+
+    /// Stops accepting and closes every connection.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let open = shared.connections.fetch_add(1, Ordering::Relaxed);
+                    if open >= shared.config.max_connections {
+                        shared.connections.fetch_sub(1, Ordering::Relaxed);
+                        tracing::warn!(%peer, "connection limit reached");
+                        refuse(stream);
+                        continue;
+                    }
+                    let shared = shared.clone();
+                    connections.spawn(async move {
+                        connection::serve(shared.clone(), stream).await;
+                        shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stopped.changed() => break,
+        }
+    }
+    connections.shutdown().await;
+}
+
+/// Answers a connection over the limit with transport error -429 (flood) and closes it.
+fn refuse(stream: tokio::net::TcpStream) {
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = stream;
+        // The transport is not known before the client speaks; the intermediate framing of
+        // -429 is what clients of every transport read as an error or a closed connection.
+        let mut frame = 4u32.to_le_bytes().to_vec();
+        frame.extend_from_slice(&mtproto::transport::codes::FLOOD.to_le_bytes());
+        let _ = stream.write_all(&frame).await;
+    });
+}

@@ -1,0 +1,117 @@
+//! The RPC router: unwraps `invokeWithLayer`, `initConnection`, `invokeWithoutUpdates`,
+//! `invokeAfterMsg(s)` and `gzip_packed` (iteratively), decodes the request in any supported
+//! layer's form, and hands it to the file of its method family. Results are encoded for the
+//! key's layer.
+
+mod account;
+mod auth;
+mod contacts;
+mod help;
+mod updates;
+mod users;
+
+use tl::functions::Request;
+use tl::{Decode, Layer, enums};
+
+use crate::errors::RpcError;
+use crate::shared::RpcCtx;
+
+/// Wrappers nested deeper than this are refused (they have no legitimate use).
+const MAX_WRAPPERS: usize = 8;
+
+/// Handles one request body; returns the encoded result.
+pub async fn handle(ctx: &mut RpcCtx<'_>, body: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+    let body = unwrap(ctx, body).await?;
+    let request = match Request::from_bytes(&body) {
+        Ok(r) => r,
+        Err(tl::DecodeError::UnexpectedConstructor { id, .. })
+            if body.get(..4) == Some(&id.to_le_bytes()) =>
+        {
+            return Err(RpcError::InputMethodInvalid(id));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::debug!(method = request.name(), user = ?ctx.key.user_id, key = format_args!("{:016x}", ctx.key.key_id as u64), "rpc");
+    dispatch(ctx, request).await
+}
+
+async fn unwrap(ctx: &mut RpcCtx<'_>, mut body: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+    for _ in 0..MAX_WRAPPERS {
+        let id = body
+            .get(..4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        body = match id {
+            0xda9b0d0d => {
+                let w = tl::functions::InvokeWithLayer::from_bytes(&body)?;
+                ctx.key.layer = Layer::serving(w.layer);
+                if ctx.key.announced_layer != Some(w.layer) {
+                    ctx.key.announced_layer = Some(w.layer);
+                    ctx.shared
+                        .store
+                        .set_key_client(ctx.key.key_id, Some(w.layer), None)
+                        .await?;
+                }
+                w.query.0
+            }
+            0xc1cd5ea9 => {
+                let w = tl::functions::InitConnection::from_bytes(&body)?;
+                let info = store::ClientInfo {
+                    api_id: w.api_id,
+                    device_model: w.device_model,
+                    system_version: w.system_version,
+                    app_version: w.app_version,
+                    lang_code: w.lang_code,
+                };
+                if ctx.key.client.as_ref() != Some(&info) {
+                    ctx.shared
+                        .store
+                        .set_key_client(ctx.key.key_id, None, Some(info.clone()))
+                        .await?;
+                    ctx.key.client = Some(info);
+                }
+                w.query.0
+            }
+            0xbf9459b7 => {
+                ctx.without_updates = true;
+                tl::functions::InvokeWithoutUpdates::from_bytes(&body)?
+                    .query
+                    .0
+            }
+            0xcb9f372d => tl::functions::InvokeAfterMsg::from_bytes(&body)?.query.0,
+            0x3dc4b4f0 => tl::functions::InvokeAfterMsgs::from_bytes(&body)?.query.0,
+            tl::service::GZIP_PACKED_ID => {
+                let enums::Object::GzipPacked(g) = enums::Object::from_bytes(&body)?;
+                mtproto::session::gunzip(&g.packed_data).ok_or(RpcError::InputFetchError)?
+            }
+            _ => return Ok(body),
+        };
+    }
+    Err(RpcError::InputFetchError)
+}
+
+async fn dispatch(ctx: &mut RpcCtx<'_>, request: Request) -> Result<Vec<u8>, RpcError> {
+    match request {
+        Request::HelpGetConfig(_) => help::get_config(ctx),
+        Request::HelpGetNearestDc(_) => help::get_nearest_dc(ctx),
+        Request::AuthSendCode(r) => auth::send_code(ctx, r).await,
+        Request::AuthSignIn(r) => auth::sign_in(ctx, r).await,
+        Request::AuthSignUp(r) => auth::sign_up(ctx, r).await,
+        Request::AuthLogOut(_) => auth::log_out(ctx).await,
+        Request::AuthImportBotAuthorization(r) => auth::import_bot_authorization(ctx, r).await,
+        Request::AuthBindTempAuthKey(r) => auth::bind_temp_auth_key(ctx, r).await,
+        Request::UsersGetUsers(r) => users::get_users(ctx, r).await,
+        Request::UsersGetFullUser(r) => users::get_full_user(ctx, r).await,
+        Request::ContactsImportContacts(r) => contacts::import_contacts(ctx, r).await,
+        Request::ContactsResolvePhone(r) => contacts::resolve_phone(ctx, r).await,
+        Request::ContactsResolveUsername(r) => contacts::resolve_username(ctx, r).await,
+        Request::AccountCheckUsername(r) => account::check_username(ctx, r).await,
+        Request::AccountUpdateUsername(r) => account::update_username(ctx, r).await,
+        Request::UpdatesGetState(_) => updates::get_state(ctx).await,
+        Request::UpdatesGetDifference(r) => updates::get_difference(ctx, r).await,
+        other => {
+            // Everything else needs a login first, like every phone.* method.
+            ctx.user_id()?;
+            Err(RpcError::MethodNotSupported(other.name()))
+        }
+    }
+}

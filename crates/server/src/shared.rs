@@ -1,0 +1,103 @@
+//! State shared by every connection: configuration, store, keys, the update hub, and the
+//! per-key information a request runs with.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use mtproto::crypto::rsa_key::ServerKey;
+use mtproto::session::SaltSource;
+use store::{ClientInfo, Store};
+use tl::Layer;
+
+use crate::config::Config;
+use crate::hub::Hub;
+
+/// Everything a connection needs from the server.
+pub struct Shared {
+    /// Configuration.
+    pub config: Config,
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// The RSA key.
+    pub rsa: Arc<ServerKey>,
+    /// The server secret (salts, access hashes).
+    pub secret: [u8; 32],
+    /// Salt derivation.
+    pub salts: SaltSource,
+    /// Live sessions by user, for pushes.
+    pub hub: Hub,
+    /// Connection id counter.
+    pub next_conn_id: AtomicU64,
+    /// Open connections.
+    pub connections: AtomicUsize,
+}
+
+/// The current Unix time in milliseconds (the server's one clock read; cores take it as input).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The current Unix time in seconds.
+pub fn now_secs() -> i64 {
+    now_ms() / 1000
+}
+
+/// What a request runs with: the key it came on and who that key is.
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    /// The key the request came on.
+    pub key_id: i64,
+    /// The key whose login counts (the permanent key of a bound temporary key; else `key_id`).
+    pub perm_key_id: i64,
+    /// For a temporary key, when it expires.
+    pub expires_at: Option<i64>,
+    /// The logged-in user.
+    pub user_id: Option<i64>,
+    /// The API layer to encode for.
+    pub layer: Layer,
+    /// The layer number as the client announced it (stored), if it did.
+    pub announced_layer: Option<i32>,
+    /// `initConnection` details, if sent.
+    pub client: Option<ClientInfo>,
+    /// The MTProto session id of the connection.
+    pub session_id: i64,
+}
+
+/// One request in flight.
+pub struct RpcCtx<'a> {
+    /// The server.
+    pub shared: &'a Shared,
+    /// The key and its login.
+    pub key: &'a mut KeyInfo,
+    /// The request's msg_id.
+    pub msg_id: i64,
+    /// The connection it came on.
+    pub conn_id: u64,
+    /// Unix time, seconds.
+    pub now: i64,
+    /// Set by `invokeWithoutUpdates`.
+    pub without_updates: bool,
+}
+
+impl RpcCtx<'_> {
+    /// The logged-in user, or 401.
+    pub fn user_id(&self) -> Result<i64, crate::errors::RpcError> {
+        self.key
+            .user_id
+            .ok_or(crate::errors::RpcError::AuthKeyUnregistered)
+    }
+
+    /// Encodes a result for this key's layer.
+    pub fn encode(&self, value: &impl tl::Encode) -> Vec<u8> {
+        value.to_bytes(self.key.layer)
+    }
+}
+
+pub(crate) fn new_conn_id(shared: &Shared) -> u64 {
+    shared
+        .next_conn_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}

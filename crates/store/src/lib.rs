@@ -1,0 +1,129 @@
+//! mtcall's storage (`../shared/DESIGN.md`, "Storage and scale"): the [`Store`] trait the
+//! server calls, and [`SqliteStore`], the embedded default (one SQLite file, WAL).
+//!
+//! The trait is object-safe (`Arc<dyn Store>`) and asynchronous, so a PostgreSQL backend can
+//! implement it without changing callers. Every mutating call has committed when it returns:
+//! the server answers a client only after that.
+
+mod model;
+mod sqlite;
+
+pub use model::{AuthKeyRow, ClientInfo, LoginCode, NewUser, UpdateRow, User};
+pub use sqlite::{Durability, SqliteStore};
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// Why a store call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// A uniqueness rule was violated; names what (`"phone"`, `"username"`).
+    Conflict(&'static str),
+    /// The database cannot be reached or refused the operation; retrying later may work.
+    Unavailable(String),
+    /// Stored data is not what this version wrote (e.g. a key of the wrong size).
+    Corrupt(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Conflict(what) => write!(f, "{what} already taken"),
+            Self::Unavailable(e) => write!(f, "database unavailable: {e}"),
+            Self::Corrupt(e) => write!(f, "stored data is invalid: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The future every store call returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Everything the server persists.
+pub trait Store: Send + Sync + 'static {
+    // ------------------------------------------------------------------ auth keys
+
+    /// Saves a new auth key.
+    fn insert_auth_key(&self, row: AuthKeyRow) -> StoreFuture<'_, ()>;
+    /// The auth key with this id.
+    fn auth_key(&self, id: i64) -> StoreFuture<'_, Option<AuthKeyRow>>;
+    /// Records the API layer and client details a key announced (`initConnection`).
+    fn set_key_client(
+        &self,
+        id: i64,
+        layer: Option<i32>,
+        client: Option<ClientInfo>,
+    ) -> StoreFuture<'_, ()>;
+    /// Logs the key in as `user_id`, or out with `None`.
+    fn set_key_user(&self, id: i64, user_id: Option<i64>) -> StoreFuture<'_, ()>;
+    /// Binds temporary key `temp_id` to permanent key `perm_id` until `expires_at`.
+    fn bind_temp_key(&self, temp_id: i64, perm_id: i64, expires_at: i64) -> StoreFuture<'_, ()>;
+    /// Deletes a key.
+    fn delete_auth_key(&self, id: i64) -> StoreFuture<'_, ()>;
+
+    // ------------------------------------------------------------------ users
+
+    /// Creates a user (or a bot); `Conflict("phone")`/`Conflict("username")` if taken.
+    fn create_user(&self, user: NewUser, now: i64) -> StoreFuture<'_, User>;
+    /// The user with this id.
+    fn user(&self, id: i64) -> StoreFuture<'_, Option<User>>;
+    /// The user with this phone (digits only).
+    fn user_by_phone(&self, phone: &str) -> StoreFuture<'_, Option<User>>;
+    /// The user with this username (case-insensitive).
+    fn user_by_username(&self, username: &str) -> StoreFuture<'_, Option<User>>;
+    /// Sets or clears a username; `Conflict("username")` if another user has it.
+    fn set_username(&self, user_id: i64, username: Option<String>) -> StoreFuture<'_, ()>;
+    /// Every user, in id order (admin listing).
+    fn users(&self) -> StoreFuture<'_, Vec<User>>;
+
+    // ------------------------------------------------------------------ login codes
+
+    /// Saves a login code.
+    fn save_login_code(&self, code: LoginCode) -> StoreFuture<'_, ()>;
+    /// The login code with this hash.
+    fn login_code(&self, hash: &str) -> StoreFuture<'_, Option<LoginCode>>;
+    /// The newest login code sent to a phone.
+    fn latest_login_code(&self, phone: &str) -> StoreFuture<'_, Option<LoginCode>>;
+    /// Records a failed attempt or a verification.
+    fn update_login_code(&self, hash: &str, attempts: i32, verified: bool) -> StoreFuture<'_, ()>;
+    /// Removes a login code once used.
+    fn delete_login_code(&self, hash: &str) -> StoreFuture<'_, ()>;
+
+    // ------------------------------------------------------------------ contacts
+
+    /// Adds or renames a contact.
+    fn add_contact(
+        &self,
+        owner: i64,
+        user: i64,
+        first_name: &str,
+        last_name: &str,
+    ) -> StoreFuture<'_, ()>;
+    /// Whether `user` is in `owner`'s contacts.
+    fn is_contact(&self, owner: i64, user: i64) -> StoreFuture<'_, bool>;
+
+    // ------------------------------------------------------------------ updates
+
+    /// Appends an update to a user's log; returns its pts (the previous pts + `pts_count`).
+    fn append_update(
+        &self,
+        user_id: i64,
+        pts_count: i32,
+        date: i32,
+        body: Vec<u8>,
+    ) -> StoreFuture<'_, i32>;
+    /// The user's current pts (0 for none).
+    fn pts(&self, user_id: i64) -> StoreFuture<'_, i32>;
+    /// Updates with pts above `after`, oldest first, at most `limit`.
+    fn updates_after(
+        &self,
+        user_id: i64,
+        after: i32,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<UpdateRow>>;
+}
+
+#[cfg(test)]
+mod tests;

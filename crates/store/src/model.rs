@@ -1,0 +1,107 @@
+//! The records the store keeps.
+
+/// One auth key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthKeyRow {
+    /// `auth_key_id`.
+    pub id: i64,
+    /// The 256 key bytes.
+    pub key: Vec<u8>,
+    /// Unix time of creation.
+    pub created_at: i64,
+    /// The handshake's first salt.
+    pub first_salt: i64,
+    /// For a temporary key, when it expires.
+    pub expires_at: Option<i64>,
+    /// For a bound temporary key, the permanent key it stands for.
+    pub perm_key_id: Option<i64>,
+    /// The user logged in with this key.
+    pub user_id: Option<i64>,
+    /// The API layer last announced with it.
+    pub layer: Option<i32>,
+    /// The client's `initConnection` details.
+    pub client: Option<ClientInfo>,
+}
+
+/// What a client said about itself in `initConnection`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// `api_id`.
+    pub api_id: i32,
+    /// `device_model`.
+    pub device_model: String,
+    /// `system_version`.
+    pub system_version: String,
+    /// `app_version`.
+    pub app_version: String,
+    /// `lang_code`.
+    pub lang_code: String,
+}
+
+/// A user or bot account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// User id.
+    pub id: i64,
+    /// Phone number, digits only (none for bots).
+    pub phone: Option<String>,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Username, if set.
+    pub username: Option<String>,
+    /// A bot.
+    pub bot: bool,
+    /// A bot's token secret (the part after `ID:`).
+    pub bot_secret: Option<String>,
+    /// Unix time of creation.
+    pub created_at: i64,
+}
+
+/// A user to create.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewUser {
+    /// Phone number, digits only.
+    pub phone: Option<String>,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Username.
+    pub username: Option<String>,
+    /// For a bot, its token secret.
+    pub bot_secret: Option<String>,
+}
+
+/// A login code sent by `auth.sendCode`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginCode {
+    /// `phone_code_hash`.
+    pub hash: String,
+    /// The phone, digits only.
+    pub phone: String,
+    /// The code.
+    pub code: String,
+    /// Unix time sent.
+    pub created_at: i64,
+    /// Unix time it stops working.
+    pub expires_at: i64,
+    /// Wrong attempts so far.
+    pub attempts: i32,
+    /// Checked by `auth.signIn` (so `auth.signUp` may use it).
+    pub verified: bool,
+}
+
+/// One stored update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateRow {
+    /// Its pts.
+    pub pts: i32,
+    /// How much it advanced pts.
+    pub pts_count: i32,
+    /// Unix time.
+    pub date: i32,
+    /// The `Update` in canonical TL.
+    pub body: Vec<u8>,
+}

@@ -1,0 +1,450 @@
+//! The SQLite backend: one database file, WAL journal, all statements on one dedicated thread
+//! (SQLite serialises writers anyway), each call its own committed transaction.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::{
+    AuthKeyRow, ClientInfo, LoginCode, NewUser, Store, StoreError, StoreFuture, UpdateRow, User,
+};
+
+/// How hard a commit is pushed to disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=NORMAL` in WAL mode: a commit survives the process being killed; the last
+    /// commits may be lost if the machine loses power.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is on disk before the call returns.
+    Full,
+}
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The SQLite store. Cheap to clone; all clones share one database thread.
+#[derive(Clone)]
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, Some(msg)) = &e
+        && f.code == rusqlite::ErrorCode::ConstraintViolation
+    {
+        for what in ["phone", "username"] {
+            if msg.contains(&format!("users.{what}")) {
+                return StoreError::Conflict(what);
+            }
+        }
+    }
+    StoreError::Unavailable(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path).map_err(unavailable)?;
+        let sync = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;"
+        ))
+        .map_err(unavailable)?;
+        migrate(&mut conn)?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("mtcall-sqlite".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(SqliteStore { jobs })
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'static, T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self.jobs.send(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        }));
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Unavailable("the database thread has stopped".into()))?;
+            rx.await
+                .map_err(|_| StoreError::Unavailable("the database thread has stopped".into()))?
+        })
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(unavailable)?;
+    let version = usize::try_from(version)
+        .map_err(|_| StoreError::Corrupt(format!("schema version {version}")))?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {version}; this mtcall knows up to {}",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction().map_err(unavailable)?;
+        tx.execute_batch(sql).map_err(unavailable)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+            .map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+const KEY_COLUMNS: &str = "id, key, created_at, first_salt, expires_at, perm_key_id, user_id, layer, api_id, device_model, system_version, app_version, lang_code";
+
+fn key_row(r: &Row) -> rusqlite::Result<AuthKeyRow> {
+    let api_id: Option<i32> = r.get(8)?;
+    let client = match api_id {
+        Some(api_id) => Some(ClientInfo {
+            api_id,
+            device_model: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+            system_version: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+            app_version: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+            lang_code: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(AuthKeyRow {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        created_at: r.get(2)?,
+        first_salt: r.get(3)?,
+        expires_at: r.get(4)?,
+        perm_key_id: r.get(5)?,
+        user_id: r.get(6)?,
+        layer: r.get(7)?,
+        client,
+    })
+}
+
+const USER_COLUMNS: &str =
+    "id, phone, first_name, last_name, username, bot, bot_secret, created_at";
+
+fn user_row(r: &Row) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        phone: r.get(1)?,
+        first_name: r.get(2)?,
+        last_name: r.get(3)?,
+        username: r.get(4)?,
+        bot: r.get(5)?,
+        bot_secret: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+fn code_row(r: &Row) -> rusqlite::Result<LoginCode> {
+    Ok(LoginCode {
+        hash: r.get(0)?,
+        phone: r.get(1)?,
+        code: r.get(2)?,
+        created_at: r.get(3)?,
+        expires_at: r.get(4)?,
+        attempts: r.get(5)?,
+        verified: r.get(6)?,
+    })
+}
+
+fn user_where(
+    conn: &Connection,
+    clause: &str,
+    value: &dyn rusqlite::ToSql,
+) -> Result<Option<User>, StoreError> {
+    conn.query_row(
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE {clause}"),
+        [value],
+        user_row,
+    )
+    .optional()
+    .map_err(unavailable)
+}
+
+impl Store for SqliteStore {
+    fn insert_auth_key(&self, row: AuthKeyRow) -> StoreFuture<'_, ()> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO auth_keys (id, key, created_at, first_salt, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![row.id, row.key, row.created_at, row.first_salt, row.expires_at],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn auth_key(&self, id: i64) -> StoreFuture<'_, Option<AuthKeyRow>> {
+        self.run(move |c| {
+            c.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM auth_keys WHERE id = ?1"),
+                [id],
+                key_row,
+            )
+            .optional()
+            .map_err(unavailable)
+        })
+    }
+
+    fn set_key_client(
+        &self,
+        id: i64,
+        layer: Option<i32>,
+        client: Option<ClientInfo>,
+    ) -> StoreFuture<'_, ()> {
+        self.run(move |c| {
+            if let Some(layer) = layer {
+                c.execute("UPDATE auth_keys SET layer = ?2 WHERE id = ?1", params![id, layer]).map_err(unavailable)?;
+            }
+            if let Some(i) = client {
+                c.execute(
+                    "UPDATE auth_keys SET api_id = ?2, device_model = ?3, system_version = ?4, app_version = ?5, lang_code = ?6 WHERE id = ?1",
+                    params![id, i.api_id, i.device_model, i.system_version, i.app_version, i.lang_code],
+                )
+                .map_err(unavailable)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn set_key_user(&self, id: i64, user_id: Option<i64>) -> StoreFuture<'_, ()> {
+        self.run(move |c| {
+            c.execute(
+                "UPDATE auth_keys SET user_id = ?2 WHERE id = ?1",
+                params![id, user_id],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn bind_temp_key(&self, temp_id: i64, perm_id: i64, expires_at: i64) -> StoreFuture<'_, ()> {
+        self.run(move |c| {
+            c.execute(
+                "UPDATE auth_keys SET perm_key_id = ?2, expires_at = ?3 WHERE id = ?1",
+                params![temp_id, perm_id, expires_at],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn delete_auth_key(&self, id: i64) -> StoreFuture<'_, ()> {
+        self.run(move |c| {
+            c.execute("DELETE FROM auth_keys WHERE id = ?1", [id])
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn create_user(&self, user: NewUser, now: i64) -> StoreFuture<'_, User> {
+        self.run(move |c| {
+            let id: i64 = c
+                .query_row(
+                    "INSERT INTO users (phone, first_name, last_name, username, bot, bot_secret, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                    params![user.phone, user.first_name, user.last_name, user.username, user.bot_secret.is_some(), user.bot_secret, now],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?;
+            user_where(c, "id = ?1", &id)?.ok_or_else(|| StoreError::Corrupt("inserted user not found".into()))
+        })
+    }
+
+    fn user(&self, id: i64) -> StoreFuture<'_, Option<User>> {
+        self.run(move |c| user_where(c, "id = ?1", &id))
+    }
+
+    fn user_by_phone(&self, phone: &str) -> StoreFuture<'_, Option<User>> {
+        let phone = phone.to_owned();
+        self.run(move |c| user_where(c, "phone = ?1", &phone))
+    }
+
+    fn user_by_username(&self, username: &str) -> StoreFuture<'_, Option<User>> {
+        let username = username.to_owned();
+        self.run(move |c| user_where(c, "username = ?1", &username))
+    }
+
+    fn set_username(&self, user_id: i64, username: Option<String>) -> StoreFuture<'_, ()> {
+        self.run(move |c| {
+            c.execute(
+                "UPDATE users SET username = ?2 WHERE id = ?1",
+                params![user_id, username],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn users(&self) -> StoreFuture<'_, Vec<User>> {
+        self.run(move |c| {
+            let mut stmt = c
+                .prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))
+                .map_err(unavailable)?;
+            let rows = stmt.query_map([], user_row).map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+    }
+
+    fn save_login_code(&self, code: LoginCode) -> StoreFuture<'_, ()> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO login_codes (phone_code_hash, phone, code, created_at, expires_at, attempts, verified) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![code.hash, code.phone, code.code, code.created_at, code.expires_at, code.attempts, code.verified],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn login_code(&self, hash: &str) -> StoreFuture<'_, Option<LoginCode>> {
+        let hash = hash.to_owned();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT phone_code_hash, phone, code, created_at, expires_at, attempts, verified FROM login_codes WHERE phone_code_hash = ?1",
+                [hash],
+                code_row,
+            )
+            .optional()
+            .map_err(unavailable)
+        })
+    }
+
+    fn latest_login_code(&self, phone: &str) -> StoreFuture<'_, Option<LoginCode>> {
+        let phone = phone.to_owned();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT phone_code_hash, phone, code, created_at, expires_at, attempts, verified FROM login_codes WHERE phone = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                [phone],
+                code_row,
+            )
+            .optional()
+            .map_err(unavailable)
+        })
+    }
+
+    fn update_login_code(&self, hash: &str, attempts: i32, verified: bool) -> StoreFuture<'_, ()> {
+        let hash = hash.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE login_codes SET attempts = ?2, verified = ?3 WHERE phone_code_hash = ?1",
+                params![hash, attempts, verified],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn delete_login_code(&self, hash: &str) -> StoreFuture<'_, ()> {
+        let hash = hash.to_owned();
+        self.run(move |c| {
+            c.execute("DELETE FROM login_codes WHERE phone_code_hash = ?1", [hash])
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn add_contact(
+        &self,
+        owner: i64,
+        user: i64,
+        first_name: &str,
+        last_name: &str,
+    ) -> StoreFuture<'_, ()> {
+        let (first, last) = (first_name.to_owned(), last_name.to_owned());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO contacts (owner_id, user_id, first_name, last_name) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (owner_id, user_id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name",
+                params![owner, user, first, last],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn is_contact(&self, owner: i64, user: i64) -> StoreFuture<'_, bool> {
+        self.run(move |c| {
+            c.query_row(
+                "SELECT 1 FROM contacts WHERE owner_id = ?1 AND user_id = ?2",
+                [owner, user],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(unavailable)
+        })
+    }
+
+    fn append_update(
+        &self,
+        user_id: i64,
+        pts_count: i32,
+        date: i32,
+        body: Vec<u8>,
+    ) -> StoreFuture<'_, i32> {
+        self.run(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            let pts: i32 = tx
+                .query_row(
+                    "INSERT INTO user_state (user_id, pts) VALUES (?1, ?2)
+                     ON CONFLICT (user_id) DO UPDATE SET pts = pts + excluded.pts RETURNING pts",
+                    params![user_id, pts_count],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?;
+            tx.execute(
+                "INSERT INTO updates (user_id, pts, pts_count, date, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![user_id, pts, pts_count, date, body],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(pts)
+        })
+    }
+
+    fn pts(&self, user_id: i64) -> StoreFuture<'_, i32> {
+        self.run(move |c| {
+            c.query_row(
+                "SELECT pts FROM user_state WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|p| p.unwrap_or(0))
+            .map_err(unavailable)
+        })
+    }
+
+    fn updates_after(
+        &self,
+        user_id: i64,
+        after: i32,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<UpdateRow>> {
+        self.run(move |c| {
+            let mut stmt = c
+                .prepare("SELECT pts, pts_count, date, body FROM updates WHERE user_id = ?1 AND pts > ?2 ORDER BY pts LIMIT ?3")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![user_id, after, limit], |r| {
+                    Ok(UpdateRow { pts: r.get(0)?, pts_count: r.get(1)?, date: r.get(2)?, body: r.get(3)? })
+                })
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+    }
+}

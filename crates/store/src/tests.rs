@@ -1,0 +1,184 @@
+//! Store behaviour against a real SQLite file.
+
+use super::*;
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn temp_db() -> (tempdir::TempDir, SqliteStore) {
+    let dir = tempdir::TempDir::new();
+    let store = SqliteStore::open(&dir.path().join("mtcall.db"), Durability::Normal).unwrap();
+    (dir, store)
+}
+
+mod tempdir {
+    /// A directory removed on drop (no extra dependency for one helper).
+    pub struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        pub fn new() -> Self {
+            let p = std::env::temp_dir().join(format!(
+                "mtcall-store-{}-{}",
+                std::process::id(),
+                rand_suffix()
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        N.fetch_add(1, Ordering::Relaxed)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[test]
+fn users_are_unique_by_phone_and_username() {
+    let (_dir, s) = temp_db();
+    block_on(async {
+        let a = s
+            .create_user(
+                NewUser {
+                    phone: Some("15550001".into()),
+                    first_name: "A".into(),
+                    ..Default::default()
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        assert!(a.id > 1_000_000);
+        let e = s
+            .create_user(
+                NewUser {
+                    phone: Some("15550001".into()),
+                    first_name: "B".into(),
+                    ..Default::default()
+                },
+                1,
+            )
+            .await;
+        assert_eq!(e.unwrap_err(), StoreError::Conflict("phone"));
+        s.set_username(a.id, Some("Alice".into())).await.unwrap();
+        let b = s
+            .create_user(
+                NewUser {
+                    phone: Some("15550002".into()),
+                    first_name: "B".into(),
+                    ..Default::default()
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            s.set_username(b.id, Some("alice".into()))
+                .await
+                .unwrap_err(),
+            StoreError::Conflict("username")
+        );
+        assert_eq!(s.user_by_username("ALICE").await.unwrap().unwrap().id, a.id);
+        assert_eq!(s.user_by_phone("15550002").await.unwrap().unwrap().id, b.id);
+        assert_eq!(s.users().await.unwrap().len(), 2);
+    });
+}
+
+#[test]
+fn keys_and_updates_survive_reopening() {
+    let dir = tempdir::TempDir::new();
+    let path = dir.path().join("mtcall.db");
+    {
+        let s = SqliteStore::open(&path, Durability::Full).unwrap();
+        block_on(async {
+            let row = AuthKeyRow {
+                id: 42,
+                key: vec![7; 256],
+                created_at: 10,
+                first_salt: 99,
+                expires_at: None,
+                perm_key_id: None,
+                user_id: None,
+                layer: None,
+                client: None,
+            };
+            s.insert_auth_key(row).await.unwrap();
+            let info = ClientInfo {
+                api_id: 5,
+                device_model: "d".into(),
+                system_version: "s".into(),
+                app_version: "1".into(),
+                lang_code: "en".into(),
+            };
+            s.set_key_client(42, Some(198), Some(info)).await.unwrap();
+            assert_eq!(s.append_update(7, 1, 100, vec![1]).await.unwrap(), 1);
+            assert_eq!(s.append_update(7, 2, 101, vec![2]).await.unwrap(), 3);
+        });
+    }
+    let s = SqliteStore::open(&path, Durability::Normal).unwrap();
+    block_on(async {
+        let k = s.auth_key(42).await.unwrap().unwrap();
+        assert_eq!(
+            (k.layer, k.key.len(), k.client.unwrap().api_id),
+            (Some(198), 256, 5)
+        );
+        assert_eq!(s.pts(7).await.unwrap(), 3);
+        let after1 = s.updates_after(7, 1, 10).await.unwrap();
+        assert_eq!(
+            after1,
+            vec![UpdateRow {
+                pts: 3,
+                pts_count: 2,
+                date: 101,
+                body: vec![2]
+            }]
+        );
+        assert_eq!(s.pts(8).await.unwrap(), 0);
+        assert!(s.auth_key(43).await.unwrap().is_none());
+    });
+}
+
+#[test]
+fn login_codes() {
+    let (_dir, s) = temp_db();
+    block_on(async {
+        let code = LoginCode {
+            hash: "h1".into(),
+            phone: "15550001".into(),
+            code: "12345".into(),
+            created_at: 1,
+            expires_at: 100,
+            attempts: 0,
+            verified: false,
+        };
+        s.save_login_code(code.clone()).await.unwrap();
+        s.update_login_code("h1", 1, true).await.unwrap();
+        let got = s.login_code("h1").await.unwrap().unwrap();
+        assert_eq!((got.attempts, got.verified), (1, true));
+        assert_eq!(
+            s.latest_login_code("15550001").await.unwrap().unwrap().hash,
+            "h1"
+        );
+        s.delete_login_code("h1").await.unwrap();
+        assert!(s.login_code("h1").await.unwrap().is_none());
+    });
+}
