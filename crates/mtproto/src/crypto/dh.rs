@@ -40,9 +40,10 @@ fn uint(be: &[u8]) -> BoxedUint {
     BoxedUint::from_be_slice_vartime(be).resize(BITS)
 }
 
-fn params() -> BoxedMontyParams {
-    let p = Odd::new(uint(&DH_PRIME)).expect("the prime is odd");
-    BoxedMontyParams::new(p)
+/// Montgomery parameters of the prime, computed once.
+fn params() -> &'static BoxedMontyParams {
+    static PARAMS: std::sync::OnceLock<BoxedMontyParams> = std::sync::OnceLock::new();
+    PARAMS.get_or_init(|| BoxedMontyParams::new(Odd::new(uint(&DH_PRIME)).expect("the prime is odd")))
 }
 
 fn to_256(x: &BoxedUint) -> [u8; 256] {
@@ -55,8 +56,7 @@ fn to_256(x: &BoxedUint) -> [u8; 256] {
 
 /// `base ^ exp mod p`, big-endian 256-byte result; constant time in `exp`.
 pub fn mod_pow(base: &[u8], exp: &[u8; 256]) -> [u8; 256] {
-    let params = params();
-    let b = BoxedMontyForm::new(uint(base), &params);
+    let b = BoxedMontyForm::new(uint(base), params());
     to_256(&b.pow(&uint(exp)).retrieve())
 }
 
