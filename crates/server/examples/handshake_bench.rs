@@ -25,7 +25,12 @@ fn per_op(n: u32, mut f: impl FnMut()) -> f64 {
     start.elapsed().as_secs_f64() / f64::from(n)
 }
 
-async fn call(stream: &mut TcpStream, t: &mut ClientTransport, body: &[u8], buf: &mut [u8]) -> Vec<u8> {
+async fn call(
+    stream: &mut TcpStream,
+    t: &mut ClientTransport,
+    body: &[u8],
+    buf: &mut [u8],
+) -> Vec<u8> {
     let mut out = Vec::new();
     t.encode(&plain::encode(1 << 32, body), false, &mut out);
     stream.write_all(&out).await.unwrap();
@@ -39,7 +44,12 @@ async fn call(stream: &mut TcpStream, t: &mut ClientTransport, body: &[u8], buf:
     }
 }
 
-async fn handshake(stream: &mut TcpStream, t: &mut ClientTransport, key: &PublicKey, buf: &mut [u8]) {
+async fn handshake(
+    stream: &mut TcpStream,
+    t: &mut ClientTransport,
+    key: &PublicKey,
+    buf: &mut [u8],
+) {
     let e = &mut OsEntropy;
     let (mut hs, req) = ClientHandshake::start(RsaScheme::Pad, 2, None, e);
     let res = call(stream, t, &req, buf).await;
@@ -58,9 +68,19 @@ async fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let dir = std::env::temp_dir().join(format!("mtcall-hs-bench-{}", std::process::id()));
-    let server = Server::start(Config { data_dir: dir.clone(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() }).await.unwrap();
-    let key = PublicKey::from_pkcs1_pem(&std::fs::read_to_string(dir.join("server.pub")).unwrap()).unwrap();
-    let server_key = mtproto::crypto::rsa_key::ServerKey::from_pkcs1_pem(&std::fs::read_to_string(dir.join("server.key")).unwrap()).unwrap();
+    let server = Server::start(Config {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let key = PublicKey::from_pkcs1_pem(&std::fs::read_to_string(dir.join("server.pub")).unwrap())
+        .unwrap();
+    let server_key = mtproto::crypto::rsa_key::ServerKey::from_pkcs1_pem(
+        &std::fs::read_to_string(dir.join("server.key")).unwrap(),
+    )
+    .unwrap();
 
     // Baseline: the crypto each key costs, measured now.
     let mut block = [0u8; 256];
@@ -103,8 +123,24 @@ async fn main() {
     let server_bound = cores as f64 / server_cost;
     let shared_bound = cores as f64 / both_cost;
     println!("cores {cores}, {concurrency} client tasks, {seconds} s");
-    println!("RSA-2048 private op: {:.2} ms; 2048-bit modpow: {:.2} ms", rsa * 1e3, modpow * 1e3);
-    println!("server crypto per key (RSA + 2 modpow): {:.2} ms -> bound {:.0} keys/s on {cores} cores", server_cost * 1e3, server_bound);
-    println!("server + in-process client crypto per key (+2 modpow): {:.2} ms -> bound {:.0} keys/s", both_cost * 1e3, shared_bound);
-    println!("measured: {rate:.0} auth keys/s = {:.2} x the shared bound ({:.2} x the server-only bound)", rate / shared_bound, rate / server_bound);
+    println!(
+        "RSA-2048 private op: {:.2} ms; 2048-bit modpow: {:.2} ms",
+        rsa * 1e3,
+        modpow * 1e3
+    );
+    println!(
+        "server crypto per key (RSA + 2 modpow): {:.2} ms -> bound {:.0} keys/s on {cores} cores",
+        server_cost * 1e3,
+        server_bound
+    );
+    println!(
+        "server + in-process client crypto per key (+2 modpow): {:.2} ms -> bound {:.0} keys/s",
+        both_cost * 1e3,
+        shared_bound
+    );
+    println!(
+        "measured: {rate:.0} auth keys/s = {:.2} x the shared bound ({:.2} x the server-only bound)",
+        rate / shared_bound,
+        rate / server_bound
+    );
 }

@@ -43,7 +43,8 @@ fn uint(be: &[u8]) -> BoxedUint {
 /// Montgomery parameters of the prime, computed once.
 fn params() -> &'static BoxedMontyParams {
     static PARAMS: std::sync::OnceLock<BoxedMontyParams> = std::sync::OnceLock::new();
-    PARAMS.get_or_init(|| BoxedMontyParams::new(Odd::new(uint(&DH_PRIME)).expect("the prime is odd")))
+    PARAMS
+        .get_or_init(|| BoxedMontyParams::new(Odd::new(uint(&DH_PRIME)).expect("the prime is odd")))
 }
 
 fn to_256(x: &BoxedUint) -> [u8; 256] {

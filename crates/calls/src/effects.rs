@@ -1,0 +1,103 @@
+//! What a call operation asks the server to do: persist calls, push updates, write history.
+
+use crate::{Call, Reason, SessionRef};
+
+/// Which sessions an update goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushTarget {
+    /// Every live session of a user.
+    User(i64),
+    /// Every live session of a user but one (by auth key id).
+    UserExcept(i64, i64),
+    /// One session.
+    Session(SessionRef),
+}
+
+/// One update to deliver.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Push {
+    /// `updatePhoneCall` with `call` as `viewer` sees it.
+    Call {
+        /// Who gets it.
+        target: PushTarget,
+        /// Whose view of the call.
+        viewer: i64,
+        /// The call at the time of the push.
+        call: Box<Call>,
+    },
+    /// `updatePhoneCall(phoneCallDiscarded)` without a reason: the call was answered on another
+    /// device (spec §5.3).
+    AnsweredElsewhere {
+        /// Who gets it.
+        target: PushTarget,
+        /// The call.
+        call_id: i64,
+        /// A video call.
+        video: bool,
+    },
+    /// `updatePhoneCallSignalingData`.
+    Signaling {
+        /// Who gets it.
+        target: PushTarget,
+        /// The call.
+        call_id: i64,
+        /// The opaque data.
+        data: Vec<u8>,
+    },
+}
+
+/// A call-history entry (`messageActionPhoneCall`) for both users' chats (spec §5.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The call.
+    pub call_id: i64,
+    /// The caller (the message is from them).
+    pub admin_id: i64,
+    /// The callee.
+    pub participant_id: i64,
+    /// A video call.
+    pub video: bool,
+    /// Why it ended.
+    pub reason: Option<Reason>,
+    /// How long it lasted.
+    pub duration: Option<i32>,
+    /// When it ended.
+    pub date: i32,
+}
+
+/// The outcome of one operation: its result plus everything to apply, in order — persist
+/// first, then answer, then push.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effects<R> {
+    /// The answer to the request.
+    pub result: R,
+    /// Calls whose new state must be committed before anything is sent.
+    pub persist: Vec<Call>,
+    /// Updates to deliver after the answer.
+    pub pushes: Vec<Push>,
+    /// History entries to write.
+    pub history: Vec<HistoryEntry>,
+    /// Tombstones to delete from storage.
+    pub forget: Vec<i64>,
+}
+
+impl<R> Effects<R> {
+    /// An outcome with nothing to apply.
+    pub fn only(result: R) -> Self {
+        Effects {
+            result,
+            persist: Vec::new(),
+            pushes: Vec::new(),
+            history: Vec::new(),
+            forget: Vec::new(),
+        }
+    }
+
+    /// Whether something must be persisted or sent besides the result.
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_empty()
+            && self.pushes.is_empty()
+            && self.history.is_empty()
+            && self.forget.is_empty()
+    }
+}

@@ -1,0 +1,22 @@
+//! Sans-IO call signalling (`../shared/spec/calls.md`): the state machine behind `phone.*` for
+//! one-to-one calls — Requested → Received → Accepted → Confirmed → Discarded — with
+//! `phone.receivedCall` as documented (<https://core.telegram.org/method/phone.receivedCall>):
+//! the callee's first acknowledgement makes the caller ring (`receive_date`), marks the callee
+//! busy, and every new incoming call is refused as busy until the current call ends.
+//!
+//! [`CallRegistry`] takes each request with the current time and returns [`Effects`]: the
+//! result, the calls to persist, which `updatePhoneCall` go to which sessions, and the history
+//! entries to write. It reads no clock, opens no socket and touches no database. Busy is derived
+//! from call states (spec §2), never stored.
+
+mod effects;
+mod error;
+mod model;
+mod registry;
+mod view;
+
+pub use effects::{Effects, HistoryEntry, Push, PushTarget};
+pub use error::CallError;
+pub use model::{Call, Discard, Protocol, Reason, SessionRef, State};
+pub use registry::{CallRegistry, Ids, Timeouts};
+pub use view::{discard_reason_tl, protocol_from_tl, protocol_tl, reason_from_tl, view};

@@ -1,0 +1,637 @@
+//! The call registry: every live call and recent tombstone, each operation of spec §3–§6 as a
+//! method taking the current time and returning [`Effects`].
+
+use std::collections::HashMap;
+
+use crate::effects::{Effects, HistoryEntry, Push, PushTarget};
+use crate::error::CallError;
+use crate::model::{Call, Discard, Protocol, Reason, SessionRef, State};
+use crate::view::sha256;
+
+/// Where new ids and access hashes come from (random in the server, scripted in tests).
+pub trait Ids {
+    /// A fresh non-zero call id.
+    fn call_id(&mut self) -> i64;
+    /// A fresh access hash.
+    fn access_hash(&mut self) -> i64;
+}
+
+/// The server's fallback timers (spec §6.3), seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `call_receive_timeout_ms` / 1000: a Requested call nobody acknowledged ends as Missed.
+    pub receive: i32,
+    /// `call_ring_timeout_ms` / 1000: a Received call nobody answered ends as Missed.
+    pub ring: i32,
+    /// Grace added to the clients' own timers before the server acts.
+    pub grace: i32,
+    /// A confirmed call longer than this is ended (both clients dead would leave busy forever).
+    pub max_duration: i32,
+    /// How long an ended call is remembered for late requests.
+    pub tombstone: i32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            receive: 20,
+            ring: 90,
+            grace: 5,
+            max_duration: 6 * 3600,
+            tombstone: 3600,
+        }
+    }
+}
+
+/// Every call the server knows.
+#[derive(Debug, Default)]
+pub struct CallRegistry {
+    calls: HashMap<i64, Call>,
+    live_by_user: HashMap<i64, Vec<i64>>,
+    by_random: HashMap<(i64, i32), i64>,
+    timeouts: Timeouts,
+}
+
+type Outcome<R> = Effects<Result<R, CallError>>;
+
+fn refuse<R>(e: CallError) -> Outcome<R> {
+    Effects::only(Err(e))
+}
+
+fn check_protocol(p: &Protocol) -> Result<(), CallError> {
+    if !p.udp_p2p && !p.udp_reflector {
+        return Err(CallError::CallProtocolFlagsInvalid);
+    }
+    if p.min_layer > p.max_layer {
+        return Err(CallError::CallProtocolLayerInvalid);
+    }
+    Ok(())
+}
+
+/// The protocol both sides support (spec §5.4): the overlap of layers, and library versions in
+/// common with the caller's order kept (an empty list on one side takes the other's).
+fn negotiate(caller: &Protocol, callee: &Protocol) -> Result<Protocol, CallError> {
+    let min_layer = caller.min_layer.max(callee.min_layer);
+    let max_layer = caller.max_layer.min(callee.max_layer);
+    if min_layer > max_layer {
+        return Err(CallError::CallProtocolCompatLayerInvalid);
+    }
+    let library_versions = match (
+        caller.library_versions.is_empty(),
+        callee.library_versions.is_empty(),
+    ) {
+        (true, _) => callee.library_versions.clone(),
+        (_, true) => caller.library_versions.clone(),
+        _ => {
+            let common: Vec<String> = caller
+                .library_versions
+                .iter()
+                .filter(|v| callee.library_versions.contains(v))
+                .cloned()
+                .collect();
+            if common.is_empty() {
+                return Err(CallError::CallProtocolCompatLayerInvalid);
+            }
+            common
+        }
+    };
+    Ok(Protocol {
+        udp_p2p: caller.udp_p2p && callee.udp_p2p,
+        udp_reflector: caller.udp_reflector || callee.udp_reflector,
+        min_layer,
+        max_layer,
+        library_versions,
+    })
+}
+
+impl CallRegistry {
+    /// An empty registry.
+    pub fn new(timeouts: Timeouts) -> Self {
+        CallRegistry {
+            timeouts,
+            ..Default::default()
+        }
+    }
+
+    /// Restores calls read back from storage (live ones and tombstones).
+    pub fn load(&mut self, calls: impl IntoIterator<Item = Call>) {
+        for call in calls {
+            self.insert(call);
+        }
+    }
+
+    fn insert(&mut self, call: Call) {
+        if call.state.is_live() {
+            for user in [call.admin_id, call.participant_id] {
+                let list = self.live_by_user.entry(user).or_default();
+                if !list.contains(&call.id) {
+                    list.push(call.id);
+                }
+            }
+        }
+        self.by_random
+            .insert((call.admin_id, call.random_id), call.id);
+        self.calls.insert(call.id, call);
+    }
+
+    /// The call with this id.
+    pub fn get(&self, id: i64) -> Option<&Call> {
+        self.calls.get(&id)
+    }
+
+    /// Calls not yet ended.
+    pub fn live_calls(&self) -> impl Iterator<Item = &Call> {
+        self.calls.values().filter(|c| c.state.is_live())
+    }
+
+    /// Live calls of a user.
+    pub fn live_calls_of(&self, user: i64) -> Vec<&Call> {
+        self.live_by_user
+            .get(&user)
+            .map(|ids| ids.iter().filter_map(|id| self.calls.get(id)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `user` is busy (spec §2): the callee of a call they acknowledged or accepted, or
+    /// the caller of a live call. A user being called who has not acknowledged is not busy.
+    pub fn busy(&self, user: i64) -> bool {
+        self.live_calls_of(user).iter().any(|c| {
+            c.admin_id == user
+                || matches!(
+                    c.state,
+                    State::Received | State::Accepted | State::Confirmed
+                )
+        })
+    }
+
+    /// `phone.requestCall` (spec §3 row 1, §4.3, §5.1). The callee exists and may be called
+    /// (the caller checked users and privacy). A busy callee gets a call that ends at once with
+    /// Busy: the caller is answered `phoneCallWaiting` and then pushed `phoneCallDiscarded`;
+    /// the callee's devices get nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn request(
+        &mut self,
+        caller: SessionRef,
+        callee: i64,
+        random_id: i32,
+        g_a_hash: Vec<u8>,
+        protocol: Protocol,
+        video: bool,
+        now: i32,
+        ids: &mut impl Ids,
+    ) -> Outcome<Call> {
+        if callee == caller.user_id {
+            return refuse(CallError::UserIdInvalid);
+        }
+        if g_a_hash.len() != 32 {
+            return refuse(CallError::DhGAInvalid);
+        }
+        if let Err(e) = check_protocol(&protocol) {
+            return refuse(e);
+        }
+        if let Some(existing) = self
+            .by_random
+            .get(&(caller.user_id, random_id))
+            .and_then(|id| self.calls.get(id))
+        {
+            // A retry of the same request returns the same call.
+            return match existing.state.is_live() && existing.participant_id == callee {
+                true => Effects::only(Ok(existing.clone())),
+                false => refuse(CallError::RandomIdDuplicate),
+            };
+        }
+        let mut id = ids.call_id();
+        while id == 0 || self.calls.contains_key(&id) {
+            id = ids.call_id();
+        }
+        let call = Call {
+            id,
+            random_id,
+            date: now,
+            video,
+            admin_id: caller.user_id,
+            participant_id: callee,
+            admin_hash: ids.access_hash(),
+            participant_hash: ids.access_hash(),
+            state: State::Requested,
+            g_a_hash,
+            g_b: None,
+            g_a: None,
+            key_fingerprint: None,
+            caller_protocol: protocol,
+            callee_protocol: None,
+            negotiated: None,
+            caller_session: caller,
+            accepting_session: None,
+            receive_date: None,
+            accept_date: None,
+            start_date: None,
+            discard: None,
+        };
+        if self.busy(callee) {
+            let mut effects = Effects::only(Ok(call.clone()));
+            self.insert(call);
+            self.end(
+                id,
+                Some(Reason::Busy),
+                None,
+                None,
+                now,
+                &mut effects,
+                &[PushTarget::User(caller.user_id)],
+            );
+            return effects;
+        }
+        let mut effects = Effects::only(Ok(call.clone()));
+        effects.persist.push(call.clone());
+        effects.pushes.push(Push::Call {
+            target: PushTarget::User(callee),
+            viewer: callee,
+            call: Box::new(call.clone()),
+        });
+        self.insert(call);
+        effects
+    }
+
+    /// Finds a call the user takes part in, with its access hash checked.
+    fn find(&self, user: i64, id: i64, access_hash: i64) -> Result<&Call, CallError> {
+        let call = self.calls.get(&id).ok_or(CallError::CallPeerInvalid)?;
+        match call.hash_for(user) {
+            Some(h) if h == access_hash => Ok(call),
+            _ => Err(CallError::CallPeerInvalid),
+        }
+    }
+
+    /// `phone.receivedCall` (spec §4.2): the first acknowledgement moves Requested → Received
+    /// and pushes `receive_date` to the caller once; later ones answer `true` with no push.
+    pub fn received(
+        &mut self,
+        session: SessionRef,
+        id: i64,
+        access_hash: i64,
+        now: i32,
+    ) -> Outcome<bool> {
+        let call = match self.find(session.user_id, id, access_hash) {
+            Ok(c) => c,
+            Err(e) => return refuse(e),
+        };
+        if session.user_id != call.participant_id {
+            return refuse(CallError::CallPeerInvalid);
+        }
+        match call.state {
+            State::Discarded => refuse(CallError::CallAlreadyDeclined),
+            State::Requested => {
+                let call = self.calls.get_mut(&id).expect("found above");
+                call.state = State::Received;
+                call.receive_date = Some(now);
+                let snapshot = call.clone();
+                let mut effects = Effects::only(Ok(true));
+                effects.persist.push(snapshot.clone());
+                effects.pushes.push(Push::Call {
+                    target: PushTarget::User(snapshot.admin_id),
+                    viewer: snapshot.admin_id,
+                    call: Box::new(snapshot),
+                });
+                effects
+            }
+            State::Received | State::Accepted | State::Confirmed => Effects::only(Ok(true)),
+        }
+    }
+
+    /// `phone.acceptCall` (spec §3 row 3, §5.2, §5.3).
+    pub fn accept(
+        &mut self,
+        session: SessionRef,
+        id: i64,
+        access_hash: i64,
+        g_b: Vec<u8>,
+        protocol: Protocol,
+        now: i32,
+    ) -> Outcome<Call> {
+        let call = match self.find(session.user_id, id, access_hash) {
+            Ok(c) => c,
+            Err(e) => return refuse(e),
+        };
+        if session.user_id != call.participant_id {
+            return refuse(CallError::CallPeerInvalid);
+        }
+        match call.state {
+            State::Discarded => return refuse(CallError::CallAlreadyDeclined),
+            State::Accepted | State::Confirmed => return refuse(CallError::CallAlreadyAccepted),
+            State::Requested | State::Received => {}
+        }
+        if g_b.len() != 256 {
+            return refuse(CallError::DhGBInvalid);
+        }
+        if let Err(e) = check_protocol(&protocol) {
+            return refuse(e);
+        }
+        let occupied = self
+            .live_calls_of(session.user_id)
+            .iter()
+            .any(|c| c.id != id && matches!(c.state, State::Accepted | State::Confirmed));
+        if occupied {
+            return refuse(CallError::CallOccupyFailed);
+        }
+        let negotiated = match negotiate(&call.caller_protocol, &protocol) {
+            Ok(p) => p,
+            Err(e) => return refuse(e),
+        };
+        let call = self.calls.get_mut(&id).expect("found above");
+        call.state = State::Accepted;
+        call.g_b = Some(g_b);
+        call.accept_date = Some(now);
+        call.receive_date.get_or_insert(now);
+        call.accepting_session = Some(session);
+        call.callee_protocol = Some(protocol);
+        call.negotiated = Some(negotiated);
+        let snapshot = call.clone();
+        let mut effects = Effects::only(Ok(snapshot.clone()));
+        effects.persist.push(snapshot.clone());
+        effects.pushes.push(Push::Call {
+            target: PushTarget::User(snapshot.admin_id),
+            viewer: snapshot.admin_id,
+            call: Box::new(snapshot.clone()),
+        });
+        effects.pushes.push(Push::AnsweredElsewhere {
+            target: PushTarget::UserExcept(session.user_id, session.key_id),
+            call_id: id,
+            video: snapshot.video,
+        });
+        effects
+    }
+
+    /// `phone.confirmCall` (spec §5.4). A `g_a` that does not match the committed hash ends
+    /// the call with Disconnect and is refused.
+    pub fn confirm(
+        &mut self,
+        session: SessionRef,
+        id: i64,
+        access_hash: i64,
+        g_a: Vec<u8>,
+        key_fingerprint: i64,
+        now: i32,
+    ) -> Outcome<Call> {
+        let call = match self.find(session.user_id, id, access_hash) {
+            Ok(c) => c,
+            Err(e) => return refuse(e),
+        };
+        if session.user_id != call.admin_id {
+            return refuse(CallError::CallPeerInvalid);
+        }
+        match call.state {
+            State::Discarded => return refuse(CallError::CallAlreadyDeclined),
+            State::Requested | State::Received => return refuse(CallError::CallPeerInvalid),
+            State::Confirmed => return Effects::only(Ok(call.clone())),
+            State::Accepted => {}
+        }
+        if g_a.len() != 256 || sha256(&g_a)[..] != call.g_a_hash[..] {
+            let (admin, participant) = (call.admin_id, call.participant_id);
+            let mut effects = Effects::only(Err(CallError::CallPeerInvalid));
+            self.end(
+                id,
+                Some(Reason::Disconnect),
+                None,
+                None,
+                now,
+                &mut effects,
+                &[PushTarget::User(admin), PushTarget::User(participant)],
+            );
+            return effects;
+        }
+        let call = self.calls.get_mut(&id).expect("found above");
+        call.state = State::Confirmed;
+        call.g_a = Some(g_a);
+        call.key_fingerprint = Some(key_fingerprint);
+        call.start_date = Some(now);
+        let snapshot = call.clone();
+        let mut effects = Effects::only(Ok(snapshot.clone()));
+        effects.persist.push(snapshot.clone());
+        let target = snapshot.accepting_session.map_or(
+            PushTarget::User(snapshot.participant_id),
+            PushTarget::Session,
+        );
+        effects.pushes.push(Push::Call {
+            target,
+            viewer: snapshot.participant_id,
+            call: Box::new(snapshot),
+        });
+        effects
+    }
+
+    /// `phone.discardCall` (spec §5.5). Ending an ended call answers its tombstone.
+    pub fn discard(
+        &mut self,
+        session: SessionRef,
+        id: i64,
+        access_hash: i64,
+        duration: i32,
+        reason: Option<Reason>,
+        now: i32,
+    ) -> Outcome<Call> {
+        let call = match self.find(session.user_id, id, access_hash) {
+            Ok(c) => c,
+            Err(e) => return refuse(e),
+        };
+        if call.state == State::Discarded {
+            return Effects::only(Ok(call.clone()));
+        }
+        let answered_elsewhere = session.user_id == call.participant_id
+            && matches!(call.state, State::Accepted | State::Confirmed)
+            && call.accepting_session != Some(session);
+        if answered_elsewhere {
+            return refuse(CallError::CallAlreadyAccepted);
+        }
+        let duration = (call.state == State::Confirmed).then_some(duration.max(0));
+        let other = call.other(session.user_id);
+        let mut effects = Effects::only(());
+        self.end(
+            id,
+            reason,
+            duration,
+            Some(session.user_id),
+            now,
+            &mut effects,
+            &[
+                PushTarget::User(other),
+                PushTarget::UserExcept(session.user_id, session.key_id),
+            ],
+        );
+        let snapshot = self.calls[&id].clone();
+        Effects {
+            result: Ok(snapshot),
+            persist: effects.persist,
+            pushes: effects.pushes,
+            history: effects.history,
+            forget: effects.forget,
+        }
+    }
+
+    /// `phone.sendSignalingData` (spec §5.6): forwarded to the other party's call session.
+    pub fn signaling(
+        &mut self,
+        session: SessionRef,
+        id: i64,
+        access_hash: i64,
+        data: Vec<u8>,
+    ) -> Outcome<bool> {
+        let call = match self.find(session.user_id, id, access_hash) {
+            Ok(c) => c,
+            Err(e) => return refuse(e),
+        };
+        match call.state {
+            State::Discarded => Effects::only(Ok(true)),
+            State::Requested | State::Received => refuse(CallError::CallNotActive),
+            State::Accepted | State::Confirmed => {
+                let target = if session.user_id == call.admin_id {
+                    call.accepting_session
+                        .map_or(PushTarget::User(call.participant_id), PushTarget::Session)
+                } else {
+                    PushTarget::Session(call.caller_session)
+                };
+                let mut effects = Effects::only(Ok(true));
+                effects.pushes.push(Push::Signaling {
+                    target,
+                    call_id: id,
+                    data,
+                });
+                effects
+            }
+        }
+    }
+
+    /// `phone.setCallRating` / `phone.saveCallDebug`: allowed on any call of the user, tombstones
+    /// included.
+    pub fn check_participant(&self, user: i64, id: i64, access_hash: i64) -> Result<(), CallError> {
+        self.find(user, id, access_hash).map(|_| ())
+    }
+
+    /// Ends a live call and records what that entails.
+    #[allow(clippy::too_many_arguments)]
+    fn end<R>(
+        &mut self,
+        id: i64,
+        reason: Option<Reason>,
+        duration: Option<i32>,
+        by: Option<i64>,
+        now: i32,
+        effects: &mut Effects<R>,
+        notify: &[PushTarget],
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.state = State::Discarded;
+        call.discard = Some(Discard {
+            reason: reason.clone(),
+            duration,
+            by,
+            at: now,
+            need_rating: false,
+            need_debug: false,
+        });
+        let snapshot = call.clone();
+        for user in [snapshot.admin_id, snapshot.participant_id] {
+            if let Some(list) = self.live_by_user.get_mut(&user) {
+                list.retain(|c| *c != id);
+                if list.is_empty() {
+                    self.live_by_user.remove(&user);
+                }
+            }
+        }
+        effects.persist.push(snapshot.clone());
+        for target in notify {
+            let viewer = match target {
+                PushTarget::User(u) | PushTarget::UserExcept(u, _) => *u,
+                PushTarget::Session(s) => s.user_id,
+            };
+            effects.pushes.push(Push::Call {
+                target: *target,
+                viewer,
+                call: Box::new(snapshot.clone()),
+            });
+        }
+        effects.history.push(HistoryEntry {
+            call_id: id,
+            admin_id: snapshot.admin_id,
+            participant_id: snapshot.participant_id,
+            video: snapshot.video,
+            reason,
+            duration,
+            date: now,
+        });
+    }
+
+    /// The deadline of a live call, if it has one.
+    fn deadline(&self, call: &Call) -> Option<(i32, Reason)> {
+        let t = &self.timeouts;
+        match call.state {
+            State::Requested => Some((call.date + t.receive + t.grace, Reason::Missed)),
+            State::Received => Some((
+                call.receive_date.unwrap_or(call.date) + t.ring + t.grace,
+                Reason::Missed,
+            )),
+            State::Accepted => Some((
+                call.accept_date.unwrap_or(call.date) + t.receive + t.grace,
+                Reason::Disconnect,
+            )),
+            State::Confirmed => Some((
+                call.start_date.unwrap_or(call.date) + t.max_duration,
+                Reason::Disconnect,
+            )),
+            State::Discarded => None,
+        }
+    }
+
+    /// When [`CallRegistry::tick`] next has work, if ever.
+    pub fn next_deadline(&self) -> Option<i32> {
+        let live = self
+            .calls
+            .values()
+            .filter_map(|c| self.deadline(c).map(|(d, _)| d));
+        let tombstones = self
+            .calls
+            .values()
+            .filter_map(|c| c.discard.as_ref().map(|d| d.at + self.timeouts.tombstone));
+        live.chain(tombstones).min()
+    }
+
+    /// Ends every call past its deadline (spec §6.3) and forgets old tombstones.
+    pub fn tick(&mut self, now: i32) -> Effects<()> {
+        let mut effects = Effects::only(());
+        let due: Vec<(i64, Reason)> = self
+            .calls
+            .values()
+            .filter_map(|c| {
+                self.deadline(c)
+                    .filter(|(d, _)| *d <= now)
+                    .map(|(_, r)| (c.id, r))
+            })
+            .collect();
+        for (id, reason) in due {
+            let call = &self.calls[&id];
+            let notify = [
+                PushTarget::User(call.admin_id),
+                PushTarget::User(call.participant_id),
+            ];
+            self.end(id, Some(reason), None, None, now, &mut effects, &notify);
+        }
+        let old: Vec<i64> = self
+            .calls
+            .values()
+            .filter(|c| {
+                c.discard
+                    .as_ref()
+                    .is_some_and(|d| d.at + self.timeouts.tombstone <= now)
+            })
+            .map(|c| c.id)
+            .collect();
+        for id in old {
+            if let Some(c) = self.calls.remove(&id) {
+                self.by_random.remove(&(c.admin_id, c.random_id));
+            }
+            effects.forget.push(id);
+        }
+        effects
+    }
+}
