@@ -32,14 +32,16 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     /// Commit durability of the SQLite store: "normal" or "full".
     pub durability: String,
-    /// Call timeouts published in `help.getConfig` and used by the server's own call timers.
-    pub calls: CallTimeouts,
+    /// Call timeouts (published in `help.getConfig`, used by the server's own call timers) and
+    /// the relays offered to calls.
+    pub calls: CallSettings,
 }
 
-/// The four call timeouts of `help.getConfig` (`../shared/spec/calls.md` §6.1), milliseconds.
+/// Call settings: the four timeouts of `help.getConfig` (`../shared/spec/calls.md` §6.1, in
+/// milliseconds) and the relays offered in `phoneCall.connections` (§5.4).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct CallTimeouts {
+pub struct CallSettings {
     /// `call_receive_timeout_ms`.
     pub receive_timeout_ms: i32,
     /// `call_ring_timeout_ms`.
@@ -48,15 +50,86 @@ pub struct CallTimeouts {
     pub connect_timeout_ms: i32,
     /// `call_packet_timeout_ms`.
     pub packet_timeout_ms: i32,
+    /// Extra seconds the server waits past a client timer before ending a call itself.
+    pub grace_secs: i32,
+    /// Longest confirmed call, seconds; longer ones are ended (dead clients cannot leave their
+    /// users busy forever).
+    pub max_duration_secs: i32,
+    /// UDP reflectors (`phoneConnection`, with a per-call 16-byte peer tag).
+    pub reflectors: Vec<Reflector>,
+    /// TURN/STUN servers (`phoneConnectionWebrtc`).
+    pub webrtc: Vec<WebrtcServer>,
 }
 
-impl Default for CallTimeouts {
+/// A UDP reflector.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reflector {
+    /// Its id.
+    pub id: i64,
+    /// IPv4 address.
+    pub ip: String,
+    /// IPv6 address ("" if none).
+    #[serde(default)]
+    pub ipv6: String,
+    /// UDP port.
+    pub port: i32,
+    /// Reached over TCP.
+    #[serde(default)]
+    pub tcp: bool,
+}
+
+/// A TURN or STUN server.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebrtcServer {
+    /// Its id.
+    pub id: i64,
+    /// IPv4 address.
+    pub ip: String,
+    /// IPv6 address ("" if none).
+    #[serde(default)]
+    pub ipv6: String,
+    /// Port.
+    pub port: i32,
+    /// Credentials.
+    #[serde(default)]
+    pub username: String,
+    /// Credentials.
+    #[serde(default)]
+    pub password: String,
+    /// A TURN server.
+    #[serde(default)]
+    pub turn: bool,
+    /// A STUN server.
+    #[serde(default)]
+    pub stun: bool,
+}
+
+impl Default for CallSettings {
     fn default() -> Self {
-        CallTimeouts {
+        CallSettings {
             receive_timeout_ms: 20_000,
             ring_timeout_ms: 90_000,
             connect_timeout_ms: 30_000,
             packet_timeout_ms: 10_000,
+            grace_secs: 5,
+            max_duration_secs: 6 * 3600,
+            reflectors: Vec::new(),
+            webrtc: Vec::new(),
+        }
+    }
+}
+
+impl CallSettings {
+    /// The server-side timers (spec §6.3).
+    pub fn timeouts(&self) -> calls::Timeouts {
+        calls::Timeouts {
+            receive: self.receive_timeout_ms / 1000,
+            ring: self.ring_timeout_ms / 1000,
+            grace: self.grace_secs,
+            max_duration: self.max_duration_secs,
+            tombstone: 3600,
         }
     }
 }
@@ -75,7 +148,7 @@ impl Default for Config {
             handshake_timeout_secs: 30,
             idle_timeout_secs: 600,
             durability: "normal".into(),
-            calls: CallTimeouts::default(),
+            calls: CallSettings::default(),
         }
     }
 }

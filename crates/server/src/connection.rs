@@ -323,9 +323,10 @@ impl Connection {
             self.shared.hub.unregister(old, self.conn_id);
         }
         if let Some(new) = wanted {
+            let key_id = self.keyed.as_ref().map_or(0, |k| k.info.perm_key_id);
             self.shared
                 .hub
-                .register(new, self.conn_id, self.push_tx.clone());
+                .register(new, self.conn_id, key_id, self.push_tx.clone());
             self.registered_user = Some(new);
         }
     }

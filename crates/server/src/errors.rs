@@ -52,6 +52,10 @@ pub enum RpcError {
     MethodNotSupported(&'static str),
     /// 500: a transient failure (the database); clients retry.
     RpcCallFail,
+    /// 400: `messages.getDhConfig` asked for too many random bytes.
+    RandomLengthInvalid,
+    /// A call error (`CALL_PEER_INVALID`, `CALL_ALREADY_DECLINED`, ...).
+    Call(calls::CallError),
 }
 
 impl RpcError {
@@ -60,6 +64,7 @@ impl RpcError {
         match self {
             RpcError::AuthKeyUnregistered => 401,
             RpcError::RpcCallFail => 500,
+            RpcError::Call(e) => e.code(),
             _ => 400,
         }
     }
@@ -88,6 +93,8 @@ impl RpcError {
             RpcError::InputConstructorInvalid => "INPUT_CONSTRUCTOR_INVALID",
             RpcError::InputFetchError => "INPUT_FETCH_ERROR",
             RpcError::RpcCallFail => "RPC_CALL_FAIL",
+            RpcError::RandomLengthInvalid => "RANDOM_LENGTH_INVALID",
+            RpcError::Call(e) => e.message(),
             RpcError::InputMethodInvalid(id) => {
                 return Cow::Owned(format!("INPUT_METHOD_INVALID_{id}"));
             }
@@ -98,6 +105,12 @@ impl RpcError {
                 ));
             }
         })
+    }
+}
+
+impl From<calls::CallError> for RpcError {
+    fn from(e: calls::CallError) -> Self {
+        RpcError::Call(e)
     }
 }
 

@@ -1,5 +1,6 @@
-//! Update fan-out: every live, logged-in session registers here under its user; a push reaches
-//! each of that user's sessions on every connection, encoded later for each one's layer.
+//! Update fan-out: every live, logged-in session registers here under its user (and auth key);
+//! a push reaches each chosen session of that user on every connection, encoded later for
+//! each one's layer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ pub enum Push {
 
 struct Registration {
     conn_id: u64,
+    key_id: i64,
     tx: mpsc::Sender<Push>,
 }
 
@@ -28,12 +30,16 @@ pub struct Hub {
 pub const QUEUE: usize = 1024;
 
 impl Hub {
-    /// Registers connection `conn_id` as a live session of `user_id`.
-    pub fn register(&self, user_id: i64, conn_id: u64, tx: mpsc::Sender<Push>) {
+    /// Registers connection `conn_id`, on auth key `key_id`, as a live session of `user_id`.
+    pub fn register(&self, user_id: i64, conn_id: u64, key_id: i64, tx: mpsc::Sender<Push>) {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         let list = users.entry(user_id).or_default();
         list.retain(|r| r.conn_id != conn_id);
-        list.push(Registration { conn_id, tx });
+        list.push(Registration {
+            conn_id,
+            key_id,
+            tx,
+        });
     }
 
     /// Removes a connection.
@@ -47,21 +53,31 @@ impl Hub {
         }
     }
 
-    /// Delivers `updates` to every session of `user_id` except connection `except`. Returns how
-    /// many sessions got it. A session whose queue is full is skipped (it will catch up with
-    /// `updates.getDifference` when it reconnects).
+    /// Delivers `updates` to every session of `user_id` except connection `except`.
     pub fn push(
         &self,
         user_id: i64,
         updates: Arc<tl::enums::Updates>,
         except: Option<u64>,
     ) -> usize {
+        self.push_where(user_id, updates, |conn_id, _| Some(conn_id) != except)
+    }
+
+    /// Delivers `updates` to the sessions of `user_id` whose `(conn_id, key_id)` pass `wanted`;
+    /// returns how many got it. A session whose queue is full is skipped (it catches up with
+    /// `updates.getDifference` when it reconnects).
+    pub fn push_where(
+        &self,
+        user_id: i64,
+        updates: Arc<tl::enums::Updates>,
+        wanted: impl Fn(u64, i64) -> bool,
+    ) -> usize {
         let users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         let Some(list) = users.get(&user_id) else {
             return 0;
         };
         let mut delivered = 0;
-        for r in list.iter().filter(|r| Some(r.conn_id) != except) {
+        for r in list.iter().filter(|r| wanted(r.conn_id, r.key_id)) {
             match r.tx.try_send(Push::Updates(updates.clone())) {
                 Ok(()) => delivered += 1,
                 Err(e) => tracing::warn!(user_id, conn_id = r.conn_id, error = %e, "push dropped"),

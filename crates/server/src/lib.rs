@@ -3,6 +3,7 @@
 //! [`store`] crate. The protocol work is the sans-IO [`mtproto`] crate; this crate does the I/O,
 //! the clock, and the API methods (one file per family under [`rpc`]).
 
+mod call_service;
 pub mod config;
 mod connection;
 pub mod data_dir;
@@ -47,6 +48,7 @@ impl Server {
             config.public_address = Some(local_addr);
         }
         let fingerprint = data.rsa.fingerprint();
+        let timeouts = config.calls.timeouts();
         let shared = Arc::new(Shared {
             config,
             store: Arc::new(store),
@@ -56,9 +58,23 @@ impl Server {
             hub: hub::Hub::default(),
             next_conn_id: Default::default(),
             connections: Default::default(),
+            calls: tokio::sync::Mutex::new(calls::CallRegistry::new(timeouts)),
+            calls_changed: tokio::sync::Notify::new(),
         });
+        {
+            let mut registry = shared.calls.lock().await;
+            let n = call_service::load(&shared, &mut registry).await?;
+            if n > 0 {
+                tracing::info!(calls = n, "calls restored");
+            }
+        }
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(shared, listener, stopped));
+        let timers = tokio::spawn(call_service::run_timers(shared.clone(), stopped.clone()));
+        let accept = tokio::spawn(accept_loop(shared, listener, stopped));
+        let task = tokio::spawn(async move {
+            let _ = accept.await;
+            let _ = timers.await;
+        });
         Ok(Server {
             local_addr,
             fingerprint,

@@ -20,11 +20,22 @@ pub fn access_hash(secret: &[u8; 32], kind: &str, viewer: i64, target: i64) -> i
 
 /// `u` as `viewer` sees it.
 pub fn user(ctx: &RpcCtx<'_>, viewer: i64, u: &store::User, contact: bool) -> enums::User {
+    user_for_viewer(ctx.shared, viewer, u, contact)
+}
+
+/// `u` as `viewer` sees it, outside a request.
+pub fn user_for_viewer(
+    shared: &crate::shared::Shared,
+    viewer: i64,
+    u: &store::User,
+    contact: bool,
+) -> enums::User {
+    let now = crate::shared::now_secs();
     let is_self = viewer == u.id;
     let show_phone = is_self || contact;
-    let status = if ctx.shared.hub.is_online(u.id) || is_self {
+    let status = if shared.hub.is_online(u.id) || is_self {
         enums::UserStatus::from(types::UserStatusOnline {
-            expires: (ctx.now + 300) as i32,
+            expires: (now + 300) as i32,
         })
     } else {
         enums::UserStatus::from(types::UserStatusRecently { by_me: false })
@@ -36,7 +47,7 @@ pub fn user(ctx: &RpcCtx<'_>, viewer: i64, u: &store::User, contact: bool) -> en
         bot_nochats: u.bot,
         bot_info_version: u.bot.then_some(1),
         id: u.id,
-        access_hash: Some(access_hash(&ctx.shared.secret, "user", viewer, u.id)),
+        access_hash: Some(access_hash(&shared.secret, "user", viewer, u.id)),
         first_name: Some(u.first_name.clone()),
         last_name: (!u.last_name.is_empty()).then(|| u.last_name.clone()),
         username: u.username.clone(),

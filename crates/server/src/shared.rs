@@ -30,6 +30,10 @@ pub struct Shared {
     pub next_conn_id: AtomicU64,
     /// Open connections.
     pub connections: AtomicUsize,
+    /// Every call; its lock serialises call transitions.
+    pub calls: tokio::sync::Mutex<calls::CallRegistry>,
+    /// Woken when a call changes, so the timer task recomputes its deadline.
+    pub calls_changed: tokio::sync::Notify,
 }
 
 /// The current Unix time in milliseconds (the server's one clock read; cores take it as input).

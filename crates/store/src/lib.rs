@@ -8,7 +8,7 @@
 mod model;
 mod sqlite;
 
-pub use model::{AuthKeyRow, ClientInfo, LoginCode, NewUser, UpdateRow, User};
+pub use model::{AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUser, UpdateRow, User};
 pub use sqlite::{Durability, SqliteStore};
 
 use std::fmt;
@@ -37,6 +37,9 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+/// Builds an update's body from the pts it is given (a message's id is its pts).
+pub type UpdateBody = Box<dyn FnOnce(i32) -> Vec<u8> + Send>;
 
 /// The future every store call returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -106,14 +109,15 @@ pub trait Store: Send + Sync + 'static {
 
     // ------------------------------------------------------------------ updates
 
-    /// Appends an update to a user's log; returns its pts (the previous pts + `pts_count`).
+    /// Appends an update to a user's log; returns its pts (the previous pts + `pts_count`) and
+    /// the body `body` built for that pts.
     fn append_update(
         &self,
         user_id: i64,
         pts_count: i32,
         date: i32,
-        body: Vec<u8>,
-    ) -> StoreFuture<'_, i32>;
+        body: UpdateBody,
+    ) -> StoreFuture<'_, (i32, Vec<u8>)>;
     /// The user's current pts (0 for none).
     fn pts(&self, user_id: i64) -> StoreFuture<'_, i32>;
     /// Updates with pts above `after`, oldest first, at most `limit`.
@@ -123,6 +127,15 @@ pub trait Store: Send + Sync + 'static {
         after: i32,
         limit: u32,
     ) -> StoreFuture<'_, Vec<UpdateRow>>;
+
+    // ------------------------------------------------------------------ calls
+
+    /// Saves a call's current state (insert or replace).
+    fn save_call(&self, call: CallRow) -> StoreFuture<'_, ()>;
+    /// Every stored call (live ones and tombstones), to restore after a restart.
+    fn load_calls(&self) -> StoreFuture<'_, Vec<CallRow>>;
+    /// Deletes a call's tombstone.
+    fn delete_call(&self, id: i64) -> StoreFuture<'_, ()>;
 }
 
 #[cfg(test)]

@@ -105,3 +105,20 @@ pub struct UpdateRow {
     /// The `Update` in canonical TL.
     pub body: Vec<u8>,
 }
+
+/// A stored call: the call crate's own binary form plus the columns to query by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRow {
+    /// Call id.
+    pub id: i64,
+    /// Caller.
+    pub admin_id: i64,
+    /// Callee.
+    pub participant_id: i64,
+    /// State name.
+    pub state: String,
+    /// The call record.
+    pub body: Vec<u8>,
+    /// Unix time of the last change.
+    pub updated_at: i64,
+}

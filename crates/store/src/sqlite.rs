@@ -7,7 +7,8 @@ use std::sync::mpsc;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::{
-    AuthKeyRow, ClientInfo, LoginCode, NewUser, Store, StoreError, StoreFuture, UpdateRow, User,
+    AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUser, Store, StoreError, StoreFuture,
+    UpdateBody, UpdateRow, User,
 };
 
 /// How hard a commit is pushed to disk.
@@ -21,7 +22,10 @@ pub enum Durability {
     Full,
 }
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_calls.sql"),
+];
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -394,8 +398,8 @@ impl Store for SqliteStore {
         user_id: i64,
         pts_count: i32,
         date: i32,
-        body: Vec<u8>,
-    ) -> StoreFuture<'_, i32> {
+        body: UpdateBody,
+    ) -> StoreFuture<'_, (i32, Vec<u8>)> {
         self.run(move |c| {
             let tx = c.transaction().map_err(unavailable)?;
             let pts: i32 = tx
@@ -406,13 +410,48 @@ impl Store for SqliteStore {
                     |r| r.get(0),
                 )
                 .map_err(unavailable)?;
+            let body = body(pts);
             tx.execute(
                 "INSERT INTO updates (user_id, pts, pts_count, date, body) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![user_id, pts, pts_count, date, body],
             )
             .map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
-            Ok(pts)
+            Ok((pts, body))
+        })
+    }
+
+    fn save_call(&self, call: CallRow) -> StoreFuture<'_, ()> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO calls (id, admin_id, participant_id, state, body, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, body = excluded.body, updated_at = excluded.updated_at",
+                params![call.id, call.admin_id, call.participant_id, call.state, call.body, call.updated_at],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn load_calls(&self) -> StoreFuture<'_, Vec<CallRow>> {
+        self.run(move |c| {
+            let mut stmt = c
+                .prepare("SELECT id, admin_id, participant_id, state, body, updated_at FROM calls ORDER BY id")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(CallRow { id: r.get(0)?, admin_id: r.get(1)?, participant_id: r.get(2)?, state: r.get(3)?, body: r.get(4)?, updated_at: r.get(5)? })
+                })
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+    }
+
+    fn delete_call(&self, id: i64) -> StoreFuture<'_, ()> {
+        self.run(move |c| {
+            c.execute("DELETE FROM calls WHERE id = ?1", [id])
+                .map_err(unavailable)?;
+            Ok(())
         })
     }
 

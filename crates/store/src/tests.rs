@@ -130,8 +130,33 @@ fn keys_and_updates_survive_reopening() {
                 lang_code: "en".into(),
             };
             s.set_key_client(42, Some(198), Some(info)).await.unwrap();
-            assert_eq!(s.append_update(7, 1, 100, vec![1]).await.unwrap(), 1);
-            assert_eq!(s.append_update(7, 2, 101, vec![2]).await.unwrap(), 3);
+            assert_eq!(
+                s.append_update(7, 1, 100, Box::new(|pts| vec![pts as u8]))
+                    .await
+                    .unwrap(),
+                (1, vec![1])
+            );
+            assert_eq!(
+                s.append_update(7, 2, 101, Box::new(|_| vec![2]))
+                    .await
+                    .unwrap(),
+                (3, vec![2])
+            );
+            let call = CallRow {
+                id: 5,
+                admin_id: 1,
+                participant_id: 2,
+                state: "requested".into(),
+                body: vec![1, 2],
+                updated_at: 9,
+            };
+            s.save_call(call.clone()).await.unwrap();
+            s.save_call(CallRow {
+                state: "received".into(),
+                ..call
+            })
+            .await
+            .unwrap();
         });
     }
     let s = SqliteStore::open(&path, Durability::Normal).unwrap();
@@ -154,6 +179,10 @@ fn keys_and_updates_survive_reopening() {
         );
         assert_eq!(s.pts(8).await.unwrap(), 0);
         assert!(s.auth_key(43).await.unwrap().is_none());
+        let calls = s.load_calls().await.unwrap();
+        assert_eq!((calls.len(), calls[0].state.as_str()), (1, "received"));
+        s.delete_call(5).await.unwrap();
+        assert!(s.load_calls().await.unwrap().is_empty());
     });
 }
 

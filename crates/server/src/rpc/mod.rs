@@ -7,6 +7,8 @@ mod account;
 mod auth;
 mod contacts;
 mod help;
+mod messages;
+mod phone;
 mod updates;
 mod users;
 
@@ -108,6 +110,17 @@ async fn dispatch(ctx: &mut RpcCtx<'_>, request: Request) -> Result<Vec<u8>, Rpc
         Request::AccountUpdateUsername(r) => account::update_username(ctx, r).await,
         Request::UpdatesGetState(_) => updates::get_state(ctx).await,
         Request::UpdatesGetDifference(r) => updates::get_difference(ctx, r).await,
+        Request::MessagesGetDhConfig(r) => messages::get_dh_config(ctx, r),
+        Request::PhoneGetCallConfig(_) => phone::get_call_config(ctx),
+        Request::PhoneRequestCall(r) => phone::request_call(ctx, r).await,
+        Request::PhoneReceivedCall(r) => phone::received_call(ctx, r).await,
+        Request::PhoneAcceptCall(r) => phone::accept_call(ctx, r).await,
+        Request::PhoneConfirmCall(r) => phone::confirm_call(ctx, r).await,
+        Request::PhoneDiscardCall(r) => phone::discard_call(ctx, r).await,
+        Request::PhoneSendSignalingData(r) => phone::send_signaling_data(ctx, r).await,
+        Request::PhoneSetCallRating(r) => phone::set_call_rating(ctx, r).await,
+        Request::PhoneSaveCallDebug(r) => phone::save_call_debug(ctx, r).await,
+        Request::PhoneSaveCallLog(r) => phone::save_call_log(ctx, r).await,
         other => {
             // Everything else needs a login first, like every phone.* method.
             ctx.user_id()?;

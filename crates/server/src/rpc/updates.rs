@@ -26,6 +26,33 @@ pub async fn get_state(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
     )
 }
 
+/// Calls ringing for the user right now, as updates: a callee who was offline learns of them
+/// here (spec §6.3; only the current state, never a stale `phoneCallRequested`).
+async fn ringing_calls(ctx: &RpcCtx<'_>, me: i64) -> Vec<enums::Update> {
+    let calls: Vec<calls::Call> = ctx
+        .shared
+        .calls
+        .lock()
+        .await
+        .live_calls_of(me)
+        .into_iter()
+        .filter(|c| {
+            c.participant_id == me
+                && matches!(c.state, calls::State::Requested | calls::State::Received)
+        })
+        .cloned()
+        .collect();
+    calls
+        .iter()
+        .map(|c| {
+            types::UpdatePhoneCall {
+                phone_call: crate::call_service::view(ctx.shared, c, me),
+            }
+            .into()
+        })
+        .collect()
+}
+
 pub async fn get_difference(
     ctx: &mut RpcCtx<'_>,
     r: functions::updates::GetDifference,
@@ -33,16 +60,20 @@ pub async fn get_difference(
     let me = ctx.user_id()?;
     let current = ctx.shared.store.pts(me).await?;
     let date = ctx.now as i32;
-    if r.pts >= current {
+    let ringing = ringing_calls(ctx, me).await;
+    if r.pts >= current && ringing.is_empty() {
         return Ok(ctx.encode(&enums::updates::Difference::from(
             types::updates::DifferenceEmpty { date, seq: 0 },
         )));
     }
-    let rows = ctx
-        .shared
-        .store
-        .updates_after(me, r.pts, DIFFERENCE_LIMIT)
-        .await?;
+    let rows = if r.pts < current {
+        ctx.shared
+            .store
+            .updates_after(me, r.pts, DIFFERENCE_LIMIT)
+            .await?
+    } else {
+        Vec::new()
+    };
     let last_pts = rows.last().map_or(current, |u| u.pts);
     let mut new_messages = Vec::new();
     let mut other_updates = Vec::new();
@@ -50,9 +81,11 @@ pub async fn get_difference(
     for row in rows {
         match enums::Update::from_bytes(&row.body) {
             Ok(enums::Update::NewMessage(m)) => {
-                if let enums::Message::Service(s) = &m.message
-                    && let Some(enums::Peer::User(p)) = &s.from_id
-                {
+                if let enums::Message::Service(s) = &m.message {
+                    if let Some(enums::Peer::User(p)) = &s.from_id {
+                        user_ids.push(p.user_id);
+                    }
+                    let enums::Peer::User(p) = &s.peer_id;
                     user_ids.push(p.user_id);
                 }
                 new_messages.push(m.message);
@@ -63,6 +96,14 @@ pub async fn get_difference(
             }
         }
     }
+    for u in &ringing {
+        if let enums::Update::PhoneCall(p) = u
+            && let enums::PhoneCall::Requested(c) = &p.phone_call
+        {
+            user_ids.push(c.admin_id);
+        }
+    }
+    other_updates.extend(ringing);
     user_ids.sort_unstable();
     user_ids.dedup();
     let mut users = Vec::new();

@@ -1,0 +1,36 @@
+//! `messages.getDhConfig` (<https://core.telegram.org/method/messages.getDhConfig>): the
+//! Diffie–Hellman parameters clients use for call keys — Telegram's 2048-bit safe prime, g = 3.
+
+use mtproto::crypto::{Entropy, OsEntropy, dh};
+use tl::{enums, functions, types};
+
+use crate::errors::RpcError;
+use crate::shared::RpcCtx;
+
+/// The version of the parameters; they never change.
+const VERSION: i32 = 1;
+/// Most random bytes a client may ask for.
+const MAX_RANDOM: i32 = 1024;
+
+pub fn get_dh_config(
+    ctx: &mut RpcCtx<'_>,
+    r: functions::messages::GetDhConfig,
+) -> Result<Vec<u8>, RpcError> {
+    ctx.user_id()?;
+    if !(0..=MAX_RANDOM).contains(&r.random_length) {
+        return Err(RpcError::RandomLengthInvalid);
+    }
+    let mut random = vec![0u8; r.random_length as usize];
+    OsEntropy.fill(&mut random);
+    let config = if r.version == VERSION {
+        enums::messages::DhConfig::from(types::messages::DhConfigNotModified { random })
+    } else {
+        enums::messages::DhConfig::from(types::messages::DhConfig {
+            g: dh::G,
+            p: dh::DH_PRIME.to_vec(),
+            version: VERSION,
+            random,
+        })
+    };
+    Ok(ctx.encode(&config))
+}

@@ -1,0 +1,227 @@
+//! `phone.*` for one-to-one calls (`../shared/spec/calls.md`): each method runs its transition
+//! in the call registry under one lock, commits it, answers, then pushes.
+//! `phone.receivedCall` is the seed: <https://core.telegram.org/method/phone.receivedCall>.
+
+use calls::{SessionRef, protocol_from_tl, reason_from_tl};
+use tl::{enums, functions, types};
+
+use crate::call_service as service;
+use crate::errors::RpcError;
+use crate::render;
+use crate::shared::RpcCtx;
+
+fn session(ctx: &RpcCtx<'_>) -> Result<SessionRef, RpcError> {
+    Ok(SessionRef {
+        user_id: ctx.user_id()?,
+        key_id: ctx.key.perm_key_id,
+    })
+}
+
+fn peer(p: &enums::InputPhoneCall) -> (i64, i64) {
+    let enums::InputPhoneCall::InputPhoneCall(p) = p;
+    (p.id, p.access_hash)
+}
+
+async fn phone_call(
+    ctx: &RpcCtx<'_>,
+    call: &calls::Call,
+    viewer: i64,
+) -> Result<Vec<u8>, RpcError> {
+    let users = service::users(ctx.shared, call, viewer).await?;
+    let result = enums::phone::PhoneCall::from(types::phone::PhoneCall {
+        phone_call: service::view(ctx.shared, call, viewer),
+        users,
+    });
+    Ok(ctx.encode(&result))
+}
+
+/// Runs `op` on the registry, persists its effects under the lock, wakes the timer task.
+macro_rules! transition {
+    ($ctx:expr, |$reg:ident| $op:expr) => {{
+        let mut $reg = $ctx.shared.calls.lock().await;
+        let effects = $op;
+        if !effects.is_empty() {
+            service::persist($ctx.shared, &effects).await?;
+            $ctx.shared.calls_changed.notify_one();
+        }
+        effects
+    }};
+}
+
+pub fn get_call_config(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
+    ctx.user_id()?;
+    Ok(ctx.encode(&enums::DataJSON::from(types::DataJSON {
+        data: "{}".into(),
+    })))
+}
+
+pub async fn request_call(
+    ctx: &mut RpcCtx<'_>,
+    r: functions::phone::RequestCall,
+) -> Result<Vec<u8>, RpcError> {
+    let me = session(ctx)?;
+    let callee = render::input_user(ctx, &r.user_id).await?;
+    let now = ctx.now as i32;
+    let effects = transition!(ctx, |reg| reg.request(
+        me,
+        callee.id,
+        r.random_id,
+        r.g_a_hash,
+        protocol_from_tl(&r.protocol),
+        r.video,
+        now,
+        &mut service::RandomIds
+    ));
+    let call = effects.result.clone()?;
+    tracing::info!(
+        call_id = call.id,
+        caller = me.user_id,
+        callee = callee.id,
+        busy = !effects.history.is_empty(),
+        "call requested"
+    );
+    let answer = phone_call(ctx, &call, me.user_id).await?;
+    service::publish(ctx.shared, &effects, None).await?;
+    Ok(answer)
+}
+
+pub async fn received_call(
+    ctx: &mut RpcCtx<'_>,
+    r: functions::phone::ReceivedCall,
+) -> Result<Vec<u8>, RpcError> {
+    let me = session(ctx)?;
+    let (id, hash) = peer(&r.peer);
+    let now = ctx.now as i32;
+    let effects = transition!(ctx, |reg| reg.received(me, id, hash, now));
+    let ok = effects.result?;
+    service::publish(ctx.shared, &effects, None).await?;
+    Ok(ctx.encode(&ok))
+}
+
+pub async fn accept_call(
+    ctx: &mut RpcCtx<'_>,
+    r: functions::phone::AcceptCall,
+) -> Result<Vec<u8>, RpcError> {
+    let me = session(ctx)?;
+    let (id, hash) = peer(&r.peer);
+    let now = ctx.now as i32;
+    let effects = transition!(ctx, |reg| reg.accept(
+        me,
+        id,
+        hash,
+        r.g_b,
+        protocol_from_tl(&r.protocol),
+        now
+    ));
+    let call = effects.result.clone()?;
+    let answer = phone_call(ctx, &call, me.user_id).await?;
+    service::publish(ctx.shared, &effects, None).await?;
+    Ok(answer)
+}
+
+pub async fn confirm_call(
+    ctx: &mut RpcCtx<'_>,
+    r: functions::phone::ConfirmCall,
+) -> Result<Vec<u8>, RpcError> {
+    let me = session(ctx)?;
+    let (id, hash) = peer(&r.peer);
+    let now = ctx.now as i32;
+    let effects = transition!(ctx, |reg| reg.confirm(
+        me,
+        id,
+        hash,
+        r.g_a,
+        r.key_fingerprint,
+        now
+    ));
+    // A refused confirmation may still have ended the call: publish either way.
+    service::publish(ctx.shared, &effects, None).await?;
+    let call = effects.result?;
+    phone_call(ctx, &call, me.user_id).await
+}
+
+pub async fn discard_call(
+    ctx: &mut RpcCtx<'_>,
+    r: functions::phone::DiscardCall,
+) -> Result<Vec<u8>, RpcError> {
+    let me = session(ctx)?;
+    let (id, hash) = peer(&r.peer);
+    let now = ctx.now as i32;
+    let reason = Some(reason_from_tl(&r.reason));
+    let effects = transition!(ctx, |reg| reg
+        .discard(me, id, hash, r.duration, reason, now));
+    let call = effects.result.clone()?;
+    let own_history = service::publish(ctx.shared, &effects, Some(me)).await?;
+    let mut list = vec![enums::Update::from(types::UpdatePhoneCall {
+        phone_call: service::view(ctx.shared, &call, me.user_id),
+    })];
+    list.extend(own_history);
+    let users = service::users(ctx.shared, &call, me.user_id).await?;
+    let updates = enums::Updates::from(types::Updates {
+        updates: list,
+        users,
+        chats: vec![],
+        date: ctx.now as i32,
+        seq: 0,
+    });
+    Ok(ctx.encode(&updates))
+}
+
+pub async fn send_signaling_data(
+    ctx: &mut RpcCtx<'_>,
+    r: functions::phone::SendSignalingData,
+) -> Result<Vec<u8>, RpcError> {
+    let me = session(ctx)?;
+    let (id, hash) = peer(&r.peer);
+    let effects = ctx
+        .shared
+        .calls
+        .lock()
+        .await
+        .signaling(me, id, hash, r.data);
+    let ok = effects.result?;
+    service::push_all(ctx.shared, &effects.pushes).await?;
+    Ok(ctx.encode(&ok))
+}
+
+async fn check_participant(ctx: &RpcCtx<'_>, p: &enums::InputPhoneCall) -> Result<(), RpcError> {
+    let me = ctx.user_id()?;
+    let (id, hash) = peer(p);
+    ctx.shared
+        .calls
+        .lock()
+        .await
+        .check_participant(me, id, hash)?;
+    Ok(())
+}
+
+pub async fn set_call_rating(
+    ctx: &mut RpcCtx<'_>,
+    r: functions::phone::SetCallRating,
+) -> Result<Vec<u8>, RpcError> {
+    check_participant(ctx, &r.peer).await?;
+    let updates = enums::Updates::from(types::Updates {
+        updates: vec![],
+        users: vec![],
+        chats: vec![],
+        date: ctx.now as i32,
+        seq: 0,
+    });
+    Ok(ctx.encode(&updates))
+}
+
+pub async fn save_call_debug(
+    ctx: &mut RpcCtx<'_>,
+    r: functions::phone::SaveCallDebug,
+) -> Result<Vec<u8>, RpcError> {
+    check_participant(ctx, &r.peer).await?;
+    Ok(ctx.encode(&true))
+}
+
+pub async fn save_call_log(
+    ctx: &mut RpcCtx<'_>,
+    r: functions::phone::SaveCallLog,
+) -> Result<Vec<u8>, RpcError> {
+    check_participant(ctx, &r.peer).await?;
+    Ok(ctx.encode(&true))
+}
