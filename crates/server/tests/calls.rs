@@ -1,0 +1,486 @@
+//! Call signalling over real TCP against the real server (`../shared/spec/calls.md`): the whole
+//! lifecycle with real Diffie–Hellman, `phone.receivedCall` as documented (ring, busy,
+//! auto-refuse, errors), multi-device, history, layers, and a restart mid-ring.
+
+mod support;
+
+use mtproto::crypto::{dh, sha1, sha256};
+use mtproto::transport::Kind;
+use support::*;
+use tl::{Decode, Layer, enums, functions, types};
+
+fn protocol() -> enums::PhoneCallProtocol {
+    types::PhoneCallProtocol {
+        udp_p2p: true,
+        udp_reflector: true,
+        min_layer: 65,
+        max_layer: 92,
+        library_versions: vec!["2.4.4".into()],
+    }
+    .into()
+}
+
+/// The next `updatePhoneCall` pushed to a client.
+async fn next_call_update(c: &mut Client) -> enums::PhoneCall {
+    loop {
+        let push = c.next_push().await;
+        if let Ok(enums::Updates::Updates(u)) = enums::Updates::from_bytes(&push) {
+            for update in u.updates {
+                if let enums::Update::PhoneCall(p) = update {
+                    return p.phone_call;
+                }
+            }
+        }
+    }
+}
+
+async fn user_of(caller: &mut Client, phone: &str) -> enums::InputUser {
+    let enums::contacts::ResolvedPeer::ResolvedPeer(r) = caller
+        .call(&functions::contacts::ResolvePhone {
+            phone: phone.into(),
+        })
+        .await
+        .unwrap();
+    let enums::User::User(u) = &r.users[0] else {
+        panic!()
+    };
+    types::InputUser {
+        user_id: u.id,
+        access_hash: u.access_hash.unwrap(),
+    }
+    .into()
+}
+
+fn input_call(id: i64, access_hash: i64) -> enums::InputPhoneCall {
+    types::InputPhoneCall { id, access_hash }.into()
+}
+
+struct Dh {
+    secret: [u8; 256],
+    public: [u8; 256],
+}
+
+fn keypair() -> Dh {
+    let (secret, public) = dh::keypair(&mut mtproto::crypto::OsEntropy);
+    Dh { secret, public }
+}
+
+fn fingerprint(key: &[u8; 256]) -> i64 {
+    i64::from_le_bytes(sha1(&[key])[12..20].try_into().unwrap())
+}
+
+async fn request(
+    caller: &mut Client,
+    callee: enums::InputUser,
+    a: &Dh,
+    random_id: i32,
+) -> types::PhoneCallWaiting {
+    let enums::phone::PhoneCall::PhoneCall(r) = caller
+        .call(&functions::phone::RequestCall {
+            video: false,
+            user_id: callee,
+            random_id,
+            g_a_hash: sha256(&[&a.public]).to_vec(),
+            protocol: protocol(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.users.len(), 2, "the users vector is required");
+    let enums::PhoneCall::Waiting(w) = r.phone_call else {
+        panic!(
+            "requestCall must answer phoneCallWaiting, got {:?}",
+            r.phone_call
+        )
+    };
+    assert_eq!(w.receive_date, None);
+    w
+}
+
+#[tokio::test]
+async fn a_complete_call_with_received_call_busy_and_two_callee_devices() {
+    let server = TestServer::start().await;
+    let mut alice = Client::connect(&server, Kind::Full, false).await;
+    alice.login("9996620001", "Alice").await;
+    let mut bob1 = Client::connect(&server, Kind::Intermediate, false).await;
+    bob1.login("9996620002", "Bob").await;
+    let mut bob2 = Client::connect(&server, Kind::Abridged, true).await;
+    bob2.login("9996620002", "Bob").await;
+    let mut carol = Client::connect(&server, Kind::Full, false).await;
+    carol.login("9996620003", "Carol").await;
+
+    let bob = user_of(&mut alice, "9996620002").await;
+    let a = keypair();
+    let waiting = request(&mut alice, bob.clone(), &a, 1).await;
+
+    // Both of Bob's devices ring with phoneCallRequested.
+    let mut bob_hash = 0;
+    for device in [&mut bob1, &mut bob2] {
+        let enums::PhoneCall::Requested(r) = next_call_update(device).await else {
+            panic!("expected phoneCallRequested")
+        };
+        assert_eq!((r.id, r.admin_id), (waiting.id, waiting.admin_id));
+        assert_eq!(r.g_a_hash, sha256(&[&a.public]).to_vec());
+        bob_hash = r.access_hash;
+    }
+    assert_ne!(
+        bob_hash, waiting.access_hash,
+        "access hashes are per viewer"
+    );
+
+    // Before Bob acknowledges he is not busy: Carol's call would ring. After: refused as busy.
+    let bob_peer = input_call(waiting.id, bob_hash);
+    assert!(
+        bob1.call(&functions::phone::ReceivedCall {
+            peer: bob_peer.clone()
+        })
+        .await
+        .unwrap(),
+        "boolTrue"
+    );
+    // The caller rings: phoneCallWaiting with receive_date, exactly once.
+    let enums::PhoneCall::Waiting(ringing) = next_call_update(&mut alice).await else {
+        panic!()
+    };
+    assert!(ringing.receive_date.is_some());
+    assert!(
+        bob2.call(&functions::phone::ReceivedCall {
+            peer: bob_peer.clone()
+        })
+        .await
+        .unwrap(),
+        "second device: true too"
+    );
+
+    // Carol calls Bob: phoneCallWaiting, then phoneCallDiscarded(Busy); Bob hears nothing.
+    let bob_for_carol = user_of(&mut carol, "9996620002").await;
+    let c_dh = keypair();
+    let carol_call = request(&mut carol, bob_for_carol, &c_dh, 7).await;
+    let enums::PhoneCall::Discarded(d) = next_call_update(&mut carol).await else {
+        panic!("expected phoneCallDiscarded")
+    };
+    assert_eq!(d.id, carol_call.id);
+    assert!(matches!(
+        d.reason,
+        Some(enums::PhoneCallDiscardReason::Busy(_))
+    ));
+
+    // Errors as documented.
+    assert_eq!(
+        bob1.call(&functions::phone::ReceivedCall {
+            peer: input_call(waiting.id, bob_hash ^ 1)
+        })
+        .await
+        .unwrap_err()
+        .1,
+        "CALL_PEER_INVALID"
+    );
+    assert_eq!(
+        alice
+            .call(&functions::phone::ReceivedCall {
+                peer: input_call(waiting.id, waiting.access_hash)
+            })
+            .await
+            .unwrap_err()
+            .1,
+        "CALL_PEER_INVALID"
+    );
+    assert_eq!(
+        bob1.call(&functions::phone::ReceivedCall {
+            peer: input_call(123, 456)
+        })
+        .await
+        .unwrap_err()
+        .1,
+        "CALL_PEER_INVALID"
+    );
+
+    // Bob accepts on device 1; device 2 is told the call was answered elsewhere (no reason).
+    let b = keypair();
+    let enums::phone::PhoneCall::PhoneCall(acc) = bob1
+        .call(&functions::phone::AcceptCall {
+            peer: bob_peer.clone(),
+            g_b: b.public.to_vec(),
+            protocol: protocol(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(acc.phone_call, enums::PhoneCall::Waiting(_)),
+        "acceptCall answers phoneCallWaiting"
+    );
+    let enums::PhoneCall::Discarded(elsewhere) = next_call_update(&mut bob2).await else {
+        panic!()
+    };
+    assert!(elsewhere.reason.is_none());
+    assert_eq!(
+        bob2.call(&functions::phone::AcceptCall {
+            peer: bob_peer.clone(),
+            g_b: b.public.to_vec(),
+            protocol: protocol()
+        })
+        .await
+        .unwrap_err()
+        .1,
+        "CALL_ALREADY_ACCEPTED"
+    );
+
+    // Alice gets g_b, computes the key and confirms with g_a.
+    let enums::PhoneCall::Accepted(accepted) = next_call_update(&mut alice).await else {
+        panic!("expected phoneCallAccepted")
+    };
+    let alice_key = dh::mod_pow(&accepted.g_b, &a.secret);
+    let alice_peer = input_call(waiting.id, waiting.access_hash);
+    let enums::phone::PhoneCall::PhoneCall(conf) = alice
+        .call(&functions::phone::ConfirmCall {
+            peer: alice_peer.clone(),
+            g_a: a.public.to_vec(),
+            key_fingerprint: fingerprint(&alice_key),
+            protocol: protocol(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(conf.phone_call, enums::PhoneCall::PhoneCall(_)),
+        "confirmCall answers phoneCall"
+    );
+
+    // Bob's accepting device gets phoneCall with g_a; the fingerprints match on both sides.
+    let enums::PhoneCall::PhoneCall(full) = next_call_update(&mut bob1).await else {
+        panic!("expected phoneCall")
+    };
+    assert_eq!(
+        sha256(&[&full.g_a_or_b]).to_vec(),
+        sha256(&[&a.public]).to_vec(),
+        "g_a matches the committed hash"
+    );
+    let bob_key = dh::mod_pow(&full.g_a_or_b, &b.secret);
+    assert_eq!(bob_key, alice_key);
+    assert_eq!(full.key_fingerprint, fingerprint(&bob_key));
+
+    // Signalling both ways.
+    assert!(
+        alice
+            .call(&functions::phone::SendSignalingData {
+                peer: alice_peer.clone(),
+                data: vec![1, 2, 3]
+            })
+            .await
+            .unwrap()
+    );
+    let push = bob1.next_push().await;
+    let enums::Updates::Updates(u) = enums::Updates::from_bytes(&push).unwrap() else {
+        panic!()
+    };
+    assert!(
+        matches!(&u.updates[0], enums::Update::PhoneCallSignalingData(s) if s.data == vec![1, 2, 3])
+    );
+
+    // Bob hangs up; Alice is told; both get one history message with pts.
+    let enums::Updates::Updates(result) = bob1
+        .call(&functions::phone::DiscardCall {
+            video: false,
+            peer: bob_peer.clone(),
+            duration: 42,
+            reason: types::PhoneCallDiscardReasonHangup {}.into(),
+            connection_id: 0,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(result.updates.iter().any(|u| matches!(u, enums::Update::PhoneCall(p) if matches!(&p.phone_call, enums::PhoneCall::Discarded(d) if d.duration == Some(42)))));
+    assert!(
+        result
+            .updates
+            .iter()
+            .any(|u| matches!(u, enums::Update::NewMessage(_))),
+        "the history message comes in the result"
+    );
+    let enums::PhoneCall::Discarded(ended) = next_call_update(&mut alice).await else {
+        panic!()
+    };
+    assert!(
+        matches!(ended.reason, Some(enums::PhoneCallDiscardReason::Hangup(_))),
+        "the reason is echoed"
+    );
+    // The call is over: a late acknowledgement is CALL_ALREADY_DECLINED; Bob is free again.
+    assert_eq!(
+        bob2.call(&functions::phone::ReceivedCall { peer: bob_peer })
+            .await
+            .unwrap_err()
+            .1,
+        "CALL_ALREADY_DECLINED"
+    );
+    let enums::updates::State::State(st) =
+        alice.call(&functions::updates::GetState {}).await.unwrap();
+    assert_eq!(st.pts, 1, "one history message for the completed call");
+    let bob_again = user_of(&mut carol, "9996620002").await;
+    let d2 = keypair();
+    request(&mut carol, bob_again, &d2, 8).await;
+    let enums::PhoneCall::Requested(_) = next_call_update(&mut bob1).await else {
+        panic!("Bob's devices ring again")
+    };
+}
+
+#[tokio::test]
+async fn calls_are_rendered_for_each_receivers_layer_and_survive_a_restart() {
+    let mut server = TestServer::start().await;
+    let mut alice = Client::connect(&server, Kind::Full, false).await;
+    alice.login("9996620011", "Alice").await;
+    let mut bob = Client::connect(&server, Kind::Full, false).await;
+    // Bob speaks layer 198 (GramJS): his phoneCallRequested has that layer's id.
+    bob.call_raw(wrap_layer(
+        198,
+        tl::Encode::to_bytes(&functions::help::GetConfig {}, Layer::LATEST),
+    ))
+    .await
+    .unwrap();
+    bob.layer = Layer::exact(198).unwrap();
+    bob.login("9996620012", "Bob").await;
+    let callee = user_of(&mut alice, "9996620012").await;
+    let a = keypair();
+    let waiting = request(&mut alice, callee, &a, 3).await;
+    let push = bob.next_push().await;
+    let mut r = tl::Reader::new(&push);
+    assert_eq!(r.read_u32().unwrap(), 0x74ae4240, "updates");
+    assert_eq!(r.read_u32().unwrap(), 0x1cb5c415);
+    assert_eq!(r.read_i32().unwrap(), 1);
+    assert_eq!(r.read_u32().unwrap(), 0xab0f6b1e, "updatePhoneCall");
+    assert_eq!(
+        r.read_u32().unwrap(),
+        0x45361c63,
+        "phoneCallRequested in layer 198's form"
+    );
+
+    // Restart while ringing: the call goes on.
+    server.restart().await;
+    let mut alice = alice.reconnect(&server).await;
+    let mut bob = bob.reconnect(&server).await;
+    // Bob learns of the ringing call from getDifference (he missed nothing else).
+    let enums::updates::Difference::Difference(diff) = bob
+        .call(&functions::updates::GetDifference {
+            pts: 0,
+            pts_limit: None,
+            pts_total_limit: None,
+            date: 0,
+            qts: 0,
+            qts_limit: None,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("expected a difference with the ringing call")
+    };
+    let enums::Update::PhoneCall(p) = &diff.other_updates[0] else {
+        panic!()
+    };
+    let enums::PhoneCall::Requested(req) = &p.phone_call else {
+        panic!()
+    };
+    let peer = input_call(req.id, req.access_hash);
+    assert!(
+        bob.call(&functions::phone::ReceivedCall { peer: peer.clone() })
+            .await
+            .unwrap()
+    );
+    let b = keypair();
+    bob.call(&functions::phone::AcceptCall {
+        peer,
+        g_b: b.public.to_vec(),
+        protocol: protocol(),
+    })
+    .await
+    .unwrap();
+    let key = dh::mod_pow(&b.public, &a.secret);
+    alice
+        .call(&functions::phone::ConfirmCall {
+            peer: input_call(waiting.id, waiting.access_hash),
+            g_a: a.public.to_vec(),
+            key_fingerprint: fingerprint(&key),
+            protocol: protocol(),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unacknowledged_calls_end_as_missed_by_the_server() {
+    let dir = std::env::temp_dir().join(format!("mtcall-test-missed-{}", std::process::id()));
+    let mut config = server::Config {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..server::Config::default()
+    };
+    config.calls.receive_timeout_ms = 1000;
+    config.calls.grace_secs = 0;
+    let srv = server::Server::start(config).await.unwrap();
+    let server = TestServer {
+        addr: srv.local_addr(),
+        server: Some(srv),
+        dir,
+    };
+    let mut alice = Client::connect(&server, Kind::Full, false).await;
+    alice.login("9996620021", "Alice").await;
+    let mut bob = Client::connect(&server, Kind::Full, false).await;
+    bob.login("9996620022", "Bob").await;
+    let callee = user_of(&mut alice, "9996620022").await;
+    request(&mut alice, callee, &keypair(), 4).await;
+    let _ = next_call_update(&mut bob).await;
+    // Nobody acknowledges: after call_receive_timeout the server ends it as Missed, for both.
+    for c in [&mut alice, &mut bob] {
+        let enums::PhoneCall::Discarded(d) = next_call_update(c).await else {
+            panic!()
+        };
+        assert!(matches!(
+            d.reason,
+            Some(enums::PhoneCallDiscardReason::Missed(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn small_methods() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(&server, Kind::Full, false).await;
+    assert_eq!(
+        c.call(&functions::phone::GetCallConfig {})
+            .await
+            .unwrap_err()
+            .0,
+        401,
+        "phone.* needs a login"
+    );
+    c.login("9996620031", "Dan").await;
+    let enums::DataJSON::DataJSON(cfg) = c.call(&functions::phone::GetCallConfig {}).await.unwrap();
+    assert_eq!(cfg.data, "{}");
+    let enums::messages::DhConfig::DhConfig(dhc) = c
+        .call(&functions::messages::GetDhConfig {
+            version: 0,
+            random_length: 256,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((dhc.g, dhc.p.len(), dhc.random.len()), (3, 256, 256));
+    let same = c
+        .call(&functions::messages::GetDhConfig {
+            version: dhc.version,
+            random_length: 0,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(same, enums::messages::DhConfig::NotModified(_)));
+    assert_eq!(
+        c.call(&functions::messages::GetDhConfig {
+            version: 0,
+            random_length: 5000
+        })
+        .await
+        .unwrap_err()
+        .1,
+        "RANDOM_LENGTH_INVALID"
+    );
+}
