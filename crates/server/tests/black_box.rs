@@ -12,11 +12,12 @@ use tl::{Decode, Encode, Layer, enums, functions, types};
 #[tokio::test]
 async fn first_bytes_get_res_pq_with_the_server_fingerprint() {
     let server = TestServer::start().await;
-    let mut raw = Raw::connect(server.addr, Kind::Full, false).await;
+    let mut raw = Raw::connect(server.addr, Kind::Full, false).await.unwrap();
     let nonce = [0x11u8; 16];
     let answer = raw
         .plain_call(&functions::ReqPqMulti { nonce }.to_bytes(Layer::LATEST))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(
         &answer[..4],
         &0x05162463u32.to_le_bytes(),
@@ -49,8 +50,8 @@ async fn every_transport_and_both_rsa_schemes_create_keys() {
     ];
     for (kind, obfuscated) in transports {
         for scheme in [RsaScheme::Pad, RsaScheme::Legacy] {
-            let mut raw = Raw::connect(server.addr, kind, obfuscated).await;
-            let k = raw.handshake(&key, scheme, None).await;
+            let mut raw = Raw::connect(server.addr, kind, obfuscated).await.unwrap();
+            let k = raw.handshake(&key, scheme, None).await.unwrap();
             let mut client = Client {
                 session: mtproto::session::ClientSession::new(
                     k.auth_key,
@@ -76,24 +77,28 @@ async fn every_transport_and_both_rsa_schemes_create_keys() {
 #[tokio::test]
 async fn several_handshakes_on_one_connection() {
     let server = TestServer::start().await;
-    let mut raw = Raw::connect(server.addr, Kind::Full, false).await;
+    let mut raw = Raw::connect(server.addr, Kind::Full, false).await.unwrap();
     let a = raw
         .handshake(&server.public_key(), RsaScheme::Legacy, None)
-        .await;
+        .await
+        .unwrap();
     let b = raw
         .handshake(&server.public_key(), RsaScheme::Pad, None)
-        .await;
+        .await
+        .unwrap();
     assert_ne!(a.auth_key.id(), b.auth_key.id());
 }
 
 #[tokio::test]
 async fn unknown_auth_key_gets_transport_error_404() {
     let server = TestServer::start().await;
-    let mut raw = Raw::connect(server.addr, Kind::Intermediate, false).await;
+    let mut raw = Raw::connect(server.addr, Kind::Intermediate, false)
+        .await
+        .unwrap();
     let mut packet = 0x0102030405060708i64.to_le_bytes().to_vec();
     packet.extend_from_slice(&[0u8; 48]);
-    raw.send(&packet).await;
-    assert_eq!(raw.recv().await, Some(ClientFrame::Error(-404)));
+    raw.send(&packet).await.unwrap();
+    assert_eq!(raw.recv().await.unwrap(), Some(ClientFrame::Error(-404)));
 }
 
 #[tokio::test]
@@ -103,20 +108,20 @@ async fn garbage_and_http_close_the_connection() {
         &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
         &[0xee, 0xee, 0xee, 0xee, 0xff, 0xff, 0xff, 0x7f][..],
     ] {
-        let mut raw = Raw::connect(server.addr, Kind::Full, false).await;
+        let mut raw = Raw::connect(server.addr, Kind::Full, false).await.unwrap();
         use tokio::io::AsyncWriteExt;
         raw.stream.write_all(bytes).await.unwrap();
-        assert_eq!(raw.recv().await, None, "closed");
+        assert_eq!(raw.recv().await.unwrap(), None, "closed");
     }
     // The server still serves others.
-    let mut c = Client::connect(&server, Kind::Full, false).await;
+    let mut c = connect(&server, Kind::Full, false).await;
     assert!(c.call(&functions::help::GetNearestDc {}).await.is_ok());
 }
 
 #[tokio::test]
 async fn service_messages_over_tcp() {
     let server = TestServer::start().await;
-    let mut c = Client::connect(&server, Kind::Abridged, false).await;
+    let mut c = connect(&server, Kind::Abridged, false).await;
     c.call(&functions::help::GetConfig {}).await.unwrap();
     // ping → bare pong (not an rpc_result)
     let (ids, packet) = c.session.encrypt(
@@ -124,10 +129,10 @@ async fn service_messages_over_tcp() {
         now_ms(),
         &mut mtproto::crypto::OsEntropy,
     );
-    c.raw.send(&packet).await;
+    c.raw.send(&packet).await.unwrap();
     let mut got_pong = false;
     while !got_pong {
-        let p = c.raw.recv_packet().await;
+        let p = c.raw.recv_packet().await.unwrap();
         for m in c.session.decrypt(&p).unwrap() {
             if m == (mtproto::session::ServerMessage::Pong {
                 msg_id: ids[0],
@@ -143,9 +148,9 @@ async fn service_messages_over_tcp() {
         now_ms(),
         &mut mtproto::crypto::OsEntropy,
     );
-    c.raw.send(&packet).await;
+    c.raw.send(&packet).await.unwrap();
     let salts = loop {
-        let p = c.raw.recv_packet().await;
+        let p = c.raw.recv_packet().await.unwrap();
         if let Some(s) = c
             .session
             .decrypt(&p)
@@ -167,7 +172,7 @@ async fn service_messages_over_tcp() {
 #[tokio::test]
 async fn unauthorised_calls_and_unknown_methods_are_typed_errors() {
     let server = TestServer::start().await;
-    let mut c = Client::connect(&server, Kind::Full, false).await;
+    let mut c = connect(&server, Kind::Full, false).await;
     let peer: enums::InputPhoneCall = types::InputPhoneCall {
         id: 42,
         access_hash: 4242,
@@ -176,7 +181,7 @@ async fn unauthorised_calls_and_unknown_methods_are_typed_errors() {
     assert_eq!(
         c.call(&functions::phone::ReceivedCall { peer })
             .await
-            .unwrap_err(),
+            .rpc_err(),
         (401, "AUTH_KEY_UNREGISTERED".into())
     );
     assert_eq!(
@@ -184,14 +189,14 @@ async fn unauthorised_calls_and_unknown_methods_are_typed_errors() {
             id: vec![types::InputUserSelf {}.into()]
         })
         .await
-        .unwrap_err()
+        .rpc_err()
         .0,
         401
     );
     assert_eq!(
         c.call_raw(0xdeadbeefu32.to_le_bytes().to_vec())
             .await
-            .unwrap_err(),
+            .rpc_err(),
         (400, format!("INPUT_METHOD_INVALID_{}", 0xdeadbeefu32))
     );
     // The session goes on.
@@ -201,16 +206,16 @@ async fn unauthorised_calls_and_unknown_methods_are_typed_errors() {
 #[tokio::test]
 async fn login_resolve_and_access_hashes() {
     let server = TestServer::start().await;
-    let mut alice = Client::connect(&server, Kind::Full, false).await;
-    let a = alice.login("9996611111", "Alice").await;
-    let mut bob = Client::connect(&server, Kind::Intermediate, false).await;
-    let b = bob.login("9996612222", "Bob").await;
+    let mut alice = connect(&server, Kind::Full, false).await;
+    let a = alice.login("9996611111", "Alice").await.unwrap();
+    let mut bob = connect(&server, Kind::Intermediate, false).await;
+    let b = bob.login("9996612222", "Bob").await.unwrap();
     assert!(user_id(&b) > user_id(&a));
 
     // Signing in again finds the same account.
-    let mut alice2 = Client::connect(&server, Kind::Full, false).await;
+    let mut alice2 = connect(&server, Kind::Full, false).await;
     assert_eq!(
-        user_id(&alice2.login("9996611111", "ignored").await),
+        user_id(&alice2.login("9996611111", "ignored").await.unwrap()),
         user_id(&a)
     );
 
@@ -233,7 +238,7 @@ async fn login_resolve_and_access_hashes() {
         phone_code: Some("00000".into()),
         email_verification: None,
     };
-    let e = bob.call(&wrong).await.unwrap_err();
+    let e = bob.call(&wrong).await.rpc_err();
     assert!(
         e == (400, "PHONE_CODE_INVALID".into()) || e == (400, "PHONE_CODE_EXPIRED".into()),
         "{e:?}"
@@ -254,7 +259,7 @@ async fn login_resolve_and_access_hashes() {
                 username: "alice_t".into()
             })
             .await
-            .unwrap_err()
+            .rpc_err()
             .1,
         "USERNAME_NOT_MODIFIED"
     );
@@ -263,7 +268,7 @@ async fn login_resolve_and_access_hashes() {
             username: "ALICE_T".into()
         })
         .await
-        .unwrap_err()
+        .rpc_err()
         .1,
         "USERNAME_OCCUPIED"
     );
@@ -299,7 +304,7 @@ async fn login_resolve_and_access_hashes() {
             phone: "15559999".into()
         })
         .await
-        .unwrap_err()
+        .rpc_err()
         .1,
         "PHONE_NOT_OCCUPIED"
     );
@@ -309,7 +314,7 @@ async fn login_resolve_and_access_hashes() {
             referer: None
         })
         .await
-        .unwrap_err()
+        .rpc_err()
         .1,
         "USERNAME_NOT_OCCUPIED"
     );
@@ -339,7 +344,7 @@ async fn login_resolve_and_access_hashes() {
             ],
         })
         .await;
-    assert_eq!(forged.unwrap_err(), (400, "USER_ID_INVALID".into()));
+    assert_eq!(forged.rpc_err(), (400, "USER_ID_INVALID".into()));
     // Alice's own hash for herself is not Bob's hash for her.
     let enums::User::User(me) = &alice
         .call(&functions::users::GetUsers {
@@ -393,17 +398,17 @@ async fn login_resolve_and_access_hashes() {
 #[tokio::test]
 async fn username_change_is_pushed_to_the_users_other_sessions() {
     let server = TestServer::start().await;
-    let mut first = Client::connect(&server, Kind::Full, false).await;
-    let me = first.login("9996613333", "Carol").await;
-    let mut second = Client::connect(&server, Kind::Abridged, true).await;
-    second.login("9996613333", "Carol").await;
+    let mut first = connect(&server, Kind::Full, false).await;
+    let me = first.login("9996613333", "Carol").await.unwrap();
+    let mut second = connect(&server, Kind::Abridged, true).await;
+    second.login("9996613333", "Carol").await.unwrap();
     second
         .call(&functions::account::UpdateUsername {
             username: "carol_c".into(),
         })
         .await
         .unwrap();
-    let push = first.next_push().await;
+    let push = first.next_push().await.unwrap();
     let enums::Updates::Updates(u) = enums::Updates::from_bytes(&push).unwrap() else {
         panic!("expected updates")
     };
@@ -419,7 +424,7 @@ async fn username_change_is_pushed_to_the_users_other_sessions() {
 #[tokio::test]
 async fn keys_logins_and_layers_survive_a_restart() {
     let mut server = TestServer::start().await;
-    let mut c = Client::connect(&server, Kind::Full, false).await;
+    let mut c = connect(&server, Kind::Full, false).await;
     // A layer-198 client (GramJS): the server records the layer with the key.
     let init = functions::InitConnection {
         api_id: 1,
@@ -437,10 +442,10 @@ async fn keys_logins_and_layers_survive_a_restart() {
         .await
         .unwrap();
     c.layer = Layer::exact(198).unwrap();
-    let me = c.login("9996614444", "Dave").await;
+    let me = c.login("9996614444", "Dave").await.unwrap();
     server.restart().await;
     // Same key, new connection, no initConnection: still layer 198, still logged in.
-    let mut again = c.reconnect(&server).await;
+    let mut again = c.reconnect(server.addr).await.unwrap();
     let raw = again
         .call_raw(
             functions::users::GetUsers {
@@ -462,14 +467,15 @@ async fn keys_logins_and_layers_survive_a_restart() {
 #[tokio::test]
 async fn temporary_key_bound_to_a_permanent_one() {
     let server = TestServer::start().await;
-    let mut perm = Client::connect(&server, Kind::Full, false).await;
-    let me = perm.login("9996615555", "Erin").await;
+    let mut perm = connect(&server, Kind::Full, false).await;
+    let me = perm.login("9996615555", "Erin").await.unwrap();
     let perm_key = perm.session.auth_key().clone();
 
-    let mut raw = Raw::connect(server.addr, Kind::Full, false).await;
+    let mut raw = Raw::connect(server.addr, Kind::Full, false).await.unwrap();
     let temp = raw
         .handshake(&server.public_key(), RsaScheme::Pad, Some(3600))
-        .await;
+        .await
+        .unwrap();
     let mut t = Client {
         session: mtproto::session::ClientSession::new(
             temp.auth_key.clone(),
@@ -486,7 +492,7 @@ async fn temporary_key_bound_to_a_permanent_one() {
             id: vec![types::InputUserSelf {}.into()]
         })
         .await
-        .unwrap_err()
+        .rpc_err()
         .0,
         401
     );
@@ -532,9 +538,9 @@ async fn temporary_key_bound_to_a_permanent_one() {
         &bind,
         &mut mtproto::crypto::OsEntropy,
     );
-    t.raw.send(&packet).await;
+    t.raw.send(&packet).await.unwrap();
     let result = loop {
-        let p = t.raw.recv_packet().await;
+        let p = t.raw.recv_packet().await.unwrap();
         if let Some(r) = t
             .session
             .decrypt(&p)
@@ -576,9 +582,9 @@ async fn temporary_key_bound_to_a_permanent_one() {
     let packet = t
         .session
         .encrypt_message(id2, 101, &bind, &mut mtproto::crypto::OsEntropy);
-    t.raw.send(&packet).await;
+    t.raw.send(&packet).await.unwrap();
     let result = loop {
-        let p = t.raw.recv_packet().await;
+        let p = t.raw.recv_packet().await.unwrap();
         if let Some(r) = t
             .session
             .decrypt(&p)

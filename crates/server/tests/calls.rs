@@ -23,7 +23,7 @@ fn protocol() -> enums::PhoneCallProtocol {
 /// The next `updatePhoneCall` pushed to a client.
 async fn next_call_update(c: &mut Client) -> enums::PhoneCall {
     loop {
-        let push = c.next_push().await;
+        let push = c.next_push().await.unwrap();
         if let Ok(enums::Updates::Updates(u)) = enums::Updates::from_bytes(&push) {
             for update in u.updates {
                 if let enums::Update::PhoneCall(p) = update {
@@ -99,14 +99,14 @@ async fn request(
 #[tokio::test]
 async fn a_complete_call_with_received_call_busy_and_two_callee_devices() {
     let server = TestServer::start().await;
-    let mut alice = Client::connect(&server, Kind::Full, false).await;
-    alice.login("9996620001", "Alice").await;
-    let mut bob1 = Client::connect(&server, Kind::Intermediate, false).await;
-    bob1.login("9996620002", "Bob").await;
-    let mut bob2 = Client::connect(&server, Kind::Abridged, true).await;
-    bob2.login("9996620002", "Bob").await;
-    let mut carol = Client::connect(&server, Kind::Full, false).await;
-    carol.login("9996620003", "Carol").await;
+    let mut alice = connect(&server, Kind::Full, false).await;
+    alice.login("9996620001", "Alice").await.unwrap();
+    let mut bob1 = connect(&server, Kind::Intermediate, false).await;
+    bob1.login("9996620002", "Bob").await.unwrap();
+    let mut bob2 = connect(&server, Kind::Abridged, true).await;
+    bob2.login("9996620002", "Bob").await.unwrap();
+    let mut carol = connect(&server, Kind::Full, false).await;
+    carol.login("9996620003", "Carol").await.unwrap();
 
     let bob = user_of(&mut alice, "9996620002").await;
     let a = keypair();
@@ -170,7 +170,7 @@ async fn a_complete_call_with_received_call_busy_and_two_callee_devices() {
             peer: input_call(waiting.id, bob_hash ^ 1)
         })
         .await
-        .unwrap_err()
+        .rpc_err()
         .1,
         "CALL_PEER_INVALID"
     );
@@ -180,7 +180,7 @@ async fn a_complete_call_with_received_call_busy_and_two_callee_devices() {
                 peer: input_call(waiting.id, waiting.access_hash)
             })
             .await
-            .unwrap_err()
+            .rpc_err()
             .1,
         "CALL_PEER_INVALID"
     );
@@ -189,7 +189,7 @@ async fn a_complete_call_with_received_call_busy_and_two_callee_devices() {
             peer: input_call(123, 456)
         })
         .await
-        .unwrap_err()
+        .rpc_err()
         .1,
         "CALL_PEER_INVALID"
     );
@@ -219,7 +219,7 @@ async fn a_complete_call_with_received_call_busy_and_two_callee_devices() {
             protocol: protocol()
         })
         .await
-        .unwrap_err()
+        .rpc_err()
         .1,
         "CALL_ALREADY_ACCEPTED"
     );
@@ -267,7 +267,7 @@ async fn a_complete_call_with_received_call_busy_and_two_callee_devices() {
             .await
             .unwrap()
     );
-    let push = bob1.next_push().await;
+    let push = bob1.next_push().await.unwrap();
     let enums::Updates::Updates(u) = enums::Updates::from_bytes(&push).unwrap() else {
         panic!()
     };
@@ -308,7 +308,7 @@ async fn a_complete_call_with_received_call_busy_and_two_callee_devices() {
     assert_eq!(
         bob2.call(&functions::phone::ReceivedCall { peer: bob_peer })
             .await
-            .unwrap_err()
+            .rpc_err()
             .1,
         "CALL_ALREADY_DECLINED"
     );
@@ -326,9 +326,9 @@ async fn a_complete_call_with_received_call_busy_and_two_callee_devices() {
 #[tokio::test]
 async fn calls_are_rendered_for_each_receivers_layer_and_survive_a_restart() {
     let mut server = TestServer::start().await;
-    let mut alice = Client::connect(&server, Kind::Full, false).await;
-    alice.login("9996620011", "Alice").await;
-    let mut bob = Client::connect(&server, Kind::Full, false).await;
+    let mut alice = connect(&server, Kind::Full, false).await;
+    alice.login("9996620011", "Alice").await.unwrap();
+    let mut bob = connect(&server, Kind::Full, false).await;
     // Bob speaks layer 198 (GramJS): his phoneCallRequested has that layer's id.
     bob.call_raw(wrap_layer(
         198,
@@ -337,11 +337,11 @@ async fn calls_are_rendered_for_each_receivers_layer_and_survive_a_restart() {
     .await
     .unwrap();
     bob.layer = Layer::exact(198).unwrap();
-    bob.login("9996620012", "Bob").await;
+    bob.login("9996620012", "Bob").await.unwrap();
     let callee = user_of(&mut alice, "9996620012").await;
     let a = keypair();
     let waiting = request(&mut alice, callee, &a, 3).await;
-    let push = bob.next_push().await;
+    let push = bob.next_push().await.unwrap();
     let mut r = tl::Reader::new(&push);
     assert_eq!(r.read_u32().unwrap(), 0x74ae4240, "updates");
     assert_eq!(r.read_u32().unwrap(), 0x1cb5c415);
@@ -355,8 +355,8 @@ async fn calls_are_rendered_for_each_receivers_layer_and_survive_a_restart() {
 
     // Restart while ringing: the call goes on.
     server.restart().await;
-    let mut alice = alice.reconnect(&server).await;
-    let mut bob = bob.reconnect(&server).await;
+    let mut alice = alice.reconnect(server.addr).await.unwrap();
+    let mut bob = bob.reconnect(server.addr).await.unwrap();
     // Bob learns of the ringing call from getDifference (he missed nothing else).
     let enums::updates::Difference::Difference(diff) = bob
         .call(&functions::updates::GetDifference {
@@ -420,10 +420,10 @@ async fn unacknowledged_calls_end_as_missed_by_the_server() {
         server: Some(srv),
         dir,
     };
-    let mut alice = Client::connect(&server, Kind::Full, false).await;
-    alice.login("9996620021", "Alice").await;
-    let mut bob = Client::connect(&server, Kind::Full, false).await;
-    bob.login("9996620022", "Bob").await;
+    let mut alice = connect(&server, Kind::Full, false).await;
+    alice.login("9996620021", "Alice").await.unwrap();
+    let mut bob = connect(&server, Kind::Full, false).await;
+    bob.login("9996620022", "Bob").await.unwrap();
     let callee = user_of(&mut alice, "9996620022").await;
     request(&mut alice, callee, &keypair(), 4).await;
     let _ = next_call_update(&mut bob).await;
@@ -442,16 +442,16 @@ async fn unacknowledged_calls_end_as_missed_by_the_server() {
 #[tokio::test]
 async fn small_methods() {
     let server = TestServer::start().await;
-    let mut c = Client::connect(&server, Kind::Full, false).await;
+    let mut c = connect(&server, Kind::Full, false).await;
     assert_eq!(
         c.call(&functions::phone::GetCallConfig {})
             .await
-            .unwrap_err()
+            .rpc_err()
             .0,
         401,
         "phone.* needs a login"
     );
-    c.login("9996620031", "Dan").await;
+    c.login("9996620031", "Dan").await.unwrap();
     let enums::DataJSON::DataJSON(cfg) = c.call(&functions::phone::GetCallConfig {}).await.unwrap();
     assert_eq!(cfg.data, "{}");
     let enums::messages::DhConfig::DhConfig(dhc) = c
@@ -479,7 +479,7 @@ async fn small_methods() {
             random_length: 5000
         })
         .await
-        .unwrap_err()
+        .rpc_err()
         .1,
         "RANDOM_LENGTH_INVALID"
     );
