@@ -54,6 +54,13 @@ pub struct CallRegistry {
 
 type Outcome<R> = Effects<Result<R, CallError>>;
 
+/// A side of a call, for methods only one side may use.
+#[derive(Clone, Copy)]
+enum Role {
+    Caller,
+    Callee,
+}
+
 fn refuse<R>(e: CallError) -> Outcome<R> {
     Effects::only(Err(e))
 }
@@ -253,6 +260,26 @@ impl CallRegistry {
         effects
     }
 
+    /// Finds a call where `user` has `role`, with its access hash checked.
+    fn find_as(
+        &self,
+        user: i64,
+        id: i64,
+        access_hash: i64,
+        role: Role,
+    ) -> Result<&Call, CallError> {
+        let call = self.find(user, id, access_hash)?;
+        let holder = match role {
+            Role::Caller => call.admin_id,
+            Role::Callee => call.participant_id,
+        };
+        if holder == user {
+            Ok(call)
+        } else {
+            Err(CallError::CallPeerInvalid)
+        }
+    }
+
     /// Finds a call the user takes part in, with its access hash checked.
     fn find(&self, user: i64, id: i64, access_hash: i64) -> Result<&Call, CallError> {
         let call = self.calls.get(&id).ok_or(CallError::CallPeerInvalid)?;
@@ -271,13 +298,10 @@ impl CallRegistry {
         access_hash: i64,
         now: i32,
     ) -> Outcome<bool> {
-        let call = match self.find(session.user_id, id, access_hash) {
+        let call = match self.find_as(session.user_id, id, access_hash, Role::Callee) {
             Ok(c) => c,
             Err(e) => return refuse(e),
         };
-        if session.user_id != call.participant_id {
-            return refuse(CallError::CallPeerInvalid);
-        }
         match call.state {
             State::Discarded => refuse(CallError::CallAlreadyDeclined),
             State::Requested => {
@@ -308,13 +332,10 @@ impl CallRegistry {
         protocol: Protocol,
         now: i32,
     ) -> Outcome<Call> {
-        let call = match self.find(session.user_id, id, access_hash) {
+        let call = match self.find_as(session.user_id, id, access_hash, Role::Callee) {
             Ok(c) => c,
             Err(e) => return refuse(e),
         };
-        if session.user_id != call.participant_id {
-            return refuse(CallError::CallPeerInvalid);
-        }
         match call.state {
             State::Discarded => return refuse(CallError::CallAlreadyDeclined),
             State::Accepted | State::Confirmed => return refuse(CallError::CallAlreadyAccepted),
@@ -372,13 +393,10 @@ impl CallRegistry {
         key_fingerprint: i64,
         now: i32,
     ) -> Outcome<Call> {
-        let call = match self.find(session.user_id, id, access_hash) {
+        let call = match self.find_as(session.user_id, id, access_hash, Role::Caller) {
             Ok(c) => c,
             Err(e) => return refuse(e),
         };
-        if session.user_id != call.admin_id {
-            return refuse(CallError::CallPeerInvalid);
-        }
         match call.state {
             State::Discarded => return refuse(CallError::CallAlreadyDeclined),
             State::Requested | State::Received => return refuse(CallError::CallPeerInvalid),

@@ -497,112 +497,33 @@ async fn temporary_key_bound_to_a_permanent_one() {
         401
     );
 
-    // bind_auth_key_inner, encrypted with the permanent key in MTProto 1.0 form; its msg_id is
-    // the bindTempAuthKey request's own.
+    // bind_auth_key_inner, encrypted with the permanent key in MTProto 1.0 form; its msg_id must
+    // be the bindTempAuthKey request's own.
     let expires_at = (now_ms() / 1000 + 3600) as i32;
     let nonce = 0x1234_5678;
-    let (msg_id, seqno) = t.session.next_id(now_ms(), true);
-    let inner = enums::BindAuthKeyInner::from(types::BindAuthKeyInner {
+    let inner = types::BindAuthKeyInner {
         nonce,
         temp_auth_key_id: temp.auth_key.id(),
         perm_auth_key_id: perm_key.id(),
         temp_session_id: t.session.session_id(),
         expires_at,
-    })
-    .to_bytes(Layer::LATEST);
-    let mut plain = Vec::new();
-    plain.extend_from_slice(&7i64.to_le_bytes());
-    plain.extend_from_slice(&8i64.to_le_bytes());
-    plain.extend_from_slice(&msg_id.to_le_bytes());
-    plain.extend_from_slice(&0i32.to_le_bytes());
-    plain.extend_from_slice(&(inner.len() as i32).to_le_bytes());
-    plain.extend_from_slice(&inner);
-    let data_len = plain.len();
-    while plain.len() % 16 != 0 {
-        plain.push(0);
-    }
-    let mut encrypted_message = perm_key.id().to_le_bytes().to_vec();
-    encrypted_message.extend_from_slice(&perm_key.encrypt_v1(plain, data_len));
-    let bind = functions::auth::BindTempAuthKey {
-        perm_auth_key_id: perm_key.id(),
-        nonce,
-        expires_at,
-        encrypted_message,
-    }
-    .to_bytes(Layer::LATEST);
-    // Send with exactly that msg_id (after the salt dance with a harmless call).
+    };
+    // After the salt dance with a harmless call:
     t.call(&functions::help::GetConfig {}).await.unwrap();
-    let packet = t.session.encrypt_message(
-        msg_id + (1 << 20),
-        seqno + 2,
-        &bind,
-        &mut mtproto::crypto::OsEntropy,
+    let (claimed, _) = t.session.next_id(now_ms(), true);
+    let bind = bind_request(&perm_key, &inner, claimed);
+    let result = send_with_id(&mut t, claimed + (1 << 20), &bind).await;
+    assert_eq!(
+        result.unwrap_err().1,
+        "ENCRYPTED_MESSAGE_INVALID",
+        "a different msg_id is refused"
     );
-    t.raw.send(&packet).await.unwrap();
-    let result = loop {
-        let p = t.raw.recv_packet().await.unwrap();
-        if let Some(r) = t
-            .session
-            .decrypt(&p)
-            .unwrap()
-            .into_iter()
-            .find_map(|m| match m {
-                mtproto::session::ServerMessage::RpcResult { result, .. } => Some(result),
-                _ => None,
-            })
-        {
-            break r;
-        }
-    };
-    // The inner msg_id must equal the request's: this one differs on purpose.
-    assert_eq!(result.unwrap_err().1, "ENCRYPTED_MESSAGE_INVALID");
-    // Now with the matching msg_id.
-    let (id2, _) = t.session.next_id(now_ms(), true);
-    let inner2 = inner;
-    let mut plain = Vec::new();
-    plain.extend_from_slice(&7i64.to_le_bytes());
-    plain.extend_from_slice(&8i64.to_le_bytes());
-    plain.extend_from_slice(&id2.to_le_bytes());
-    plain.extend_from_slice(&0i32.to_le_bytes());
-    plain.extend_from_slice(&(inner2.len() as i32).to_le_bytes());
-    plain.extend_from_slice(&inner2);
-    let data_len = plain.len();
-    while plain.len() % 16 != 0 {
-        plain.push(0);
-    }
-    let mut encrypted_message = perm_key.id().to_le_bytes().to_vec();
-    encrypted_message.extend_from_slice(&perm_key.encrypt_v1(plain, data_len));
-    let bind = functions::auth::BindTempAuthKey {
-        perm_auth_key_id: perm_key.id(),
-        nonce,
-        expires_at,
-        encrypted_message,
-    }
-    .to_bytes(Layer::LATEST);
-    let packet = t
-        .session
-        .encrypt_message(id2, 101, &bind, &mut mtproto::crypto::OsEntropy);
-    t.raw.send(&packet).await.unwrap();
-    let result = loop {
-        let p = t.raw.recv_packet().await.unwrap();
-        if let Some(r) = t
-            .session
-            .decrypt(&p)
-            .unwrap()
-            .into_iter()
-            .find_map(|m| match m {
-                mtproto::session::ServerMessage::RpcResult { req_msg_id, result }
-                    if req_msg_id == id2 =>
-                {
-                    Some(result)
-                }
-                _ => None,
-            })
-        {
-            break r;
-        }
-    };
-    assert_eq!(result.unwrap(), true.to_bytes(Layer::LATEST));
+    let (claimed, _) = t.session.next_id(now_ms(), true);
+    let bind = bind_request(&perm_key, &inner, claimed);
+    assert_eq!(
+        send_with_id(&mut t, claimed, &bind).await.unwrap(),
+        true.to_bytes(Layer::LATEST)
+    );
     // The temporary key now acts for the permanent key's user.
     let users = t
         .call(&functions::users::GetUsers {
@@ -611,4 +532,50 @@ async fn temporary_key_bound_to_a_permanent_one() {
         .await
         .unwrap();
     assert_eq!(user_id(&users[0]), user_id(&me));
+}
+
+/// `auth.bindTempAuthKey` carrying `inner` encrypted with `perm_key` as MTProto 1.0, claiming
+/// message id `msg_id`.
+fn bind_request(
+    perm_key: &mtproto::crypto::AuthKey,
+    inner: &types::BindAuthKeyInner,
+    msg_id: i64,
+) -> Vec<u8> {
+    let body = enums::BindAuthKeyInner::from(inner.clone()).to_bytes(Layer::LATEST);
+    let mut plain = Vec::new();
+    plain.extend_from_slice(&7i64.to_le_bytes());
+    plain.extend_from_slice(&8i64.to_le_bytes());
+    plain.extend_from_slice(&msg_id.to_le_bytes());
+    plain.extend_from_slice(&0i32.to_le_bytes());
+    plain.extend_from_slice(&(body.len() as i32).to_le_bytes());
+    plain.extend_from_slice(&body);
+    let data_len = plain.len();
+    plain.resize(data_len.div_ceil(16) * 16, 0);
+    let mut encrypted_message = perm_key.id().to_le_bytes().to_vec();
+    encrypted_message.extend_from_slice(&perm_key.encrypt_v1(plain, data_len));
+    functions::auth::BindTempAuthKey {
+        perm_auth_key_id: perm_key.id(),
+        nonce: inner.nonce,
+        expires_at: inner.expires_at,
+        encrypted_message,
+    }
+    .to_bytes(Layer::LATEST)
+}
+
+/// Sends `body` as a message with exactly `msg_id` and waits for its result.
+async fn send_with_id(t: &mut Client, msg_id: i64, body: &[u8]) -> Result<Vec<u8>, (i32, String)> {
+    let packet = t
+        .session
+        .encrypt_message(msg_id, 1001, body, &mut mtproto::crypto::OsEntropy);
+    t.raw.send(&packet).await.unwrap();
+    loop {
+        let p = t.raw.recv_packet().await.unwrap();
+        for m in t.session.decrypt(&p).unwrap() {
+            if let mtproto::session::ServerMessage::RpcResult { req_msg_id, result } = m
+                && req_msg_id == msg_id
+            {
+                return result;
+            }
+        }
+    }
 }

@@ -129,20 +129,13 @@ impl AuthKey {
         }
     }
 
-    /// MTProto 1.0 decryption (SHA-1 key derivation, client to server), used only for the
-    /// `encrypted_message` of `auth.bindTempAuthKey`
-    /// (<https://core.telegram.org/method/auth.bindTempAuthKey>). Returns the plaintext with its
-    /// padding; the caller checks `msg_key` against the SHA-1 of the data it reads.
-    pub fn decrypt_v1(&self, packet: &[u8]) -> Option<([u8; 16], Vec<u8>)> {
-        if packet.len() < 16 + 16 || !(packet.len() - 16).is_multiple_of(16) {
-            return None;
-        }
-        let msg_key: [u8; 16] = packet[..16].try_into().ok()?;
+    /// MTProto 1.0's SHA-1 key derivation (client to server direction).
+    fn kdf_v1(&self, msg_key: &[u8; 16]) -> ([u8; 32], [u8; 32]) {
         let k = &self.bytes;
-        let a = sha1(&[&msg_key, &k[0..32]]);
-        let b = sha1(&[&k[32..48], &msg_key, &k[48..64]]);
-        let c = sha1(&[&k[64..96], &msg_key]);
-        let d = sha1(&[&msg_key, &k[96..128]]);
+        let a = sha1(&[msg_key, &k[0..32]]);
+        let b = sha1(&[&k[32..48], msg_key, &k[48..64]]);
+        let c = sha1(&[&k[64..96], msg_key]);
+        let d = sha1(&[msg_key, &k[96..128]]);
         let mut key = [0u8; 32];
         key[..8].copy_from_slice(&a[..8]);
         key[8..20].copy_from_slice(&b[8..20]);
@@ -152,6 +145,19 @@ impl AuthKey {
         iv[12..20].copy_from_slice(&b[..8]);
         iv[20..24].copy_from_slice(&c[16..20]);
         iv[24..].copy_from_slice(&d[..8]);
+        (key, iv)
+    }
+
+    /// MTProto 1.0 decryption (SHA-1 key derivation, client to server), used only for the
+    /// `encrypted_message` of `auth.bindTempAuthKey`
+    /// (<https://core.telegram.org/method/auth.bindTempAuthKey>). Returns the plaintext with its
+    /// padding; the caller checks `msg_key` against the SHA-1 of the data it reads.
+    pub fn decrypt_v1(&self, packet: &[u8]) -> Option<([u8; 16], Vec<u8>)> {
+        if packet.len() < 16 + 16 || !(packet.len() - 16).is_multiple_of(16) {
+            return None;
+        }
+        let msg_key: [u8; 16] = packet[..16].try_into().ok()?;
+        let (key, iv) = self.kdf_v1(&msg_key);
         let mut plain = packet[16..].to_vec();
         aes_ige::decrypt(&mut plain, &key, &iv);
         Some((msg_key, plain))
@@ -163,20 +169,7 @@ impl AuthKey {
     pub fn encrypt_v1(&self, mut plaintext: Vec<u8>, data_len: usize) -> Vec<u8> {
         let h = sha1(&[&plaintext[..data_len]]);
         let msg_key: [u8; 16] = h[4..20].try_into().expect("16 bytes");
-        let k = &self.bytes;
-        let a = sha1(&[&msg_key, &k[0..32]]);
-        let b = sha1(&[&k[32..48], &msg_key, &k[48..64]]);
-        let c = sha1(&[&k[64..96], &msg_key]);
-        let d = sha1(&[&msg_key, &k[96..128]]);
-        let mut key = [0u8; 32];
-        key[..8].copy_from_slice(&a[..8]);
-        key[8..20].copy_from_slice(&b[8..20]);
-        key[20..].copy_from_slice(&c[4..16]);
-        let mut iv = [0u8; 32];
-        iv[..12].copy_from_slice(&a[8..20]);
-        iv[12..20].copy_from_slice(&b[..8]);
-        iv[20..24].copy_from_slice(&c[16..20]);
-        iv[24..].copy_from_slice(&d[..8]);
+        let (key, iv) = self.kdf_v1(&msg_key);
         aes_ige::encrypt(&mut plaintext, &key, &iv);
         let mut out = msg_key.to_vec();
         out.extend_from_slice(&plaintext);
