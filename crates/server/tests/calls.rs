@@ -484,3 +484,71 @@ async fn small_methods() {
         "RANDOM_LENGTH_INVALID"
     );
 }
+
+#[tokio::test]
+async fn a_confirmed_call_lists_the_configured_relays() {
+    let dir = std::env::temp_dir().join(format!("mtcall-test-relays-{}", std::process::id()));
+    let toml = "[[calls.reflectors]]\nid = 1\nip = \"127.0.0.2\"\nport = 1400\n[[calls.webrtc]]\nid = 2\nip = \"127.0.0.3\"\nport = 3478\nstun = true\n";
+    let mut config = server::Config::from_toml(toml).unwrap();
+    config.data_dir = dir.clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let srv = server::Server::start(config).await.unwrap();
+    let server = TestServer {
+        addr: srv.local_addr(),
+        server: Some(srv),
+        dir,
+    };
+    let mut alice = connect(&server, Kind::Full, false).await;
+    alice.login("9996620041", "Alice").await.unwrap();
+    let mut bob = connect(&server, Kind::Full, false).await;
+    bob.login("9996620042", "Bob").await.unwrap();
+    let callee = user_of(&mut alice, "9996620042").await;
+    let a = keypair();
+    let waiting = request(&mut alice, callee, &a, 9).await;
+    let enums::PhoneCall::Requested(r) = next_call_update(&mut bob).await else {
+        panic!()
+    };
+    let peer = input_call(r.id, r.access_hash);
+    let b = keypair();
+    bob.call(&functions::phone::AcceptCall {
+        peer,
+        g_b: b.public.to_vec(),
+        protocol: protocol(),
+    })
+    .await
+    .unwrap();
+    let key = dh::mod_pow(&b.public, &a.secret);
+    let enums::phone::PhoneCall::PhoneCall(conf) = alice
+        .call(&functions::phone::ConfirmCall {
+            peer: input_call(waiting.id, waiting.access_hash),
+            g_a: a.public.to_vec(),
+            key_fingerprint: fingerprint(&key),
+            protocol: protocol(),
+        })
+        .await
+        .unwrap();
+    let enums::PhoneCall::PhoneCall(call) = conf.phone_call else {
+        panic!()
+    };
+    assert!(call.p2p_allowed, "both sides allow p2p");
+    let enums::PhoneConnection::PhoneConnection(reflector) = &call.connections[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            reflector.ip.as_str(),
+            reflector.port,
+            reflector.peer_tag.len()
+        ),
+        ("127.0.0.2", 1400, 16)
+    );
+    let enums::PhoneConnection::Webrtc(stun) = &call.connections[1] else {
+        panic!()
+    };
+    assert!(stun.stun && !stun.turn);
+    // The callee's view carries the same relays and peer tag.
+    let enums::PhoneCall::PhoneCall(theirs) = next_call_update(&mut bob).await else {
+        panic!()
+    };
+    assert_eq!(theirs.connections, call.connections);
+}
