@@ -237,9 +237,7 @@ impl Connection {
             info: KeyInfo {
                 key_id,
                 perm_key_id,
-                expires_at: row
-                    .expires_at
-                    .filter(|_| row.perm_key_id.is_none() || row.expires_at.is_some()),
+                expires_at: row.expires_at,
                 user_id,
                 layer: row.layer.map(Layer::serving).unwrap_or(Layer::LATEST),
                 announced_layer: row.layer,
