@@ -32,7 +32,10 @@ async fn first_bytes_get_res_pq_with_the_server_fingerprint() {
     );
     let pq = u64::from_be_bytes(res.pq.try_into().unwrap());
     let (p, q) = mtproto::crypto::pq::factorize(pq).unwrap();
-    assert!(p > 1 << 30 && q < 1 << 32);
+    assert!(
+        p > 1 << 30 && q < 1 << 31 && pq < 1 << 62,
+        "pq reads as a positive int64"
+    );
 }
 
 #[tokio::test]

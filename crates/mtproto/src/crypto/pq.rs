@@ -1,5 +1,7 @@
 //! The proof-of-work of auth-key creation (<https://core.telegram.org/mtproto/auth_key>):
-//! the server sends `pq`, a product of two random 31/32-bit primes; the client factors it.
+//! the server sends `pq`, a product of two random 31-bit primes; the client factors it. `pq`
+//! stays below 2^62: GramJS and Telethon read it as a signed 64-bit number (Telethon then fails,
+//! GramJS's factoriser never returns), as Telegram's own `pq` always fits.
 
 use super::Entropy;
 
@@ -51,12 +53,12 @@ pub fn is_prime(n: u64) -> bool {
     true
 }
 
-/// A fresh `(pq, p, q)` with `p < q`, both primes in `(2^30, 2^32)`.
+/// A fresh `(pq, p, q)` with `p < q`, both primes in `(2^30, 2^31)`, so `pq < 2^62`.
 pub fn generate(entropy: &mut impl Entropy) -> (u64, u32, u32) {
     let mut prime = || loop {
         let mut b = [0u8; 4];
         entropy.fill(&mut b);
-        let c = u32::from_le_bytes(b) | 0x4000_0001;
+        let c = (u32::from_le_bytes(b) & 0x7fff_ffff) | 0x4000_0001;
         if is_prime(c as u64) {
             return c;
         }
@@ -117,10 +119,14 @@ mod tests {
     #[test]
     fn generated_pq_factors_back() {
         let mut e = crate::crypto::OsEntropy;
-        for _ in 0..20 {
+        for _ in 0..200 {
             let (pq, p, q) = generate(&mut e);
             assert!(is_prime(p as u64) && is_prime(q as u64));
             assert_eq!(factorize(pq), Some((p as u64, q as u64)));
+            assert!(
+                pq < 1 << 62,
+                "pq must read as a positive signed 64-bit number"
+            );
         }
     }
 }
