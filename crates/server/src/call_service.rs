@@ -114,8 +114,12 @@ pub async fn users(
 ) -> Result<Vec<enums::User>, RpcError> {
     let mut out = Vec::with_capacity(2);
     for id in [call.admin_id, call.participant_id] {
-        if let Some(u) = shared.store.user(id).await? {
-            let contact = viewer != id && shared.store.is_contact(viewer, id).await?;
+        if let Some(u) = shared.cache.user(shared.store.as_ref(), id).await? {
+            let contact = viewer != id
+                && shared
+                    .cache
+                    .is_contact(shared.store.as_ref(), viewer, id)
+                    .await?;
             out.push(render::user_for_viewer(shared, viewer, &u, contact));
         }
     }
@@ -269,8 +273,12 @@ pub async fn write_history(
             let viewer_users = {
                 let mut v = Vec::new();
                 for id in [entry.admin_id, entry.participant_id] {
-                    if let Some(u) = shared.store.user(id).await? {
-                        let contact = user != id && shared.store.is_contact(user, id).await?;
+                    if let Some(u) = shared.cache.user(shared.store.as_ref(), id).await? {
+                        let contact = user != id
+                            && shared
+                                .cache
+                                .is_contact(shared.store.as_ref(), user, id)
+                                .await?;
                         v.push(render::user_for_viewer(shared, user, &u, contact));
                     }
                 }

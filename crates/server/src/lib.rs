@@ -3,6 +3,7 @@
 //! [`store`] crate. The protocol work is the sans-IO [`mtproto`] crate; this crate does the I/O,
 //! the clock, and the API methods (one file per family under [`rpc`]).
 
+mod cache;
 mod call_service;
 pub mod config;
 mod connection;
@@ -60,6 +61,7 @@ impl Server {
             connections: Default::default(),
             calls: tokio::sync::Mutex::new(calls::CallRegistry::new(timeouts)),
             calls_changed: tokio::sync::Notify::new(),
+            cache: Default::default(),
         });
         {
             let mut registry = shared.calls.lock().await;

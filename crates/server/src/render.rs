@@ -61,7 +61,12 @@ pub fn user_for_viewer(
 /// `u` for the current viewer, looking up whether it is a contact.
 pub async fn user_for(ctx: &RpcCtx<'_>, u: &store::User) -> Result<enums::User, RpcError> {
     let viewer = ctx.user_id()?;
-    let contact = viewer != u.id && ctx.shared.store.is_contact(viewer, u.id).await?;
+    let contact = viewer != u.id
+        && ctx
+            .shared
+            .cache
+            .is_contact(ctx.shared.store.as_ref(), viewer, u.id)
+            .await?;
     Ok(user(ctx, viewer, u, contact))
 }
 

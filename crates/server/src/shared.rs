@@ -32,6 +32,8 @@ pub struct Shared {
     pub connections: AtomicUsize,
     /// Every call; its lock serialises call transitions.
     pub calls: tokio::sync::Mutex<calls::CallRegistry>,
+    /// Users and contact links rendered on every push.
+    pub cache: crate::cache::Cache,
     /// Woken when a call changes, so the timer task recomputes its deadline.
     pub calls_changed: tokio::sync::Notify,
 }

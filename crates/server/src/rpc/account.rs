@@ -53,6 +53,7 @@ pub async fn update_username(
         username: wanted.clone(),
         ..user
     };
+    ctx.shared.cache.put_user(user.clone());
     let usernames = wanted
         .iter()
         .map(|u| {

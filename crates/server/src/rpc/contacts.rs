@@ -70,6 +70,7 @@ pub async fn import_contacts(
                 .store
                 .add_contact(owner, u.id, &c.first_name, &c.last_name)
                 .await?;
+            ctx.shared.cache.put_contact(owner, u.id);
         }
         imported.push(enums::ImportedContact::from(types::ImportedContact {
             user_id: u.id,

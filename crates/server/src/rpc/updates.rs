@@ -108,7 +108,7 @@ pub async fn get_difference(
     user_ids.dedup();
     let mut users = Vec::new();
     for id in user_ids {
-        if let Some(u) = ctx.shared.store.user(id).await? {
+        if let Some(u) = ctx.shared.cache.user(ctx.shared.store.as_ref(), id).await? {
             users.push(render::user_for(ctx, &u).await?);
         }
     }

@@ -1,0 +1,77 @@
+//! In-memory copies of the user records and contact links the server renders on every push,
+//! so rendering a call update does not hop to the database. Writes go to the store first and
+//! then update the cache; a miss reads through. (Issue 6's several nodes will need these
+//! invalidated by the other nodes' changes.)
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use store::{Store, StoreError, User};
+
+/// Cached users and contact links.
+#[derive(Default)]
+pub struct Cache {
+    users: RwLock<HashMap<i64, User>>,
+    contacts: RwLock<HashMap<(i64, i64), bool>>,
+}
+
+impl Cache {
+    /// The user with this id.
+    pub async fn user(&self, store: &dyn Store, id: i64) -> Result<Option<User>, StoreError> {
+        if let Some(u) = self
+            .users
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(Some(u.clone()));
+        }
+        let found = store.user(id).await?;
+        if let Some(u) = &found {
+            self.users
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, u.clone());
+        }
+        Ok(found)
+    }
+
+    /// Replaces a cached user after a change was committed.
+    pub fn put_user(&self, user: User) {
+        self.users
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user.id, user);
+    }
+
+    /// Whether `user` is in `owner`'s contacts.
+    pub async fn is_contact(
+        &self,
+        store: &dyn Store,
+        owner: i64,
+        user: i64,
+    ) -> Result<bool, StoreError> {
+        if let Some(c) = self
+            .contacts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(owner, user))
+        {
+            return Ok(*c);
+        }
+        let c = store.is_contact(owner, user).await?;
+        self.contacts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((owner, user), c);
+        Ok(c)
+    }
+
+    /// Records a contact link after it was committed.
+    pub fn put_contact(&self, owner: i64, user: i64) {
+        self.contacts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((owner, user), true);
+    }
+}
