@@ -5,6 +5,9 @@
 //! (`../shared/DESIGN.md`: the `client` layer; issue 5 adds reconnects, gap recovery and the
 //! high-level call API.)
 
+pub mod calls;
+
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -192,6 +195,10 @@ pub struct Client {
     pub pushes: Vec<Vec<u8>>,
     /// The API layer requests are encoded for.
     pub layer: Layer,
+    /// Updates received but not yet taken by [`Client::next_update`].
+    updates: VecDeque<tl::enums::Update>,
+    /// Cached `messages.getDhConfig`.
+    dh: Option<calls::DhConfig>,
 }
 
 impl Client {
@@ -211,7 +218,21 @@ impl Client {
             session,
             pushes: Vec::new(),
             layer: Layer::LATEST,
+            updates: VecDeque::new(),
+            dh: None,
         })
+    }
+
+    /// A client over an existing connection and session (e.g. after a handshake done by hand).
+    pub fn from_parts(raw: Raw, session: ClientSession) -> Client {
+        Client {
+            raw,
+            session,
+            pushes: Vec::new(),
+            layer: Layer::LATEST,
+            updates: VecDeque::new(),
+            dh: None,
+        }
     }
 
     /// Reconnects with the same key on a new connection and a new session.
@@ -223,6 +244,8 @@ impl Client {
             session,
             pushes: Vec::new(),
             layer: self.layer,
+            updates: VecDeque::new(),
+            dh: self.dh,
         })
     }
 

@@ -55,17 +55,15 @@ async fn every_transport_and_both_rsa_schemes_create_keys() {
         for scheme in [RsaScheme::Pad, RsaScheme::Legacy] {
             let mut raw = Raw::connect(server.addr, kind, obfuscated).await.unwrap();
             let k = raw.handshake(&key, scheme, None).await.unwrap();
-            let mut client = Client {
-                session: mtproto::session::ClientSession::new(
+            let mut client = Client::from_parts(
+                raw,
+                mtproto::session::ClientSession::new(
                     k.auth_key,
                     k.first_salt,
                     k.time_offset,
                     &mut mtproto::crypto::OsEntropy,
                 ),
-                raw,
-                pushes: vec![],
-                layer: Layer::LATEST,
-            };
+            );
             let enums::Config::Config(config) =
                 client.call(&functions::help::GetConfig {}).await.unwrap();
             assert_eq!(config.dc_options.iter().filter(|o| matches!(o, enums::DcOption::DcOption(d) if d.port == i32::from(server.addr.port()))).count(), 2);
@@ -479,17 +477,15 @@ async fn temporary_key_bound_to_a_permanent_one() {
         .handshake(&server.public_key(), RsaScheme::Pad, Some(3600))
         .await
         .unwrap();
-    let mut t = Client {
-        session: mtproto::session::ClientSession::new(
+    let mut t = Client::from_parts(
+        raw,
+        mtproto::session::ClientSession::new(
             temp.auth_key.clone(),
             temp.first_salt,
             temp.time_offset,
             &mut mtproto::crypto::OsEntropy,
         ),
-        raw,
-        pushes: vec![],
-        layer: Layer::LATEST,
-    };
+    );
     assert_eq!(
         t.call(&functions::users::GetUsers {
             id: vec![types::InputUserSelf {}.into()]
