@@ -431,6 +431,18 @@ impl OutgoingCall {
 }
 
 impl EstablishedCall {
+    /// Waits until the other side (or the server) ends the call; returns the reason given.
+    pub async fn ended(
+        &self,
+        client: &mut Client,
+    ) -> Result<Option<enums::PhoneCallDiscardReason>, ClientError> {
+        loop {
+            if let enums::PhoneCall::Discarded(d) = client.next_call_state(self.id).await? {
+                return Ok(d.reason);
+            }
+        }
+    }
+
     /// Hangs up after `duration` seconds.
     pub async fn hang_up(self, client: &mut Client, duration: i32) -> Result<(), CallFailure> {
         hang_up(

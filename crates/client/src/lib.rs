@@ -223,6 +223,16 @@ impl Client {
         })
     }
 
+    /// Resumes a saved auth key on a new connection (a new session; salt from the server).
+    pub async fn resume(addr: SocketAddr, auth_key: [u8; 256]) -> Result<Client, ClientError> {
+        let raw = Raw::connect(addr, Kind::Full, false).await?;
+        let key = mtproto::crypto::AuthKey::from_bytes(auth_key);
+        Ok(Client::from_parts(
+            raw,
+            ClientSession::new(key, 0, 0, &mut OsEntropy),
+        ))
+    }
+
     /// A client over an existing connection and session (e.g. after a handshake done by hand).
     pub fn from_parts(raw: Raw, session: ClientSession) -> Client {
         Client {

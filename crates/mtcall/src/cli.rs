@@ -57,6 +57,44 @@ enum Command {
         #[command(subcommand)]
         action: BotAction,
     },
+    /// Logs in to a server as a client and saves the session file.
+    Login {
+        /// The server's address.
+        #[arg(long, default_value = "127.0.0.1:4430")]
+        server: SocketAddr,
+        /// The server's public key (PKCS#1 PEM).
+        #[arg(long, default_value = "mtcall-data/server.pub")]
+        key: PathBuf,
+        /// The phone number.
+        #[arg(long)]
+        phone: String,
+        /// The login code (asked for when not given).
+        #[arg(long)]
+        code: Option<String>,
+        /// The name to sign up with, for a new number.
+        #[arg(long, default_value = "mtcall user")]
+        name: String,
+        /// The session file to write.
+        #[arg(long, default_value = "mtcall.session")]
+        session: PathBuf,
+    },
+    /// Calls a user (`@username` or a phone number); Ctrl-C hangs up.
+    Call {
+        /// Who to call.
+        user: String,
+        /// A video call.
+        #[arg(long)]
+        video: bool,
+        /// The session file from `mtcall login`.
+        #[arg(long, default_value = "mtcall.session")]
+        session: PathBuf,
+    },
+    /// Waits for a call, acknowledges and accepts it; Ctrl-C hangs up.
+    Answer {
+        /// The session file from `mtcall login`.
+        #[arg(long, default_value = "mtcall.session")]
+        session: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -121,6 +159,20 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     name,
                 },
         } => crate::admin::create_bot(&load_config(&common)?, &username, name.as_deref()).await,
+        Command::Login {
+            server,
+            key,
+            phone,
+            code,
+            name,
+            session,
+        } => crate::client_cli::login(server, &key, &phone, code, &name, &session).await,
+        Command::Call {
+            user,
+            video,
+            session,
+        } => crate::client_cli::call(&session, &user, video).await,
+        Command::Answer { session } => crate::client_cli::answer(&session).await,
     }
 }
 

@@ -1,8 +1,10 @@
 //! The `mtcall` command: `serve` runs the server; `code` and `bot` administer its data
-//! directory. See the README for connecting clients.
+//! directory; `login`, `call` and `answer` are a client on the same protocol crates. See the
+//! README for connecting other clients.
 
 mod admin;
 mod cli;
+mod client_cli;
 
 use clap::Parser;
 
