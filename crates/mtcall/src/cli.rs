@@ -89,6 +89,13 @@ enum Command {
         #[arg(long, default_value = "mtcall.session")]
         session: PathBuf,
     },
+    /// Load scenarios against a server, each next to a baseline from the same run.
+    Bench {
+        #[command(subcommand)]
+        scenario: crate::bench::Scenario,
+        #[command(flatten)]
+        options: crate::bench::Options,
+    },
     /// Waits for a call, acknowledges and accepts it; Ctrl-C hangs up.
     Answer {
         /// The session file from `mtcall login`.
@@ -110,6 +117,16 @@ enum BotAction {
         #[arg(long)]
         name: Option<String>,
     },
+}
+
+impl Cli {
+    /// The log level when `RUST_LOG` is not set: quiet for benchmarks and client commands.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Serve { .. } | Command::Code { .. } | Command::Bot { .. } => "info",
+            _ => "warn",
+        }
+    }
 }
 
 /// The configuration from defaults, file and the common flags.
@@ -173,6 +190,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             session,
         } => crate::client_cli::call(&session, &user, video).await,
         Command::Answer { session } => crate::client_cli::answer(&session).await,
+        Command::Bench { scenario, options } => crate::bench::run(scenario, options).await,
     }
 }
 

@@ -3,6 +3,7 @@
 //! README for connecting other clients.
 
 mod admin;
+mod bench;
 mod cli;
 mod client_cli;
 
@@ -12,7 +13,8 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| cli.default_log_level().into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -1,0 +1,139 @@
+//! `mtcall bench`: load scenarios against a real server, each printing its figures next to a
+//! baseline measured in the same run (`BENCHMARKS.md` keeps the full-size results).
+//!
+//! Without `--server` a server is started in this process on a temporary data directory, so
+//! the load generator and the server share the machine, as the figures say.
+
+mod handshake;
+mod latency;
+mod setup;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mtproto::crypto::rsa_key::PublicKey;
+
+/// The scenarios.
+#[derive(clap::Subcommand, Clone, Copy, Debug)]
+pub enum Scenario {
+    /// Auth-key creations per second against the cost of the RSA decrypt and modpows.
+    Handshake,
+    /// Complete call setups per second against trivial RPCs per second.
+    Setup,
+    /// One request in flight: RPC latency percentiles against a plain TCP echo.
+    Latency,
+}
+
+/// Options every scenario takes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Options {
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10, global = true)]
+    pub seconds: u64,
+    /// Concurrent clients (or caller/callee pairs).
+    #[arg(long, default_value_t = 8, global = true)]
+    pub concurrency: usize,
+    /// An external server; default: one started in this process.
+    #[arg(long, global = true)]
+    pub server: Option<SocketAddr>,
+    /// The external server's public key.
+    #[arg(long, default_value = "mtcall-data/server.pub", global = true)]
+    pub key: PathBuf,
+}
+
+/// The server under load.
+pub struct Target {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its public key.
+    pub key: PublicKey,
+    /// Its private key, when the server runs in this process (for the crypto baseline).
+    pub private_pem: Option<String>,
+    server: Option<(server::Server, PathBuf)>,
+}
+
+impl Target {
+    async fn open(o: &Options) -> Result<Target, String> {
+        if let Some(addr) = o.server {
+            let pem =
+                std::fs::read_to_string(&o.key).map_err(|e| format!("{}: {e}", o.key.display()))?;
+            let key = PublicKey::from_pkcs1_pem(&pem).map_err(|e| e.to_string())?;
+            return Ok(Target {
+                addr,
+                key,
+                private_pem: None,
+                server: None,
+            });
+        }
+        let dir = std::env::temp_dir().join(format!("mtcall-bench-{}", std::process::id()));
+        let config = server::Config {
+            data_dir: dir.clone(),
+            listen: "127.0.0.1:0".parse().expect("address"),
+            ..server::Config::default()
+        };
+        let srv = server::Server::start(config).await?;
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|e| e.to_string());
+        let key = PublicKey::from_pkcs1_pem(&read("server.pub")?).map_err(|e| e.to_string())?;
+        Ok(Target {
+            addr: srv.local_addr(),
+            key,
+            private_pem: Some(read("server.key")?),
+            server: Some((srv, dir)),
+        })
+    }
+
+    async fn close(self) {
+        if let Some((srv, dir)) = self.server {
+            srv.shutdown().await;
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Prints a progress line every few seconds of a long run.
+pub struct Progress {
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            started: Instant::now(),
+            last: Instant::now(),
+        }
+    }
+
+    fn tick(&mut self, what: &str, count: u64) {
+        if self.last.elapsed() >= Duration::from_secs(5) {
+            self.last = Instant::now();
+            eprintln!(
+                "  … {:.0} s: {count} {what}",
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Runs one scenario.
+pub async fn run(scenario: Scenario, o: Options) -> Result<(), String> {
+    let target = Target::open(&o).await?;
+    println!(
+        "mtcall bench {scenario:?}: {} s, concurrency {}, server {}",
+        o.seconds,
+        o.concurrency,
+        if target.server.is_some() {
+            "in this process"
+        } else {
+            "external"
+        }
+    );
+    let result = match scenario {
+        Scenario::Handshake => handshake::run(&target, &o).await,
+        Scenario::Setup => setup::run(&target, &o).await,
+        Scenario::Latency => latency::run(&target, &o).await,
+    };
+    target.close().await;
+    result
+}

@@ -1,0 +1,204 @@
+//! `setup`: complete call setups per second (request → received → accept → confirm →
+//! discard, each side waiting for the push it needs), against trivial RPCs per second over the
+//! same connections, measured in the same run.
+
+use std::time::{Duration, Instant};
+
+use client::Client;
+use mtproto::transport::Kind;
+use tl::{enums, functions, types};
+
+use super::{Options, Progress, Target};
+
+async fn pair(
+    t: &Target,
+    i: usize,
+) -> Result<(Client, Client, enums::InputUser), client::ClientError> {
+    let (a, b) = (
+        format!("99966{:05}", 20000 + 2 * i),
+        format!("99966{:05}", 20001 + 2 * i),
+    );
+    let mut caller = Client::connect(t.addr, &t.key, Kind::Full, false).await?;
+    caller.login(&a, "Caller").await?;
+    let mut callee = Client::connect(t.addr, &t.key, Kind::Full, false).await?;
+    callee.login(&b, "Callee").await?;
+    let enums::contacts::ResolvedPeer::ResolvedPeer(r) = caller
+        .call(&functions::contacts::ResolvePhone { phone: b })
+        .await?;
+    let id = client::user_id(&r.users[0]);
+    let hash = match &r.users[0] {
+        enums::User::User(u) => u.access_hash.unwrap_or_default(),
+        enums::User::Empty(_) => 0,
+    };
+    Ok((
+        caller,
+        callee,
+        types::InputUser {
+            user_id: id,
+            access_hash: hash,
+        }
+        .into(),
+    ))
+}
+
+fn protocol() -> enums::PhoneCallProtocol {
+    client::calls::default_protocol()
+}
+
+async fn next_call(c: &mut Client) -> Result<enums::PhoneCall, String> {
+    loop {
+        if let enums::Update::PhoneCall(p) = c.next_update().await.map_err(|e| e.to_string())? {
+            return Ok(p.phone_call);
+        }
+    }
+}
+
+/// One setup at the protocol level. The DH values are fixed bytes of the right sizes (the
+/// server checks sizes and `SHA256(g_a) == g_a_hash`, not the arithmetic), so the load
+/// generator spends its CPU on the protocol, not on modular exponentiation.
+async fn one_setup(
+    caller: &mut Client,
+    callee: &mut Client,
+    user: &enums::InputUser,
+    random_id: i32,
+) -> Result<(), String> {
+    let e = |e: client::ClientError| e.to_string();
+    let g_a = vec![7u8; 256];
+    let g_a_hash = mtproto::crypto::sha256(&[&g_a]).to_vec();
+    let enums::phone::PhoneCall::PhoneCall(r) = caller
+        .call(&functions::phone::RequestCall {
+            video: false,
+            user_id: user.clone(),
+            random_id,
+            g_a_hash,
+            protocol: protocol(),
+        })
+        .await
+        .map_err(e)?;
+    let enums::PhoneCall::Waiting(w) = r.phone_call else {
+        return Err("requestCall did not answer phoneCallWaiting".into());
+    };
+    let enums::PhoneCall::Requested(req) = next_call(callee).await? else {
+        return Err("no phoneCallRequested".into());
+    };
+    let theirs: enums::InputPhoneCall = types::InputPhoneCall {
+        id: req.id,
+        access_hash: req.access_hash,
+    }
+    .into();
+    callee
+        .call(&functions::phone::ReceivedCall {
+            peer: theirs.clone(),
+        })
+        .await
+        .map_err(e)?;
+    next_call(caller).await?; // ringing
+    callee
+        .call(&functions::phone::AcceptCall {
+            peer: theirs,
+            g_b: vec![9; 256],
+            protocol: protocol(),
+        })
+        .await
+        .map_err(e)?;
+    next_call(caller).await?; // accepted
+    let mine: enums::InputPhoneCall = types::InputPhoneCall {
+        id: w.id,
+        access_hash: w.access_hash,
+    }
+    .into();
+    caller
+        .call(&functions::phone::ConfirmCall {
+            peer: mine.clone(),
+            g_a,
+            key_fingerprint: 1,
+            protocol: protocol(),
+        })
+        .await
+        .map_err(e)?;
+    next_call(callee).await?; // phoneCall
+    let reason: enums::PhoneCallDiscardReason = types::PhoneCallDiscardReasonHangup {}.into();
+    caller
+        .call(&functions::phone::DiscardCall {
+            video: false,
+            peer: mine,
+            duration: 1,
+            reason,
+            connection_id: 0,
+        })
+        .await
+        .map_err(e)?;
+    while !matches!(next_call(callee).await?, enums::PhoneCall::Discarded(_)) {}
+    Ok(())
+}
+
+pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
+    let mut pairs = Vec::new();
+    for i in 0..o.concurrency {
+        pairs.push(pair(t, i).await.map_err(|e| e.to_string())?);
+    }
+    // Baseline over the same connections.
+    let half = Duration::from_secs(o.seconds.div_ceil(2));
+    let deadline = Instant::now() + half;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (mut caller, callee, user) in pairs {
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                caller
+                    .call(&functions::help::GetNearestDc {})
+                    .await
+                    .map_err(|e| e.to_string())?;
+                n += 1;
+            }
+            Ok::<_, String>((n, caller, callee, user))
+        }));
+    }
+    let mut pairs = Vec::new();
+    let mut rpcs = 0;
+    for task in tasks {
+        let (n, a, b, u) = task.await.map_err(|e| e.to_string())??;
+        rpcs += n;
+        pairs.push((a, b, u));
+    }
+    let rpc_rate = rpcs as f64 / started.elapsed().as_secs_f64();
+
+    let deadline = Instant::now() + Duration::from_secs(o.seconds);
+    let started = Instant::now();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (mut caller, mut callee, user) in pairs {
+        let count = count.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            while Instant::now() < deadline {
+                one_setup(&mut caller, &mut callee, &user, n).await?;
+                n += 1;
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    let mut progress = Progress::new();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        progress.tick("setups", count.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    let rate =
+        count.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "baseline: {rpc_rate:.0} trivial RPCs/s (help.getNearestDc) over the same connections"
+    );
+    println!(
+        "call setups: {rate:.0}/s (request, received, accept, confirm, discard; 8 pushes, 2 history writes; durable)"
+    );
+    println!(
+        "ratio: one setup costs {:.1} trivial round trips",
+        rpc_rate / rate.max(f64::MIN_POSITIVE)
+    );
+    Ok(())
+}
