@@ -112,8 +112,17 @@ pub async fn users(
     call: &Call,
     viewer: i64,
 ) -> Result<Vec<enums::User>, RpcError> {
+    parties(shared, [call.admin_id, call.participant_id], viewer).await
+}
+
+/// Users `ids` as `viewer` sees them (unknown ids are left out).
+async fn parties(
+    shared: &Shared,
+    ids: [i64; 2],
+    viewer: i64,
+) -> Result<Vec<enums::User>, RpcError> {
     let mut out = Vec::with_capacity(2);
-    for id in [call.admin_id, call.participant_id] {
+    for id in ids {
         if let Some(u) = shared.cache.user(shared.store.as_ref(), id).await? {
             let contact = viewer != id
                 && shared
@@ -270,20 +279,8 @@ pub async fn write_history(
             let update: enums::Update =
                 tl::Decode::from_bytes(&body).map_err(|_| RpcError::RpcCallFail)?;
             let _ = pts;
-            let viewer_users = {
-                let mut v = Vec::new();
-                for id in [entry.admin_id, entry.participant_id] {
-                    if let Some(u) = shared.cache.user(shared.store.as_ref(), id).await? {
-                        let contact = user != id
-                            && shared
-                                .cache
-                                .is_contact(shared.store.as_ref(), user, id)
-                                .await?;
-                        v.push(render::user_for_viewer(shared, user, &u, contact));
-                    }
-                }
-                v
-            };
+            let viewer_users =
+                parties(shared, [entry.admin_id, entry.participant_id], user).await?;
             match requester {
                 Some(s) if s.user_id == user => {
                     own.push(update.clone());

@@ -10,14 +10,7 @@ use support::*;
 use tl::{Decode, Layer, enums, functions, types};
 
 fn protocol() -> enums::PhoneCallProtocol {
-    types::PhoneCallProtocol {
-        udp_p2p: true,
-        udp_reflector: true,
-        min_layer: 65,
-        max_layer: 92,
-        library_versions: vec!["2.4.4".into()],
-    }
-    .into()
+    client::calls::default_protocol()
 }
 
 /// The next `updatePhoneCall` pushed to a client.
@@ -32,23 +25,6 @@ async fn next_call_update(c: &mut Client) -> enums::PhoneCall {
             }
         }
     }
-}
-
-async fn user_of(caller: &mut Client, phone: &str) -> enums::InputUser {
-    let enums::contacts::ResolvedPeer::ResolvedPeer(r) = caller
-        .call(&functions::contacts::ResolvePhone {
-            phone: phone.into(),
-        })
-        .await
-        .unwrap();
-    let enums::User::User(u) = &r.users[0] else {
-        panic!()
-    };
-    types::InputUser {
-        user_id: u.id,
-        access_hash: u.access_hash.unwrap(),
-    }
-    .into()
 }
 
 fn input_call(id: i64, access_hash: i64) -> enums::InputPhoneCall {

@@ -6,24 +6,7 @@ mod support;
 use client::calls::CallFailure;
 use mtproto::transport::Kind;
 use support::*;
-use tl::{enums, functions, types};
-
-async fn input_user(c: &mut Client, phone: &str) -> enums::InputUser {
-    let enums::contacts::ResolvedPeer::ResolvedPeer(r) = c
-        .call(&functions::contacts::ResolvePhone {
-            phone: phone.into(),
-        })
-        .await
-        .unwrap();
-    let enums::User::User(u) = &r.users[0] else {
-        panic!()
-    };
-    types::InputUser {
-        user_id: u.id,
-        access_hash: u.access_hash.unwrap(),
-    }
-    .into()
-}
+use tl::enums;
 
 #[tokio::test]
 async fn two_rust_clients_complete_a_call_with_matching_fingerprints() {
@@ -35,7 +18,7 @@ async fn two_rust_clients_complete_a_call_with_matching_fingerprints() {
     let mut carol = connect(&server, Kind::Abridged, false).await;
     carol.login("9996630003", "Carol").await.unwrap();
 
-    let bob_user = input_user(&mut alice, "9996630002").await;
+    let bob_user = user_of(&mut alice, "9996630002").await;
     let mut outgoing = alice.place_call(bob_user.clone(), false).await.unwrap();
     let incoming = bob.next_incoming_call(true).await.unwrap();
     assert!(
@@ -44,7 +27,7 @@ async fn two_rust_clients_complete_a_call_with_matching_fingerprints() {
     );
 
     // Bob acknowledged: Carol's call is refused as busy.
-    let bob_for_carol = input_user(&mut carol, "9996630002").await;
+    let bob_for_carol = user_of(&mut carol, "9996630002").await;
     let refused = carol.place_call(bob_for_carol, false).await.unwrap();
     let busy = refused.established(&mut carol).await.unwrap_err();
     assert!(

@@ -89,3 +89,22 @@ impl<T: std::fmt::Debug> RpcErr for Result<T, ClientError> {
         }
     }
 }
+
+/// The user with this phone, as `c` may address them.
+pub async fn user_of(c: &mut Client, phone: &str) -> tl::enums::InputUser {
+    use tl::{enums, functions, types};
+    let enums::contacts::ResolvedPeer::ResolvedPeer(r) = c
+        .call(&functions::contacts::ResolvePhone {
+            phone: phone.into(),
+        })
+        .await
+        .unwrap();
+    let enums::User::User(u) = &r.users[0] else {
+        panic!("{phone} resolves to an empty user")
+    };
+    types::InputUser {
+        user_id: u.id,
+        access_hash: u.access_hash.unwrap(),
+    }
+    .into()
+}
