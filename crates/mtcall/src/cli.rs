@@ -89,6 +89,14 @@ enum Command {
         #[arg(long, default_value = "mtcall.session")]
         session: PathBuf,
     },
+    /// Invokes any request as JSON, e.g. '{"_": "contacts.resolveUsername", "username": "bob"}'.
+    Invoke {
+        /// The request.
+        request: String,
+        /// The session file from `mtcall login`.
+        #[arg(long, default_value = "mtcall.session")]
+        session: PathBuf,
+    },
     /// Load scenarios against a server, each next to a baseline from the same run.
     Bench {
         #[command(subcommand)]
@@ -191,6 +199,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         } => crate::client_cli::call(&session, &user, video).await,
         Command::Answer { session } => crate::client_cli::answer(&session).await,
         Command::Bench { scenario, options } => crate::bench::run(scenario, options).await,
+        Command::Invoke { request, session } => crate::client_cli::invoke(&session, &request).await,
     }
 }
 

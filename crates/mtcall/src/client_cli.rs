@@ -255,3 +255,25 @@ pub async fn answer(session: &Path) -> Result<(), String> {
     let established = incoming.accept(&mut c).await.map_err(failure)?;
     talk(&mut c, established).await
 }
+
+/// `mtcall invoke JSON`: any request of the schema, written as JSON, answered as JSON.
+pub async fn invoke(session: &Path, request: &str) -> Result<(), String> {
+    let request: functions::Request = serde_json::from_str(request)
+        .map_err(|e| format!("not a request of mtcall's schema: {e}"))?;
+    let mut c = resume(session).await?;
+    let body = tl::Encode::to_bytes(&request, c.layer);
+    match c.call_raw(body).await {
+        Ok(bytes) => {
+            let value = request.result_json(&bytes)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        Err(client::ClientError::Rpc { code, message }) => {
+            Err(format!("rpc_error {code} {message}"))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -123,6 +123,32 @@ fn login_call_answer_and_hang_up() {
     wait_for(&answer_out, "the other side ended the call (hung up)");
     assert!(call.0.wait().unwrap().success());
     assert!(answer.0.wait().unwrap().success());
+
+    // `mtcall invoke`: a request as JSON, the result as JSON; errors by name.
+    let out = Command::new(BIN)
+        .args([
+            "invoke",
+            r#"{"_": "contacts.resolvePhone", "phone": "9996680002"}"#,
+        ])
+        .arg("--session")
+        .arg(dir.join("a.session"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && text.contains("\"_\": \"contacts.resolvedPeer\"")
+            && text.contains("\"first_name\": \"b\""),
+        "{text}"
+    );
+    let out = Command::new(BIN)
+        .args(["invoke", r#"{"_": "phone.receivedCall", "peer": {"_": "inputPhoneCall", "id": 1, "access_hash": 2}}"#])
+        .arg("--session")
+        .arg(dir.join("a.session"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CALL_PEER_INVALID"));
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

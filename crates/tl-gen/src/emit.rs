@@ -610,7 +610,7 @@ impl Emitter<'_> {
     fn request_enum(&self) -> String {
         let fns = self.functions();
         let mut s = String::from(
-            "/// Any function of the schema, as a peer sends it: decoded by its constructor id, in any supported layer's form.\n#[derive(Clone, Debug, PartialEq)]\n#[cfg_attr(feature = \"serde\", derive(serde::Serialize), serde(tag = \"_\"))]\npub enum Request {\n",
+            "/// Any function of the schema, as a peer sends it: decoded by its constructor id, in any supported layer's form.\n#[derive(Clone, Debug, PartialEq)]\n#[cfg_attr(feature = \"serde\", derive(serde::Serialize, serde::Deserialize), serde(tag = \"_\"))]\npub enum Request {\n",
         );
         for d in &fns {
             let c = &d.canonical;
@@ -626,6 +626,7 @@ impl Emitter<'_> {
         let mut dec = Vec::new();
         let mut enc = Vec::new();
         let mut names = Vec::new();
+        let mut results = Vec::new();
         for d in &fns {
             let c = &d.canonical;
             let path = function_struct_path(c);
@@ -640,6 +641,7 @@ impl Emitter<'_> {
             ));
             enc.push(format!("Self::{v}(x) => crate::Encode::encode(x, w)"));
             names.push(format!("Self::{v}(_) => \"{}\"", c.full_name()));
+            results.push(format!("Self::{v}(_) => crate::json::result::<<{path} as crate::RemoteCall>::Return>(bytes)"));
         }
         let _ = writeln!(
             s,
@@ -649,6 +651,11 @@ impl Emitter<'_> {
             dec.join(",\n"),
             enc.join(",\n"),
             names.join(",\n")
+        );
+        let _ = writeln!(
+            s,
+            "#[cfg(feature = \"json\")]\nimpl Request {{ /// The result of this request, decoded from `bytes`, as JSON.\n pub fn result_json(&self, bytes: &[u8]) -> Result<serde_json::Value, String> {{ match self {{ {} }} }} }}",
+            results.join(",\n")
         );
         s
     }

@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 
 mod error;
+#[cfg(feature = "json")]
+pub mod json;
 mod layer;
 pub mod schema;
 pub mod service;
