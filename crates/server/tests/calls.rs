@@ -382,20 +382,10 @@ async fn calls_are_rendered_for_each_receivers_layer_and_survive_a_restart() {
 
 #[tokio::test]
 async fn unacknowledged_calls_end_as_missed_by_the_server() {
-    let dir = std::env::temp_dir().join(format!("mtcall-test-missed-{}", std::process::id()));
-    let mut config = server::Config {
-        data_dir: dir.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..server::Config::default()
-    };
+    let mut config = server::Config::default();
     config.calls.receive_timeout_ms = 1000;
     config.calls.grace_secs = 0;
-    let srv = server::Server::start(config).await.unwrap();
-    let server = TestServer {
-        addr: srv.local_addr(),
-        server: Some(srv),
-        dir,
-    };
+    let server = TestServer::start_with(config).await;
     let mut alice = connect(&server, Kind::Full, false).await;
     alice.login("9996620021", "Alice").await.unwrap();
     let mut bob = connect(&server, Kind::Full, false).await;
@@ -463,17 +453,8 @@ async fn small_methods() {
 
 #[tokio::test]
 async fn a_confirmed_call_lists_the_configured_relays() {
-    let dir = std::env::temp_dir().join(format!("mtcall-test-relays-{}", std::process::id()));
     let toml = "[[calls.reflectors]]\nid = 1\nip = \"127.0.0.2\"\nport = 1400\n[[calls.webrtc]]\nid = 2\nip = \"127.0.0.3\"\nport = 3478\nstun = true\n";
-    let mut config = server::Config::from_toml(toml).unwrap();
-    config.data_dir = dir.clone();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let srv = server::Server::start(config).await.unwrap();
-    let server = TestServer {
-        addr: srv.local_addr(),
-        server: Some(srv),
-        dir,
-    };
+    let server = TestServer::start_with(server::Config::from_toml(toml).unwrap()).await;
     let mut alice = connect(&server, Kind::Full, false).await;
     alice.login("9996620041", "Alice").await.unwrap();
     let mut bob = connect(&server, Kind::Full, false).await;

@@ -29,6 +29,23 @@ impl TestServer {
         Self::start_in(dir, "127.0.0.1:0".parse().unwrap()).await
     }
 
+    /// A server with `config` (its data directory and address are set here).
+    pub async fn start_with(mut config: Config) -> TestServer {
+        let dir = std::env::temp_dir().join(format!(
+            "mtcall-test-{}-{}",
+            std::process::id(),
+            OsEntropy.i64() as u64
+        ));
+        config.data_dir = dir.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let server = Server::start(config).await.expect("server starts");
+        TestServer {
+            addr: server.local_addr(),
+            server: Some(server),
+            dir,
+        }
+    }
+
     pub async fn start_in(dir: PathBuf, listen: SocketAddr) -> TestServer {
         let config = Config {
             data_dir: dir.clone(),
