@@ -6,7 +6,7 @@
 
 use mtproto::crypto::{Entropy, OsEntropy, dh};
 use sha1::Digest as _;
-use tl::{Decode, enums, functions, types};
+use tl::{enums, functions, types};
 
 use crate::{Client, ClientError};
 
@@ -136,22 +136,6 @@ impl Client {
         Ok(config)
     }
 
-    /// The next `Update` pushed to this client.
-    pub async fn next_update(&mut self) -> Result<enums::Update, ClientError> {
-        loop {
-            if let Some(u) = self.updates.pop_front() {
-                return Ok(u);
-            }
-            let push = self.next_push().await?;
-            match enums::Updates::from_bytes(&push) {
-                Ok(enums::Updates::Updates(u)) => self.updates.extend(u.updates),
-                Ok(enums::Updates::Combined(u)) => self.updates.extend(u.updates),
-                Ok(enums::Updates::UpdateShort(u)) => self.updates.push_back(u.update),
-                _ => {}
-            }
-        }
-    }
-
     async fn next_call_state(&mut self, call_id: i64) -> Result<enums::PhoneCall, ClientError> {
         loop {
             if let enums::Update::PhoneCall(p) = self.next_update().await? {
@@ -249,6 +233,25 @@ pub fn key_fingerprint(key: &[u8; 256]) -> i64 {
     i64::from_le_bytes(h[12..20].try_into().expect("8 bytes"))
 }
 
+/// The 333 emojis the official clients draw a call's key with, in their order (the table is
+/// protocol data: both sides must index the same list to show the same four pictures).
+const EMOJI_TABLE: &str = include_str!("emoji_table.txt");
+
+/// The four emojis both parties see for a call's key, as the official clients compute them:
+/// `SHA256(key ‖ g_a)` read as four big-endian 64-bit numbers, each with its top bit cleared,
+/// modulo the table's length. `g_a` is always the caller's public value.
+pub fn emoji_fingerprint(key: &[u8; 256], g_a: &[u8]) -> [&'static str; 4] {
+    let table: Vec<&'static str> = EMOJI_TABLE.split_whitespace().collect();
+    let digest = sha2::Sha256::new()
+        .chain_update(key)
+        .chain_update(g_a)
+        .finalize();
+    std::array::from_fn(|i| {
+        let word = u64::from_be_bytes(digest[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+        table[((word & (u64::MAX >> 1)) % table.len() as u64) as usize]
+    })
+}
+
 /// A call this client placed.
 #[derive(Debug)]
 pub struct OutgoingCall {
@@ -289,6 +292,8 @@ pub struct EstablishedCall {
     pub key: [u8; 256],
     /// Its fingerprint, as both sides see it.
     pub fingerprint: i64,
+    /// The four emojis both sides show for the key ([`emoji_fingerprint`]).
+    pub emojis: [&'static str; 4],
     /// The relays the server offered.
     pub connections: Vec<enums::PhoneConnection>,
 }
@@ -332,6 +337,7 @@ impl IncomingCall {
                     return Ok(EstablishedCall {
                         id: self.id,
                         access_hash: self.access_hash,
+                        emojis: emoji_fingerprint(&key, &c.g_a_or_b),
                         key,
                         fingerprint,
                         connections: c.connections,
@@ -389,6 +395,7 @@ impl OutgoingCall {
                     return Ok(EstablishedCall {
                         id: self.id,
                         access_hash: self.access_hash,
+                        emojis: emoji_fingerprint(&key, &self.g_a),
                         key,
                         fingerprint,
                         connections: c.connections,
@@ -463,7 +470,7 @@ async fn hang_up(
     duration: i32,
     reason: enums::PhoneCallDiscardReason,
 ) -> Result<(), CallFailure> {
-    client
+    let updates = client
         .call(&functions::phone::DiscardCall {
             video: false,
             peer: peer(id, access_hash),
@@ -472,12 +479,24 @@ async fn hang_up(
             connection_id: 0,
         })
         .await?;
+    client.absorb_updates(updates);
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emoji_fingerprint_reads_four_big_endian_words_of_sha256_key_g_a() {
+        assert_eq!(EMOJI_TABLE.split_whitespace().count(), 333);
+        let key: [u8; 256] = std::array::from_fn(|i| i as u8);
+        // Computed independently (Python's hashlib) over the same table.
+        assert_eq!(
+            emoji_fingerprint(&key, &[7; 256]),
+            ["\u{1f434}", "\u{1f4a5}", "9\u{20e3}", "\u{1f431}"]
+        );
+    }
 
     #[test]
     fn generator_checks() {

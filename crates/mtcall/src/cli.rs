@@ -66,8 +66,15 @@ enum Command {
         #[arg(long, default_value = "mtcall-data/server.pub")]
         key: PathBuf,
         /// The phone number.
+        #[arg(
+            long,
+            required_unless_present = "bot_token",
+            conflicts_with = "bot_token"
+        )]
+        phone: Option<String>,
+        /// Log in as a bot with its token `ID:SECRET` (from `mtcall bot create`).
         #[arg(long)]
-        phone: String,
+        bot_token: Option<String>,
         /// The login code (asked for when not given).
         #[arg(long)]
         code: Option<String>,
@@ -188,10 +195,18 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             server,
             key,
             phone,
+            bot_token,
             code,
             name,
             session,
-        } => crate::client_cli::login(server, &key, &phone, code, &name, &session).await,
+        } => {
+            let credentials = match (bot_token, phone) {
+                (Some(token), _) => crate::client_cli::Credentials::Bot { token },
+                (None, Some(phone)) => crate::client_cli::Credentials::User { phone, code, name },
+                (None, None) => return Err("give --phone or --bot-token".into()),
+            };
+            crate::client_cli::login(server, &key, credentials, &session).await
+        }
         Command::Call {
             user,
             video,

@@ -73,13 +73,23 @@ async fn prompt(question: &str) -> Result<String, String> {
     Ok(line.trim().to_owned())
 }
 
+/// How `mtcall login` signs in.
+pub enum Credentials {
+    /// A user: the phone number, the code if already known, and the name for a sign-up.
+    User {
+        phone: String,
+        code: Option<String>,
+        name: String,
+    },
+    /// A bot: its token `ID:SECRET` from `mtcall bot create`.
+    Bot { token: String },
+}
+
 /// `mtcall login`.
 pub async fn login(
     server: SocketAddr,
     key: &Path,
-    phone: &str,
-    code: Option<String>,
-    name: &str,
+    credentials: Credentials,
     session: &Path,
 ) -> Result<(), String> {
     let pem =
@@ -88,53 +98,23 @@ pub async fn login(
     let mut c = Client::connect(server, &key, Kind::Full, false)
         .await
         .map_err(|e| e.to_string())?;
-    let sent = c
-        .call(&functions::auth::SendCode {
-            phone_number: phone.into(),
-            api_id: 1,
-            api_hash: "mtcall".into(),
-            settings: types::CodeSettings::default().into(),
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let enums::auth::SentCode::SentCode(sent) = sent else {
-        return Err("unexpected answer to auth.sendCode".into());
-    };
-    let code = match code {
-        Some(c) => c,
-        None => {
-            prompt(&format!(
-                "code sent to {phone} (the server logs it; `mtcall code {phone}` prints it): "
-            ))
-            .await?
+    let user = match credentials {
+        Credentials::Bot { token } => c.login_bot(&token).await.map_err(|e| e.to_string())?,
+        Credentials::User { phone, code, name } => {
+            let hash = c.send_code(&phone).await.map_err(|e| e.to_string())?;
+            let code = match code {
+                Some(c) => c,
+                None => prompt(&format!(
+                    "code sent to {phone} (the server logs it; `mtcall code {phone}` prints it): "
+                ))
+                .await?,
+            };
+            c.sign_in(&phone, &hash, &code, &name)
+                .await
+                .map_err(|e| e.to_string())?
         }
     };
-    let mut auth = c
-        .call(&functions::auth::SignIn {
-            phone_number: phone.into(),
-            phone_code_hash: sent.phone_code_hash.clone(),
-            phone_code: Some(code),
-            email_verification: None,
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    if let enums::auth::Authorization::SignUpRequired(_) = auth {
-        eprintln!("new account: signing up as {name}");
-        auth = c
-            .call(&functions::auth::SignUp {
-                no_joined_notifications: false,
-                phone_number: phone.into(),
-                phone_code_hash: sent.phone_code_hash,
-                first_name: name.into(),
-                last_name: String::new(),
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let enums::auth::Authorization::Authorization(a) = auth else {
-        return Err("sign-up did not log in".into());
-    };
-    let user_id = client::user_id(&a.user);
+    let user_id = client::user_id(&user);
     SessionFile {
         address: server,
         auth_key: *c.session.auth_key().bytes(),
@@ -203,8 +183,10 @@ fn reason_name(r: &Option<enums::PhoneCallDiscardReason>) -> &'static str {
 
 async fn talk(c: &mut Client, call: client::calls::EstablishedCall) -> Result<(), String> {
     println!(
-        "connected; key fingerprint {:016x}; Ctrl-C hangs up",
-        call.fingerprint as u64
+        "connected; key fingerprint {:016x} ({}); emoji {}; Ctrl-C hangs up",
+        call.fingerprint as u64,
+        call.fingerprint,
+        call.emojis.join(" ")
     );
     let started = std::time::Instant::now();
     tokio::select! {
@@ -239,10 +221,8 @@ pub async fn call(session: &Path, who: &str, video: bool) -> Result<(), String> 
 /// `mtcall answer`.
 pub async fn answer(session: &Path) -> Result<(), String> {
     let mut c = resume(session).await?;
-    // Any call subscribes the connection to updates.
-    c.call(&functions::updates::GetState {})
-        .await
-        .map_err(|e| e.to_string())?;
+    // Start from the server's update state; a call already ringing comes with it.
+    c.catch_up().await.map_err(|e| e.to_string())?;
     println!("waiting for a call; Ctrl-C stops");
     let incoming = tokio::select! {
         i = c.next_incoming_call(true) => i.map_err(failure)?,

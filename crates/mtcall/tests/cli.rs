@@ -118,6 +118,17 @@ fn login_call_answer_and_hang_up() {
             .to_owned()
     };
     assert_eq!(fp(&caller_side), fp(&callee_side));
+    let emoji = |l: &str| {
+        l.split("emoji ")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(emoji(&caller_side), emoji(&callee_side));
+    assert_eq!(emoji(&caller_side).split(' ').count(), 4, "{caller_side}");
     interrupt(&call.0);
     wait_for(&call_out, "hung up after");
     wait_for(&answer_out, "the other side ended the call (hung up)");
@@ -149,6 +160,35 @@ fn login_call_answer_and_hang_up() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CALL_PEER_INVALID"));
+
+    // A bot made with `mtcall bot create` logs in with its token.
+    let out = Command::new(BIN)
+        .args(["bot", "create", "--username", "cli_bot"])
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let bot_id = token.split(':').next().unwrap().to_owned();
+    let out = Command::new(BIN)
+        .args(["login", "--server", &addr, "--bot-token", &token])
+        .arg("--key")
+        .arg(data.join("server.pub"))
+        .arg("--session")
+        .arg(dir.join("bot.session"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(&format!("logged in as user {bot_id}")),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -446,7 +446,8 @@ async fn keys_logins_and_layers_survive_a_restart() {
     let me = c.login("9996614444", "Dave").await.unwrap();
     server.restart().await;
     // Same key, new connection, no initConnection: still layer 198, still logged in.
-    let mut again = c.reconnect(server.addr).await.unwrap();
+    c.reconnect().await.unwrap();
+    let mut again = c;
     let raw = again
         .call_raw(
             functions::users::GetUsers {

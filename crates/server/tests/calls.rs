@@ -331,8 +331,8 @@ async fn calls_are_rendered_for_each_receivers_layer_and_survive_a_restart() {
 
     // Restart while ringing: the call goes on.
     server.restart().await;
-    let mut alice = alice.reconnect(server.addr).await.unwrap();
-    let mut bob = bob.reconnect(server.addr).await.unwrap();
+    alice.reconnect().await.unwrap();
+    bob.reconnect().await.unwrap();
     // Bob learns of the ringing call from getDifference (he missed nothing else).
     let enums::updates::Difference::Difference(diff) = bob
         .call(&functions::updates::GetDifference {

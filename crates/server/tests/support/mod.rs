@@ -86,9 +86,12 @@ impl Drop for TestServer {
 
 /// A new client of `server` on a new key.
 pub async fn connect(server: &TestServer, kind: Kind, obfuscated: bool) -> Client {
-    Client::connect(server.addr, &server.public_key(), kind, obfuscated)
+    let mut c = Client::connect(server.addr, &server.public_key(), kind, obfuscated)
         .await
-        .expect("connects")
+        .expect("connects");
+    // A test waits for an update at most this long, so a missing one fails instead of hanging.
+    c.update_wait_limit = Some(TIMEOUT);
+    c
 }
 
 /// The `rpc_error` of a failed call, as `(code, message)`.
