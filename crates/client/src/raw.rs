@@ -60,7 +60,7 @@ impl Raw {
             stream,
             transport: ClientTransport::new(endpoint.kind, endpoint.obfuscated, 2, &mut OsEntropy),
             endpoint,
-            buf: vec![0; 65536],
+            buf: vec![0; 16 * 1024],
         })
     }
 

@@ -111,6 +111,13 @@ enum Command {
         #[command(flatten)]
         options: crate::bench::Options,
     },
+    /// The plain tokio server `mtcall bench idle` compares against (run by it).
+    #[command(hide = true)]
+    BenchEchoServer {
+        /// Port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+    },
     /// Waits for a call, acknowledges and accepts it; Ctrl-C hangs up.
     Answer {
         /// The session file from `mtcall login`.
@@ -214,6 +221,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         } => crate::client_cli::call(&session, &user, video).await,
         Command::Answer { session } => crate::client_cli::answer(&session).await,
         Command::Bench { scenario, options } => crate::bench::run(scenario, options).await,
+        Command::BenchEchoServer { port } => crate::bench::echo_server(port).await,
         Command::Invoke { request, session } => crate::client_cli::invoke(&session, &request).await,
     }
 }

@@ -9,7 +9,7 @@ use mtproto::handshake::{ServerHandshake, plain};
 use mtproto::session::{MsgIdGen, ServerSession, SessionConfig};
 use mtproto::transport::{Frame, ServerTransport, codes};
 use tl::Layer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -64,18 +64,34 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
 
 impl Connection {
     async fn run(&mut self, stream: TcpStream, mut push_rx: mpsc::Receiver<Push>) {
-        let (mut rd, mut wr) = stream.into_split();
-        let mut buf = vec![0u8; 16 * 1024];
+        let (rd, mut wr) = stream.into_split();
         let started = Instant::now();
         let mut last_activity = started;
         loop {
             let deadline = self.deadline(started, last_activity);
             tokio::select! {
-                read = rd.read(&mut buf) => match read {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        last_activity = Instant::now();
-                        self.on_bytes(&buf[..n]).await;
+                ready = rd.readable() => {
+                    if ready.is_err() {
+                        break;
+                    }
+                    // The read buffer lives on the stack only while bytes are copied into the
+                    // transport, so an idle connection holds no buffer of its own.
+                    let read = {
+                        let mut chunk = [0u8; 16 * 1024];
+                        match rd.try_read(&mut chunk) {
+                            Ok(0) => Err(()),
+                            Ok(n) => Ok(self.feed(&chunk[..n])),
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+                            Err(_) => Err(()),
+                        }
+                    };
+                    match read {
+                        Err(()) => break,
+                        Ok(false) => {}
+                        Ok(true) => {
+                            last_activity = Instant::now();
+                            self.on_frames().await;
+                        }
                     }
                 },
                 Some(push) = push_rx.recv() => self.on_push(push),
@@ -114,15 +130,22 @@ impl Connection {
         deadline
     }
 
-    async fn on_bytes(&mut self, data: &[u8]) {
+    /// Takes received bytes into the transport; false if they were refused (the connection
+    /// is then closed after what is queued goes out).
+    fn feed(&mut self, data: &[u8]) -> bool {
         if let Err(e) = self.transport.feed(data) {
             tracing::debug!(conn = self.conn_id, error = %e, "transport error");
             self.close = true;
-            return;
+            return false;
         }
+        true
+    }
+
+    async fn on_frames(&mut self) {
         while !self.close {
             match self.transport.next_frame() {
-                Ok(Some(frame)) => self.on_frame(frame).await,
+                // Boxed: the connection's own future stays small while it idles.
+                Ok(Some(frame)) => Box::pin(self.on_frame(frame)).await,
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(conn = self.conn_id, error = %e, "transport error");

@@ -5,7 +5,9 @@
 //! the load generator and the server share the machine, as the figures say.
 
 mod handshake;
+mod idle;
 mod latency;
+mod received;
 mod setup;
 
 use std::net::SocketAddr;
@@ -23,6 +25,10 @@ pub enum Scenario {
     Setup,
     /// One request in flight: RPC latency percentiles against a plain TCP echo.
     Latency,
+    /// Pipelined `phone.receivedCall` on live calls against a plain tokio server's answers.
+    Received,
+    /// Authorised idle connections: the server's memory per connection (its own process).
+    Idle,
 }
 
 /// Options every scenario takes.
@@ -34,6 +40,12 @@ pub struct Options {
     /// Concurrent clients (or caller/callee pairs).
     #[arg(long, default_value_t = 8, global = true)]
     pub concurrency: usize,
+    /// Requests in flight per connection (`received`).
+    #[arg(long, default_value_t = 16, global = true)]
+    pub window: usize,
+    /// Idle connections to open (`idle`).
+    #[arg(long, default_value_t = 1000, global = true)]
+    pub connections: usize,
     /// An external server; default: one started in this process.
     #[arg(long, global = true)]
     pub server: Option<SocketAddr>,
@@ -83,6 +95,37 @@ impl Target {
         })
     }
 
+    /// A caller and a callee logged in on their own connections (test numbers `99966` +
+    /// `n`, `n + 1`), and the callee as the caller may address them.
+    pub async fn pair(
+        &self,
+        n: usize,
+    ) -> Result<(client::Client, client::Client, tl::enums::InputUser), client::ClientError> {
+        use tl::{enums, functions, types};
+        let (a, b) = (format!("99966{n:05}"), format!("99966{:05}", n + 1));
+        let kind = mtproto::transport::Kind::Full;
+        let mut caller = client::Client::connect(self.addr, &self.key, kind, false).await?;
+        caller.login(&a, "Caller").await?;
+        let mut callee = client::Client::connect(self.addr, &self.key, kind, false).await?;
+        callee.login(&b, "Callee").await?;
+        let enums::contacts::ResolvedPeer::ResolvedPeer(r) = caller
+            .call(&functions::contacts::ResolvePhone { phone: b })
+            .await?;
+        let (user_id, access_hash) = match &r.users[0] {
+            enums::User::User(u) => (u.id, u.access_hash.unwrap_or_default()),
+            enums::User::Empty(u) => (u.id, 0),
+        };
+        Ok((
+            caller,
+            callee,
+            types::InputUser {
+                user_id,
+                access_hash,
+            }
+            .into(),
+        ))
+    }
+
     async fn close(self) {
         if let Some((srv, dir)) = self.server {
             srv.shutdown().await;
@@ -118,6 +161,13 @@ impl Progress {
 
 /// Runs one scenario.
 pub async fn run(scenario: Scenario, o: Options) -> Result<(), String> {
+    if let Scenario::Idle = scenario {
+        println!(
+            "mtcall bench idle: {} connections, server in its own process",
+            o.connections
+        );
+        return idle::run(&o).await;
+    }
     let target = Target::open(&o).await?;
     println!(
         "mtcall bench {scenario:?}: {} s, concurrency {}, server {}",
@@ -133,7 +183,14 @@ pub async fn run(scenario: Scenario, o: Options) -> Result<(), String> {
         Scenario::Handshake => handshake::run(&target, &o).await,
         Scenario::Setup => setup::run(&target, &o).await,
         Scenario::Latency => latency::run(&target, &o).await,
+        Scenario::Received => received::run(&target, &o).await,
+        Scenario::Idle => unreachable!("handled above"),
     };
     target.close().await;
     result
+}
+
+/// The baseline server of the `idle` scenario (a hidden command).
+pub async fn echo_server(port: u16) -> Result<(), String> {
+    idle::echo_server(port).await
 }

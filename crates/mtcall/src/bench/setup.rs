@@ -5,41 +5,9 @@
 use std::time::{Duration, Instant};
 
 use client::Client;
-use mtproto::transport::Kind;
 use tl::{enums, functions, types};
 
 use super::{Options, Progress, Target};
-
-async fn pair(
-    t: &Target,
-    i: usize,
-) -> Result<(Client, Client, enums::InputUser), client::ClientError> {
-    let (a, b) = (
-        format!("99966{:05}", 20000 + 2 * i),
-        format!("99966{:05}", 20001 + 2 * i),
-    );
-    let mut caller = Client::connect(t.addr, &t.key, Kind::Full, false).await?;
-    caller.login(&a, "Caller").await?;
-    let mut callee = Client::connect(t.addr, &t.key, Kind::Full, false).await?;
-    callee.login(&b, "Callee").await?;
-    let enums::contacts::ResolvedPeer::ResolvedPeer(r) = caller
-        .call(&functions::contacts::ResolvePhone { phone: b })
-        .await?;
-    let id = client::user_id(&r.users[0]);
-    let hash = match &r.users[0] {
-        enums::User::User(u) => u.access_hash.unwrap_or_default(),
-        enums::User::Empty(_) => 0,
-    };
-    Ok((
-        caller,
-        callee,
-        types::InputUser {
-            user_id: id,
-            access_hash: hash,
-        }
-        .into(),
-    ))
-}
 
 fn protocol() -> enums::PhoneCallProtocol {
     client::calls::default_protocol()
@@ -135,7 +103,7 @@ async fn one_setup(
 pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
     let mut pairs = Vec::new();
     for i in 0..o.concurrency {
-        pairs.push(pair(t, i).await.map_err(|e| e.to_string())?);
+        pairs.push(t.pair(20000 + 2 * i).await.map_err(|e| e.to_string())?);
     }
     // Baseline over the same connections.
     let half = Duration::from_secs(o.seconds.div_ceil(2));

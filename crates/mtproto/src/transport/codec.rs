@@ -22,7 +22,12 @@ impl Pending {
     fn consume(&mut self, n: usize) {
         self.start += n;
         if self.start == self.buf.len() {
-            self.buf.clear();
+            // An idle connection keeps no buffer beyond a small one.
+            if self.buf.capacity() > 4096 {
+                self.buf = Vec::new();
+            } else {
+                self.buf.clear();
+            }
             self.start = 0;
         } else if self.start > 64 * 1024 && self.start * 2 > self.buf.len() {
             self.buf.drain(..self.start);
