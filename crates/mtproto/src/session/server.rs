@@ -1,6 +1,6 @@
 //! The server's side of an encrypted session on one connection.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use tl::{Decode, Encode, Layer, enums, functions, types};
 
@@ -86,8 +86,8 @@ pub struct ServerSession {
     announced: bool,
     ids: MsgIdGen,
     sent_content: i32,
-    seen: VecDeque<i64>,
-    seen_set: HashSet<i64>,
+    /// The highest msg_ids received (at most [`REMEMBERED_IDS`]), to refuse replays.
+    seen: BTreeSet<i64>,
     pending_acks: Vec<i64>,
     outbox: Vec<Outgoing>,
     sent_log: VecDeque<(i64, Vec<u8>)>,
@@ -105,8 +105,7 @@ impl ServerSession {
             announced: false,
             ids: MsgIdGen::new(),
             sent_content: 0,
-            seen: VecDeque::new(),
-            seen_set: HashSet::new(),
+            seen: BTreeSet::new(),
             pending_acks: Vec::new(),
             outbox: Vec::new(),
             sent_log: VecDeque::new(),
@@ -197,7 +196,6 @@ impl ServerSession {
         self.announced = false;
         self.sent_content = 0;
         self.seen.clear();
-        self.seen_set.clear();
         self.pending_acks.clear();
         self.sent_log.clear();
     }
@@ -229,8 +227,7 @@ impl ServerSession {
         if t > now_s + 30 {
             return Some(BadMsgCode::MsgIdTooHigh);
         }
-        if self.seen.len() >= REMEMBERED_IDS && self.seen.iter().min().is_some_and(|m| msg_id < *m)
-        {
+        if self.seen.len() >= REMEMBERED_IDS && self.seen.first().is_some_and(|m| msg_id < *m) {
             return Some(BadMsgCode::MsgTooOld);
         }
         let content = is_content_related(body);
@@ -264,7 +261,7 @@ impl ServerSession {
         in_container: bool,
         out: &mut Received,
     ) {
-        if self.seen_set.contains(&msg_id) {
+        if self.seen.contains(&msg_id) {
             // A resend of something already processed: acknowledge again, do nothing else.
             if is_content_related(&body) {
                 self.pending_acks.push(msg_id);
@@ -301,13 +298,10 @@ impl ServerSession {
     }
 
     fn remember(&mut self, msg_id: i64) {
-        if self.seen.len() >= REMEMBERED_IDS
-            && let Some(old) = self.seen.pop_front()
-        {
-            self.seen_set.remove(&old);
+        self.seen.insert(msg_id);
+        if self.seen.len() > REMEMBERED_IDS {
+            self.seen.pop_first();
         }
-        self.seen.push_back(msg_id);
-        self.seen_set.insert(msg_id);
     }
 
     fn handle_body(&mut self, msg_id: i64, body: Vec<u8>, gzip_depth: u8, out: &mut Received) {
@@ -401,12 +395,12 @@ impl ServerSession {
 
     fn service_type(&mut self, msg_id: i64, body: &[u8]) {
         if let Ok(enums::MsgsStateReq::MsgsStateReq(req)) = enums::MsgsStateReq::from_bytes(body) {
-            let newest = self.seen.iter().max().copied().unwrap_or(0);
+            let newest = self.seen.last().copied().unwrap_or(0);
             let info: Vec<u8> = req
                 .msg_ids
                 .iter()
                 .map(|id| {
-                    if self.seen_set.contains(id) {
+                    if self.seen.contains(id) {
                         4
                     } else if *id > newest {
                         3
