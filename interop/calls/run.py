@@ -7,7 +7,9 @@ seed with the given tsc, starts one GramJS agent (gramjs_agent.js) and one Telet
 (telethon_agent.py), each hosting several logged-in sessions, and drives the scenarios through them
 (JSON lines on stdin/stdout; the clients themselves only talk to the server, and every cross-client
 step waits for the server's push). The seed scripts (seed_received_call.js / .ts) run as their own
-processes, as the callee of a call the Telethon agent places.
+processes, as the callee of a call the Telethon agent places. mtcall's own client takes part through the
+binary's client commands: `mtcall login`, then `mtcall answer` (called by Telethon) and `mtcall call`
+(calling GramJS, hanging up on SIGINT); their stdout is checked line by line.
 
 Prints one line per check, `ok NAME` or `FAIL NAME: REASON` (lines starting with `#` are information),
 then `N passed, M failed`; exit status 1 if any check failed, with the tail of the server log.
@@ -22,7 +24,6 @@ import argparse
 import json
 import os
 import queue
-import random
 import re
 import shutil
 import signal
@@ -38,12 +39,15 @@ from concurrent.futures import Future
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "common"))
+import harness  # noqa: E402 - interop/common/harness.py: Tally, Server, log_lines, client_env
+
 UPDATE_TIMEOUT = 5.0  # a push the server owes us
 SILENCE = 2.0  # "nothing arrives" windows
 OP_TIMEOUT = 15.0  # one agent request
 LOGIN_TIMEOUT = 15.0
 SEED_TIMEOUT = 40.0
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
+CLI_TIMEOUT = 15.0  # one line of mtcall's own client (`mtcall answer` / `mtcall call`)
 # Telegram's 2048-bit safe prime (core.telegram.org/api/end-to-end), g = 3
 TELEGRAM_P = (
     "c71caeb9c6b1c9048e6c522f70f13f73980d40238e3e21c14934d037563d930f48198a0aa7c14058229493d22530f4db"
@@ -57,20 +61,18 @@ PROTOCOL = {"udp_p2p": True, "udp_reflector": True, "min_layer": 65, "max_layer"
 BUSY = "phoneCallDiscardReasonBusy"
 REASON_TL = {"missed": "phoneCallDiscardReasonMissed", "disconnect": "phoneCallDiscardReasonDisconnect",
              "hangup": "phoneCallDiscardReasonHangup", "busy": BUSY}
+# what `mtcall call` / `mtcall answer` print once the key is agreed
+CONNECTED = r"connected; key fingerprint ([0-9a-f]{16}) \((-?[0-9]+)\); emoji (.*); Ctrl-C hangs up"
 
 
 # ------------------------------------------------------------------------------------------ reporting
-class Tally:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-        self.lock = threading.Lock()
-        self.hints = []  # (substring of a failure reason, explanation appended to it)
+class Tally(harness.Tally):
+    """harness.Tally with each failure reason on one line, and a hint appended when the reason contains one
+    of .hints' patterns."""
 
-    def ok(self, name):
-        with self.lock:
-            self.passed += 1
-            print(f"ok {name}", flush=True)
+    def __init__(self):
+        super().__init__()
+        self.hints = []  # (substring of a failure reason, explanation appended to it)
 
     def fail(self, name, reason):
         reason = " ".join(str(reason).split())
@@ -78,13 +80,7 @@ class Tally:
             if pattern in reason:
                 reason += f" [{hint}]"
                 break
-        with self.lock:
-            self.failed += 1
-            print(f"FAIL {name}: {reason}", flush=True)
-
-    @staticmethod
-    def info(text):
-        print(f"# {text}", flush=True)
+        super().fail(name, reason)
 
 
 class CheckFailed(Exception):
@@ -121,67 +117,7 @@ class Scenario:
         return run
 
 
-# ------------------------------------------------------------------------------------------ server
-def free_port():
-    for _ in range(200):
-        port = random.randrange(20000, 32000)  # GramJS StringSession keeps the port as int16
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below 32768")
-
-
-class Server:
-    def __init__(self, binary, data, log):
-        self.binary, self.data, self.log = binary, data, log
-        self.proc = None
-        self.port = None
-        self.banner = ""
-
-    def start(self):
-        env = dict(os.environ, RUST_LOG="info,server=debug")
-        for attempt in range(5):
-            self.port = free_port()
-            out = self.log.with_suffix(".stdout")
-            with open(self.log, "ab") as err, open(out, "wb") as stdout:
-                self.proc = subprocess.Popen(
-                    [self.binary, "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}"],
-                    stdout=stdout, stderr=err, stdin=subprocess.DEVNULL, env=env)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                text = out.read_text(errors="replace")
-                if "listening on" in text:
-                    self.banner = text.strip()
-                    return
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-            else:
-                self.stop()
-                raise RuntimeError("server did not report 'listening on' within 30 s")
-            time.sleep(0.5 + attempt)  # exited early (port taken?): another port
-        raise RuntimeError(f"server failed to start (exit {self.proc.returncode}); see {self.log}")
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def tail(self, n=60):
-        try:
-            return ANSI.sub("", self.log.read_text(errors="replace")).splitlines()[-n:]
-        except OSError:
-            return []
-
-
+# ------------------------------------------------------------------------------------------ handshake
 def res_pq(port):
     """One plain req_pq_multi over TCP Full on a new connection; returns resPQ.pq as an int."""
     nonce = os.urandom(16)
@@ -375,14 +311,107 @@ def expect_rpc_error(session, fn, name):
     raise CheckFailed(f"want {name}, got a result: {json.dumps(r)[:300]}")
 
 
+# ------------------------------------------------------------------------------------------ mtcall's own client
+class Cli:
+    """One `mtcall answer` / `mtcall call` process: stdout read line by line in a thread (every line is
+    accounted for by expect_line), stderr to a log file."""
+
+    def __init__(self, binary, args, env, log_path):
+        self.log_path = log_path
+        with open(log_path, "wb") as err:
+            self.proc = subprocess.Popen([binary, *args], stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+                                         env=env, text=True, encoding="utf-8", errors="replace", bufsize=1)
+        self.lines = queue.Queue()
+        self.out = []  # every stdout line so far
+        self.ended = False  # stdout reached its end
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def describe(self):
+        err = [line for line in harness.log_lines(self.log_path) if line.strip()][-4:]
+        return f"stdout {self.out}; stderr {' | '.join(err) or 'empty'}"
+
+    def _next(self, timeout):
+        """The next stdout line, None at the end of stdout, or queue.Empty after `timeout` seconds."""
+        if self.ended:
+            return None
+        line = self.lines.get(timeout=timeout)
+        if line is None:
+            self.ended = True
+        else:
+            self.out.append(line)
+        return line
+
+    def expect_line(self, pattern, timeout=CLI_TIMEOUT):
+        """The next stdout line must match `pattern` (a regex, whole line); returns the match."""
+        try:
+            line = self._next(timeout)
+        except queue.Empty:
+            raise CheckFailed(f"no line matching '{pattern}' within {timeout:.0f}s; {self.describe()}") from None
+        if line is None:
+            raise CheckFailed(f"want a line matching '{pattern}', but the output ended "
+                              f"(exit status {self.status()}); {self.describe()}")
+        m = re.fullmatch(pattern, line)
+        expect(m, f"want a line matching '{pattern}', got {line!r}; {self.describe()}")
+        return m
+
+    def expect_quiet(self, seconds):
+        """Nothing printed for `seconds`, and still running."""
+        try:
+            line = self._next(seconds)
+        except queue.Empty:
+            return
+        what = f"printed {line!r}" if line is not None else f"ended its output (exit status {self.status()})"
+        raise CheckFailed(f"{what} within {seconds}s; {self.describe()}")
+
+    def expect_exit(self, timeout=CLI_TIMEOUT):
+        """No more stdout lines, then the exit; returns the exit status."""
+        try:
+            line = self._next(timeout)
+        except queue.Empty:
+            raise CheckFailed(f"still running {timeout:.0f}s later; {self.describe()}") from None
+        expect(line is None, f"printed another line {line!r}; {self.describe()}")
+        try:
+            return self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            raise CheckFailed(f"closed stdout but did not exit within 5s; {self.describe()}") from None
+
+    def status(self):
+        try:
+            return self.proc.wait(2)
+        except subprocess.TimeoutExpired:
+            return "still running"
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def expect_connected(m, fingerprint, whose):
+    """m: CONNECTED matched on the mtcall client's line; fingerprint: the library peer's computed one."""
+    hex_fp, dec_fp, emojis = m.group(1), int(m.group(2)), m.group(3).split(" ")
+    expect(-(1 << 63) <= dec_fp < 1 << 63, f"{dec_fp} is not an int64")
+    expect(int(hex_fp, 16) == dec_fp & 0xFFFFFFFFFFFFFFFF, f"hex {hex_fp} and decimal {dec_fp} differ")
+    expect(dec_fp == int(fingerprint), f"mtcall's fingerprint {dec_fp}, {whose} computed {fingerprint}")
+    expect(len(emojis) == 4 and all(e and not e.isascii() for e in emojis), f"want 4 emojis, got {m.group(3)!r}")
+
+
 # ------------------------------------------------------------------------------------------ checks
 class Run:
-    def __init__(self, tally, agents, server, args, work, node_env):
-        self.t, self.agents, self.server, self.args, self.work, self.node_env = tally, agents, server, args, work, node_env
+    def __init__(self, tally, agents, server, args, work, node_env, base_env):
+        self.t, self.agents, self.server, self.args, self.work = tally, agents, server, args, work
+        self.node_env, self.base_env = node_env, base_env
         self.live_calls = []  # (session, call_id): discarded by cleanup() if a scenario broke off
+        self.clis = []  # every mtcall client process started; kill_clis() ends those still running
 
     # ---------------------------------------------------------------- helpers
     def cleanup(self, *sessions):
+        self.kill_clis()
         for s, cid in self.live_calls:
             try:
                 s.discard(cid, reason="disconnect")
@@ -395,6 +424,11 @@ class Run:
                 s.drain()
             except Exception:  # noqa: BLE001
                 pass
+
+    def kill_clis(self):
+        for cli in self.clis:
+            cli.kill()
+        self.clis.clear()
 
     def login_all(self, sessions):
         futs = [(s, s.send("login", phone=s.phone, first=s.first, last=s.lib)) for s in sessions]
@@ -846,6 +880,176 @@ class Run:
 
         self.cleanup(caller, *devices)
 
+    # ---------------------------------------------------------------- mtcall's own client (the CLI)
+    def cli_login(self, sc, me, st):
+        """A step: `mtcall login` signs `me` (a Session without agent) up; st["session"] is its session file."""
+
+        @sc.step(f"mtcall login signs up {me.phone} as {me.first}")
+        def _():
+            path = self.work / f"mtcall-{me.phone}.session"
+            r = subprocess.run([self.args.mtcall, "login", "--server", f"127.0.0.1:{self.server.port}",
+                                "--key", str(self.server.data / "server.pub"), "--phone", me.phone,
+                                "--code", me.phone[5] * 5, "--name", me.first, "--session", str(path)],
+                               capture_output=True, text=True, encoding="utf-8", errors="replace",
+                               stdin=subprocess.DEVNULL, env=self.base_env, timeout=LOGIN_TIMEOUT)
+            out = r.stdout.strip()
+            expect(r.returncode == 0, f"exit status {r.returncode}: {out} {r.stderr.strip()[-400:]}")
+            m = re.fullmatch(r"logged in as user ([0-9]+); session saved to (.*)", out)
+            expect(m and m.group(2) == str(path), f"stdout {out!r}")
+            expect(path.is_file(), f"no session file {path}")
+            me.user_id = m.group(1)
+            st["session"] = str(path)
+
+    def start_cli(self, name, *args):
+        cli = Cli(self.args.mtcall, args, self.base_env, self.work / f"{name}.stderr")
+        self.clis.append(cli)
+        return cli
+
+    def cli_answers(self, caller, phone):
+        """`mtcall answer` is the callee of a call `caller` places, confirms and hangs up."""
+        me = Session(None, "mtcall-answer", phone, "Rusty")
+        me.lib = "mtcall cli"
+        sc = Scenario(self.t, f"call {caller.lib}->mtcall cli")
+        st = {}
+        self.cli_login(sc, me, st)
+
+        @sc.step("mtcall answer waits for a call")
+        def _():
+            st["cli"] = self.start_cli("mtcall-answer", "answer", "--session", st["session"])
+            st["cli"].expect_line(r"waiting for a call; Ctrl-C stops")
+
+        @sc.step("requestCall to the mtcall user gives phoneCallWaiting without receive_date")
+        def _():
+            r = caller.call(me)
+            st["call"] = r["id"]
+            self.live_calls.append((caller, r["id"]))
+            expect(r["type"] == "phoneCallWaiting", f"requestCall gave {r['type']}")
+            expect(r.get("receive_date") is None, f"receive_date already set: {r.get('receive_date')}")
+            expect(r["admin_id"] == caller.user_id and r["participant_id"] == me.user_id,
+                   f"admin/participant {r['admin_id']}/{r['participant_id']}, want {caller.user_id}/{me.user_id}")
+
+        @sc.step("mtcall answer reports the incoming call and acknowledges it")
+        def _():
+            st["cli"].expect_line(rf"incoming call {st['call']} from user {caller.user_id}: "
+                                  r"acknowledged \(the caller hears it ring\), accepting")
+
+        @sc.step("the caller gets phoneCallWaiting with receive_date (mtcall's receivedCall)")
+        def _():
+            u = caller.wait("phoneCallWaiting", st["call"])
+            expect(isinstance(u.get("receive_date"), int) and u["receive_date"] > 0, f"receive_date {u.get('receive_date')}")
+
+        @sc.step("the caller gets phoneCallAccepted with g_b (mtcall's acceptCall)")
+        def _():
+            u = caller.wait("phoneCallAccepted", st["call"])
+            expect(u.get("g_b_len") == 256, f"g_b has {u.get('g_b_len')} bytes")
+
+        @sc.step("confirmCall gives phoneCall with the caller's fingerprint")
+        def _():
+            r = caller.do("confirm", call_id=st["call"])
+            st["confirm"] = r
+            expect(r["g_range_ok"], "g_b out of range")
+            expect(r["result"]["type"] == "phoneCall", f"confirmCall gave {r['result']['type']}")
+            expect(r["result"].get("key_fingerprint") == r["computed_fingerprint"],
+                   f"result key_fingerprint {r['result'].get('key_fingerprint')}, computed {r['computed_fingerprint']}")
+
+        @sc.step(f"mtcall prints 'connected' with {caller.lib}'s fingerprint and 4 emojis")
+        def _():
+            m = st["cli"].expect_line(CONNECTED)
+            expect_connected(m, st["confirm"]["computed_fingerprint"], caller.lib)
+
+        @sc.step("discardCall by the caller gives phoneCallDiscarded(hangup)")
+        def _():
+            r = caller.discard(st["call"], reason="hangup", duration=2)
+            self.live_calls.remove((caller, st["call"]))
+            d = [u for u in r["updates"] if u.get("type") == "phoneCallDiscarded" and u["id"] == st["call"]]
+            expect(d and d[0].get("reason") == REASON_TL["hangup"], f"discardCall result: {r}")
+
+        @sc.step("mtcall prints 'the other side ended the call (hung up)' and exits 0")
+        def _():
+            st["cli"].expect_line(r"the other side ended the call \(hung up\)")
+            rc = st["cli"].expect_exit()
+            expect(rc == 0, f"exit status {rc}; {st['cli'].describe()}")
+
+        @sc.step("no further updates for the caller")
+        def _():
+            time.sleep(0.3)
+            extra = caller.drain()
+            expect(not extra, f"the caller got {describe(extra)}")
+
+        self.cleanup(caller)
+
+    def cli_calls(self, callee, phone):
+        """`mtcall call` calls `callee`, which acknowledges and accepts; SIGINT makes mtcall hang up."""
+        me = Session(None, "mtcall-call", phone, "Rusty")
+        me.lib = "mtcall cli"
+        sc = Scenario(self.t, f"call mtcall cli->{callee.lib}")
+        st = {}
+        self.cli_login(sc, me, st)
+
+        @sc.step(f"mtcall call PHONE prints 'calling {callee.first} (USER_ID) (call CALL_ID)'")
+        def _():
+            st["cli"] = self.start_cli("mtcall-call", "call", "--session", st["session"], callee.phone)
+            m = st["cli"].expect_line(r"calling (.*) \((-?[0-9]+)\) \(call (-?[0-9]+)\); Ctrl-C cancels")
+            expect(m.group(1) == callee.first and m.group(2) == callee.user_id,
+                   f"calling {m.group(1)} ({m.group(2)}), want {callee.first} ({callee.user_id})")
+            st["call"] = m.group(3)
+
+        @sc.step(f"the {callee.lib} callee gets phoneCallRequested from the mtcall user")
+        def _():
+            u = callee.wait("phoneCallRequested", st["call"])
+            self.live_calls.append((callee, st["call"]))
+            expect(u["admin_id"] == me.user_id and u["participant_id"] == callee.user_id,
+                   f"admin/participant {u['admin_id']}/{u['participant_id']}, want {me.user_id}/{callee.user_id}")
+            expect(len(u.get("g_a_hash", "")) == 64, f"g_a_hash {u.get('g_a_hash')}")
+            expect(u.get("protocol") == PROTOCOL, f"protocol {u.get('protocol')}")
+            expect(u.get("video") is False, f"video {u.get('video')}")
+
+        @sc.step("mtcall prints 'ringing' after receivedCall, not before")
+        def _():
+            st["cli"].expect_quiet(0.5)
+            expect(callee.received(st["call"])["value"] is True, "receivedCall did not give true")
+            st["cli"].expect_line(r"ringing")
+
+        @sc.step("acceptCall gives phoneCallWaiting")
+        def _():
+            r = callee.do("accept", call_id=st["call"])
+            expect(r["type"] == "phoneCallWaiting", f"acceptCall gave {r['type']}")
+
+        @sc.step("the callee gets phoneCall(g_a) and derives the key (mtcall's confirmCall)")
+        def _():
+            u = callee.wait("phoneCall", st["call"])
+            st["phone_call"] = u
+            expect(u.get("g_a_hash_ok") is True, "SHA256(g_a) != g_a_hash")
+            expect(u.get("g_range_ok") is True, "g_a out of range")
+            expect(u.get("key_fingerprint") == u.get("computed_fingerprint"),
+                   f"relayed key_fingerprint {u.get('key_fingerprint')}, callee computed {u.get('computed_fingerprint')}")
+
+        @sc.step(f"mtcall prints 'connected' with {callee.lib}'s fingerprint and 4 emojis")
+        def _():
+            m = st["cli"].expect_line(CONNECTED)
+            expect_connected(m, st["phone_call"]["computed_fingerprint"], callee.lib)
+
+        @sc.step("SIGINT: mtcall prints 'hung up after N s' and exits 0")
+        def _():
+            st["cli"].proc.send_signal(signal.SIGINT)
+            st["cli"].expect_line(r"hung up after [0-9]+ s")
+            rc = st["cli"].expect_exit()
+            expect(rc == 0, f"exit status {rc}; {st['cli'].describe()}")
+
+        @sc.step("the callee gets phoneCallDiscarded(hangup)")
+        def _():
+            u = callee.wait("phoneCallDiscarded", st["call"])
+            self.live_calls.remove((callee, st["call"]))
+            expect(u.get("reason") == REASON_TL["hangup"], f"reason {u.get('reason')}, want {REASON_TL['hangup']}")
+
+        @sc.step("no further updates for the callee")
+        def _():
+            time.sleep(0.3)
+            extra = callee.drain()
+            expect(not extra, f"the callee got {describe(extra)}")
+
+        self.cleanup(callee)
+
 
 def pq_check(tally, port, samples=64):
     """Both clients read res_pq.pq as a SIGNED int64: Telethon (`get_int(res_pq.pq)`) then fails with
@@ -888,16 +1092,16 @@ def main():
     started = time.monotonic()
     tally = Tally()
     work = Path(tempfile.mkdtemp(prefix="mtcall-calls-"))
-    server = Server(a.mtcall, work / "data", work / "server.log")
-    base_env = dict(os.environ)
-    base_env.pop("RUST_LOG", None)
+    server = harness.Server(a.mtcall, work / "data", work / "server.log")
+    base_env = harness.client_env()
     node_env = dict(base_env, NODE_PATH=str(Path(a.node_path).resolve()))
     agents = []
+    run = None
     try:
         server.start()
         tally.info(server.banner)
         pq_check(tally, server.port)
-        run = Run(tally, agents, server, a, work, node_env)
+        run = Run(tally, agents, server, a, work, node_env, base_env)
         run.start_tsc()  # compiles while the agents log in
         port, data = str(server.port), str(server.data)
         gj = Agent("gramjs", [a.node, str(HERE / "gramjs_agent.js"), port, data], node_env, work / "gramjs_agent.log")
@@ -950,9 +1154,13 @@ def main():
         timed("errors telethon->gramjs", run.errors, t1, g1)
         timed("multi-device telethon accepts", run.multi_device, g1, [m_t, m_g, m_t2], m_t)
         timed("multi-device gramjs accepts", run.multi_device, t1, [m_t, m_g, m_t2], m_g)
+        timed("call telethon->mtcall cli", run.cli_answers, t1, "9996691001")
+        timed("call mtcall cli->gramjs", run.cli_calls, g1, "9996691002")
     except Exception as e:  # noqa: BLE001 - a driver error is one failed check
         tally.fail("driver", f"{type(e).__name__}: {e}")
     finally:
+        if run is not None:
+            run.kill_clis()
         for ag in agents:
             ag.close()
         server.stop()
@@ -972,8 +1180,7 @@ def main():
         tally.info(f"files kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{tally.passed} passed, {tally.failed} failed", flush=True)
-    sys.exit(1 if failed else 0)
+    sys.exit(tally.summary())
 
 
 if __name__ == "__main__":

@@ -19,11 +19,8 @@ Python 3.11 standard library only.
 
 import argparse
 import os
-import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +28,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "common"))
+import harness  # noqa: E402 - interop/common/harness.py: Tally, Server, free_port, log_lines, client_env
+
 CLIENTS = ["gramjs", "telethon", "grammers"]
 # Every check each suite must report (a missing one counts as failed).
 FRESH_CHECKS = {
@@ -47,92 +47,9 @@ FRESH_CHECKS = {
 }
 RESUME_CHECKS = ["resume session"]
 PHASE_TIMEOUT = 150  # seconds; a hung client (e.g. a busy loop in GramJS) is killed
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class Tally:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def line(self, client, text):
-        print(f"[{client}] {text}", flush=True)
-
-    def ok(self, client, name, detail=""):
-        self.passed += 1
-        self.line(client, f"ok {name}" + (f" ({detail})" if detail else ""))
-
-    def fail(self, client, name, reason):
-        self.failed += 1
-        self.line(client, f"FAIL {name}: {reason}")
-
-
-def free_port():
-    for _ in range(200):
-        port = random.randrange(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below 32768")
-
-
-class Server:
-    def __init__(self, mtcall, data, port, log):
-        self.mtcall, self.data, self.port, self.log = mtcall, data, port, log
-        self.proc = None
-
-    def start(self, attempts=5):
-        env = dict(os.environ, RUST_LOG="info,server=debug")
-        for attempt in range(attempts):
-            out = self.log.with_suffix(".stdout")
-            with open(self.log, "ab") as err, open(out, "wb") as stdout:
-                self.proc = subprocess.Popen(
-                    [self.mtcall, "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}"],
-                    stdout=stdout, stderr=err, stdin=subprocess.DEVNULL, env=env)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if "listening on" in out.read_text(errors="replace"):
-                    return out.read_text(errors="replace").strip()
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-            else:
-                self.stop()
-                raise RuntimeError("server did not report listening within 30 s")
-            # exited early (e.g. the port is still held): retry shortly
-            time.sleep(1 + attempt)
-        raise RuntimeError(f"server failed to start (exit {self.proc.returncode}); see {self.log}")
-
-    def stop(self):
-        """SIGTERM and wait; returns None if it stopped cleanly, else a reason."""
-        if self.proc is None or self.proc.poll() is not None:
-            rc = None if self.proc is None else self.proc.returncode
-            self.proc = None
-            return None if rc in (None, 0) else f"server had already exited with {rc}"
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-            return "server did not stop within 15 s of SIGTERM (killed)"
-        self.proc = None
-        return None if rc == 0 else f"server exited with {rc} after SIGTERM"
-
-
-def log_tail(path, n=40):
-    try:
-        lines = ANSI.sub("", Path(path).read_text(errors="replace")).splitlines()
-    except OSError:
-        return []
-    return lines[-n:]
-
-
-def run_phase(tally, client, cmd, phase, args, expected, env):
+def run_phase(tally, cmd, phase, args, expected, env):
     started = time.monotonic()
     try:
         p = subprocess.run(cmd + [phase] + args, capture_output=True, text=True, timeout=PHASE_TIMEOUT,
@@ -148,95 +65,94 @@ def run_phase(tally, client, cmd, phase, args, expected, env):
         if line.startswith("ok "):
             name, _, detail = line[3:].partition(" (")
             seen.add(name)
-            tally.ok(client, name, detail[:-1] if detail.endswith(")") else detail)
+            tally.ok(name, detail[:-1] if detail.endswith(")") else detail)
         elif line.startswith("FAIL "):
             name, _, reason = line[5:].partition(": ")
             seen.add(name)
-            tally.fail(client, name, reason)
+            tally.fail(name, reason)
         elif line.strip():
-            tally.line(client, f"  | {line}")
+            tally.line(f"  | {line}")
     for name in expected:
         if name not in seen:
-            tally.fail(client, name, f"not reported ({phase} phase exit status {rc})")
+            tally.fail(name, f"not reported ({phase} phase exit status {rc})")
     if rc != 0 and tally.failed == failed_before:
-        tally.fail(client, f"{phase} phase", f"exit status {rc} without a failed check")
-    tally.line(client, f"{phase} phase took {elapsed:.1f}s (exit status {rc})")
+        tally.fail(f"{phase} phase", f"exit status {rc} without a failed check")
+    tally.line(f"{phase} phase took {elapsed:.1f}s (exit status {rc})")
     ok = tally.failed == failed_before
     if not ok and stderr.strip():
-        tally.line(client, f"--- {phase} stderr (last 30 lines) ---")
+        tally.line(f"--- {phase} stderr (last 30 lines) ---")
         for line in stderr.splitlines()[-30:]:
-            tally.line(client, f"  ! {line}")
+            tally.line(f"  ! {line}")
     return ok
 
 
 def run_client(tally, client, cmd, env, mtcall, keep):
     work = Path(tempfile.mkdtemp(prefix=f"mtcall-interop-{client}-"))
     data, state = work / "data", work / "state.json"
-    port = free_port()
     log1, log2 = work / "server-fresh.log", work / "server-resume.log"
-    server = Server(mtcall, data, port, log1)
+    server = harness.Server(mtcall, data, log1, port=harness.free_port())  # a restart keeps the port
     ok = True
     started = time.monotonic()
 
     def dump_log(path):
-        tally.line(client, f"--- server log tail ({path}) ---")
-        for line in log_tail(path):
-            tally.line(client, f"  > {line}")
+        tally.line(f"--- server log tail ({path}) ---")
+        for line in harness.log_tail(path):
+            tally.line(f"  > {line}")
 
     try:
         banner = server.start()
-        tally.line(client, banner)
+        tally.line(banner)
         bot = subprocess.run([mtcall, "bot", "create", "--data", str(data), "--username", f"{client}_interop_bot"],
                              capture_output=True, text=True, timeout=30)
         tokens = [t for t in bot.stdout.split() if re.fullmatch(r"\d+:\S+", t)]
         if bot.returncode != 0 or not tokens:
-            tally.fail(client, "bot create", f"exit {bot.returncode}: {bot.stdout.strip()} {bot.stderr.strip()}")
+            tally.fail("bot create", f"exit {bot.returncode}: {bot.stdout.strip()} {bot.stderr.strip()}")
             token = "0:none"
             ok = False
         else:
             token = tokens[-1]
-        args = [str(port), str(data), token, str(state)]
-        if not run_phase(tally, client, cmd, "fresh", args, FRESH_CHECKS[client], env):
+        args = [str(server.port), str(data), token, str(state)]
+        if not run_phase(tally, cmd, "fresh", args, FRESH_CHECKS[client], env):
             ok = False
             dump_log(log1)
 
         reason = server.stop()
         if reason:
-            tally.fail(client, "server stop", reason)
+            tally.fail("server stop", reason)
             ok = False
         else:
-            tally.ok(client, "server stop", "SIGTERM")
+            tally.ok("server stop", "SIGTERM")
 
         server.log = log2
         server.start()
-        resumed = run_phase(tally, client, cmd, "resume", args, RESUME_CHECKS, env)
+        resumed = run_phase(tally, cmd, "resume", args, RESUME_CHECKS, env)
         if not resumed:
             ok = False
             dump_log(log2)
         reason = server.stop()
         if reason:
-            tally.fail(client, "server stop after resume", reason)
+            tally.fail("server stop after resume", reason)
             ok = False
 
-        created = [l for l in ANSI.sub("", log2.read_text(errors="replace")).splitlines() if "auth key created" in l]
+        created = [l for l in harness.log_lines(log2) if "auth key created" in l]
         if created:
-            tally.fail(client, "no new auth key on resume", f"{len(created)} created: {created[0].strip()}")
+            tally.fail("no new auth key on resume", f"{len(created)} created: {created[0].strip()}")
             ok = False
         elif not resumed:
-            tally.fail(client, "no new auth key on resume", "not established: the resume phase failed")
+            tally.fail("no new auth key on resume", "not established: the resume phase failed")
         else:
-            tally.ok(client, "no new auth key on resume")
+            tally.ok("no new auth key on resume")
     except Exception as e:  # noqa: BLE001 - a driver error is one failed check
-        tally.fail(client, "driver", f"{type(e).__name__}: {e}")
+        tally.fail("driver", f"{type(e).__name__}: {e}")
         ok = False
         dump_log(server.log)
     finally:
         server.stop()
-        tally.line(client, f"suite took {time.monotonic() - started:.1f}s")
+        tally.line(f"suite took {time.monotonic() - started:.1f}s")
         if ok and not keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
-            tally.line(client, f"files kept in {work}")
+            tally.line(f"files kept in {work}")
     return ok
 
 
@@ -258,8 +174,7 @@ def main():
         if c not in CLIENTS:
             ap.error(f"unknown client {c}")
 
-    base_env = dict(os.environ)
-    base_env.pop("RUST_LOG", None)
+    base_env = harness.client_env()
     commands = {}
     if "gramjs" in chosen:
         if not a.node_path:
@@ -275,12 +190,12 @@ def main():
             ap.error("grammers needs --grammers")
         commands["grammers"] = ([str(Path(a.grammers).resolve())], base_env)
 
-    tally = Tally()
+    tally = harness.Tally()
     for client in chosen:
         cmd, env = commands[client]
+        tally.prefix = f"[{client}] "  # every line of this client's checks
         run_client(tally, client, cmd, env, mtcall, a.keep)
-    print(f"{tally.passed} passed, {tally.failed} failed", flush=True)
-    sys.exit(1 if tally.failed else 0)
+    sys.exit(tally.summary())
 
 
 if __name__ == "__main__":

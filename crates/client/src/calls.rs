@@ -351,7 +351,7 @@ impl IncomingCall {
 
     /// Declines (as the official clients do: reason busy).
     pub async fn decline(self, client: &mut Client) -> Result<(), CallFailure> {
-        hang_up(
+        discard(
             client,
             self.id,
             self.access_hash,
@@ -426,7 +426,7 @@ impl OutgoingCall {
 
     /// Gives up before the call was answered (reason missed).
     pub async fn cancel(self, client: &mut Client) -> Result<(), CallFailure> {
-        hang_up(
+        discard(
             client,
             self.id,
             self.access_hash,
@@ -452,7 +452,7 @@ impl EstablishedCall {
 
     /// Hangs up after `duration` seconds.
     pub async fn hang_up(self, client: &mut Client, duration: i32) -> Result<(), CallFailure> {
-        hang_up(
+        discard(
             client,
             self.id,
             self.access_hash,
@@ -463,7 +463,10 @@ impl EstablishedCall {
     }
 }
 
-async fn hang_up(
+/// `phone.discardCall` for the call `id` with `reason` (what [`OutgoingCall::cancel`],
+/// [`IncomingCall::decline`] and [`EstablishedCall::hang_up`] send), the result's updates taken
+/// into the client's stream.
+pub async fn discard(
     client: &mut Client,
     id: i64,
     access_hash: i64,

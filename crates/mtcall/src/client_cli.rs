@@ -181,7 +181,30 @@ fn reason_name(r: &Option<enums::PhoneCallDiscardReason>) -> &'static str {
     }
 }
 
-async fn talk(c: &mut Client, call: client::calls::EstablishedCall) -> Result<(), String> {
+/// Ctrl-C, listened for from the moment this is made, so a prompt printed after it holds.
+struct Interrupt(tokio::signal::unix::Signal);
+
+impl Interrupt {
+    fn new() -> Result<Self, String> {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map(Interrupt)
+            .map_err(|e| format!("listening for Ctrl-C: {e}"))
+    }
+
+    async fn wait(&mut self) {
+        self.0.recv().await;
+    }
+}
+
+fn hangup() -> enums::PhoneCallDiscardReason {
+    types::PhoneCallDiscardReasonHangup {}.into()
+}
+
+async fn talk(
+    c: &mut Client,
+    call: client::calls::EstablishedCall,
+    interrupt: &mut Interrupt,
+) -> Result<(), String> {
     println!(
         "connected; key fingerprint {:016x} ({}); emoji {}; Ctrl-C hangs up",
         call.fingerprint as u64,
@@ -195,7 +218,7 @@ async fn talk(c: &mut Client, call: client::calls::EstablishedCall) -> Result<()
             println!("the other side ended the call ({})", reason_name(&reason));
             return Ok(());
         }
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.wait() => {}
     }
     call.hang_up(c, started.elapsed().as_secs() as i32)
         .await
@@ -206,34 +229,57 @@ async fn talk(c: &mut Client, call: client::calls::EstablishedCall) -> Result<()
 
 /// `mtcall call USER`.
 pub async fn call(session: &Path, who: &str, video: bool) -> Result<(), String> {
+    let mut interrupt = Interrupt::new()?;
     let mut c = resume(session).await?;
     let (user, label) = resolve(&mut c, who).await?;
     let mut outgoing = c.place_call(user, video).await.map_err(failure)?;
-    println!("calling {label} (call {})", outgoing.id);
+    let (id, access_hash) = (outgoing.id, outgoing.access_hash);
+    println!("calling {label} (call {id}); Ctrl-C cancels");
     tokio::select! {
         rang = outgoing.ringing(&mut c) => { rang.map_err(failure)?; println!("ringing"); }
-        _ = tokio::signal::ctrl_c() => { outgoing.cancel(&mut c).await.map_err(failure)?; println!("cancelled"); return Ok(()); }
+        _ = interrupt.wait() => {
+            outgoing.cancel(&mut c).await.map_err(failure)?;
+            println!("cancelled");
+            return Ok(());
+        }
     }
-    let established = outgoing.established(&mut c).await.map_err(failure)?;
-    talk(&mut c, established).await
+    let established = tokio::select! {
+        e = outgoing.established(&mut c) => e.map_err(failure)?,
+        _ = interrupt.wait() => {
+            let missed = types::PhoneCallDiscardReasonMissed {}.into();
+            client::calls::discard(&mut c, id, access_hash, 0, missed).await.map_err(failure)?;
+            println!("cancelled");
+            return Ok(());
+        }
+    };
+    talk(&mut c, established, &mut interrupt).await
 }
 
 /// `mtcall answer`.
 pub async fn answer(session: &Path) -> Result<(), String> {
+    let mut interrupt = Interrupt::new()?;
     let mut c = resume(session).await?;
     // Start from the server's update state; a call already ringing comes with it.
     c.catch_up().await.map_err(|e| e.to_string())?;
     println!("waiting for a call; Ctrl-C stops");
     let incoming = tokio::select! {
         i = c.next_incoming_call(true) => i.map_err(failure)?,
-        _ = tokio::signal::ctrl_c() => return Ok(()),
+        _ = interrupt.wait() => return Ok(()),
     };
+    let (id, access_hash) = (incoming.id, incoming.access_hash);
     println!(
-        "incoming call {} from user {}: acknowledged (the caller hears it ring), accepting",
-        incoming.id, incoming.admin_id
+        "incoming call {id} from user {}: acknowledged (the caller hears it ring), accepting",
+        incoming.admin_id
     );
-    let established = incoming.accept(&mut c).await.map_err(failure)?;
-    talk(&mut c, established).await
+    let established = tokio::select! {
+        e = incoming.accept(&mut c) => e.map_err(failure)?,
+        _ = interrupt.wait() => {
+            client::calls::discard(&mut c, id, access_hash, 0, hangup()).await.map_err(failure)?;
+            println!("hung up before the call connected");
+            return Ok(());
+        }
+    };
+    talk(&mut c, established, &mut interrupt).await
 }
 
 /// `mtcall invoke JSON`: any request of the schema, written as JSON, answered as JSON.

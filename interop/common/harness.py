@@ -1,0 +1,146 @@
+"""What the interop drivers (interop/clients/run.py, interop/calls/run.py) share: the tally of checks,
+a free port below 32768, the `mtcall serve` process and its log, and the environment for the clients.
+
+A driver imports it with
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "common"))
+    import harness
+Python 3.11 standard library only.
+"""
+
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Tally:
+    """Counts checks and prints one line for each, `ok NAME [(DETAIL)]` or `FAIL NAME: REASON`, after
+    `prefix`; summary() prints `N passed, M failed` last."""
+
+    def __init__(self, prefix=""):
+        self.passed = 0
+        self.failed = 0
+        self.prefix = prefix
+        self.lock = threading.Lock()
+
+    def line(self, text):
+        print(f"{self.prefix}{text}", flush=True)
+
+    def ok(self, name, detail=""):
+        with self.lock:
+            self.passed += 1
+            self.line(f"ok {name}" + (f" ({detail})" if detail else ""))
+
+    def fail(self, name, reason):
+        with self.lock:
+            self.failed += 1
+            self.line(f"FAIL {name}: {reason}")
+
+    def info(self, text):
+        """Information, not a check: a line starting with `#`."""
+        self.line(f"# {text}")
+
+    def summary(self):
+        """Prints `N passed, M failed`; returns the exit status, 1 if any check failed."""
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        return 1 if self.failed else 0
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1 below 32768: GramJS's StringSession keeps the port as an int16."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below 32768")
+
+
+def log_lines(path):
+    """A log file's lines without ANSI colours ([] if it cannot be read)."""
+    try:
+        return ANSI.sub("", Path(path).read_text(errors="replace")).splitlines()
+    except OSError:
+        return []
+
+
+def log_tail(path, n=40):
+    return log_lines(path)[-n:]
+
+
+def client_env():
+    """The environment for the clients and mtcall's client commands: ours without RUST_LOG."""
+    env = dict(os.environ)
+    env.pop("RUST_LOG", None)
+    return env
+
+
+class Server:
+    """`mtcall serve --data DATA --listen 127.0.0.1:PORT` with RUST_LOG=info,server=debug, stderr appended
+    to `log`, stdout to `log` with the suffix .stdout. Without a `port` each start attempt takes a free
+    one; a given port is kept (a restart on the same data dir and port)."""
+
+    def __init__(self, binary, data, log, port=None):
+        self.binary, self.data, self.log = binary, data, log
+        self.port, self.fixed_port = port, port is not None
+        self.proc = None
+        self.banner = ""
+
+    def start(self, attempts=5):
+        """Starts the server and waits for its `listening on` banner, which it returns (and keeps in
+        .banner). A server that exits early (the port taken, or still held) is started again."""
+        env = dict(os.environ, RUST_LOG="info,server=debug")
+        for attempt in range(attempts):
+            if not self.fixed_port:
+                self.port = free_port()
+            out = self.log.with_suffix(".stdout")
+            with open(self.log, "ab") as err, open(out, "wb") as stdout:
+                self.proc = subprocess.Popen(
+                    [self.binary, "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}"],
+                    stdout=stdout, stderr=err, stdin=subprocess.DEVNULL, env=env)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                text = out.read_text(errors="replace")
+                if "listening on" in text:
+                    self.banner = text.strip()
+                    return self.banner
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+            else:
+                self.stop()
+                raise RuntimeError("server did not report 'listening on' within 30 s")
+            # exited early: a held port needs longer to come free than a new port takes to find
+            time.sleep((1 if self.fixed_port else 0.5) + attempt)
+        raise RuntimeError(f"server failed to start (exit {self.proc.returncode}); see {self.log}")
+
+    def stop(self):
+        """SIGTERM and wait; returns None if it stopped cleanly (or was not running), else a reason."""
+        if self.proc is None or self.proc.poll() is not None:
+            rc = None if self.proc is None else self.proc.returncode
+            self.proc = None
+            return None if rc in (None, 0) else f"server had already exited with {rc}"
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+            return "server did not stop within 15 s of SIGTERM (killed)"
+        self.proc = None
+        return None if rc == 0 else f"server exited with {rc} after SIGTERM"
+
+    def tail(self, n=60):
+        """The last n lines of the server log."""
+        return log_tail(self.log, n)
