@@ -1,7 +1,8 @@
 //! The call registry: every live call and recent tombstone, each operation of spec §3–§6 as a
 //! method taking the current time and returning [`Effects`].
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use crate::effects::{Effects, HistoryEntry, Push, PushTarget};
 use crate::error::CallError;
@@ -49,6 +50,8 @@ pub struct CallRegistry {
     calls: HashMap<i64, Call>,
     live_by_user: HashMap<i64, Vec<i64>>,
     by_random: HashMap<(i64, i32), i64>,
+    /// Ended calls by when they are forgotten, soonest first (so timers never scan them).
+    tombstones: BinaryHeap<Reverse<(i32, i64)>>,
     timeouts: Timeouts,
 }
 
@@ -138,7 +141,19 @@ impl CallRegistry {
         }
         self.by_random
             .insert((call.admin_id, call.random_id), call.id);
+        if let Some(d) = &call.discard {
+            self.tombstones
+                .push(Reverse((d.at + self.timeouts.tombstone, call.id)));
+        }
         self.calls.insert(call.id, call);
+    }
+
+    /// Ids of the live calls (each once), in no particular order.
+    fn live_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.live_by_user.values().flatten().copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// The call with this id.
@@ -549,6 +564,8 @@ impl CallRegistry {
             need_debug: false,
         });
         let snapshot = call.clone();
+        self.tombstones
+            .push(Reverse((now + self.timeouts.tombstone, id)));
         for user in [snapshot.admin_id, snapshot.participant_id] {
             if let Some(list) = self.live_by_user.get_mut(&user) {
                 list.retain(|c| *c != id);
@@ -601,25 +618,26 @@ impl CallRegistry {
         }
     }
 
-    /// When [`CallRegistry::tick`] next has work, if ever.
+    /// When [`CallRegistry::tick`] next has work, if ever. Looks only at live calls and the
+    /// soonest tombstone, so it costs the same however many ended calls are remembered.
     pub fn next_deadline(&self) -> Option<i32> {
         let live = self
-            .calls
-            .values()
-            .filter_map(|c| self.deadline(c).map(|(d, _)| d));
-        let tombstones = self
-            .calls
-            .values()
-            .filter_map(|c| c.discard.as_ref().map(|d| d.at + self.timeouts.tombstone));
-        live.chain(tombstones).min()
+            .live_ids()
+            .into_iter()
+            .filter_map(|id| self.calls.get(&id))
+            .filter_map(|c| self.deadline(c).map(|(d, _)| d))
+            .min();
+        let tombstone = self.tombstones.peek().map(|Reverse((at, _))| *at);
+        live.into_iter().chain(tombstone).min()
     }
 
     /// Ends every call past its deadline (spec §6.3) and forgets old tombstones.
     pub fn tick(&mut self, now: i32) -> Effects<()> {
         let mut effects = Effects::only(());
         let due: Vec<(i64, Reason)> = self
-            .calls
-            .values()
+            .live_ids()
+            .into_iter()
+            .filter_map(|id| self.calls.get(&id))
             .filter_map(|c| {
                 self.deadline(c)
                     .filter(|(d, _)| *d <= now)
@@ -634,21 +652,20 @@ impl CallRegistry {
             ];
             self.end(id, Some(reason), None, None, now, &mut effects, &notify);
         }
-        let old: Vec<i64> = self
-            .calls
-            .values()
-            .filter(|c| {
+        while let Some(Reverse((at, id))) = self.tombstones.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.tombstones.pop();
+            let expired = self.calls.get(&id).is_some_and(|c| {
                 c.discard
                     .as_ref()
                     .is_some_and(|d| d.at + self.timeouts.tombstone <= now)
-            })
-            .map(|c| c.id)
-            .collect();
-        for id in old {
-            if let Some(c) = self.calls.remove(&id) {
+            });
+            if expired && let Some(c) = self.calls.remove(&id) {
                 self.by_random.remove(&(c.admin_id, c.random_id));
+                effects.forget.push(id);
             }
-            effects.forget.push(id);
         }
         effects
     }

@@ -1,7 +1,7 @@
 //! Runs the sans-IO call registry for the server: one lock serialises every transition (so the
-//! busy check and a new call's creation are one step), each changed call is committed before its
-//! lock is released and before anyone hears of it, then history is written and updates pushed —
-//! each rendered for its viewer.
+//! busy check and a new call's creation are one step); each changed call is queued for storage
+//! under the lock, in transition order, and committed before anyone hears of it; then history
+//! is written and updates pushed — each rendered for its viewer.
 
 use std::sync::Arc;
 
@@ -25,13 +25,22 @@ impl calls::Ids for RandomIds {
     }
 }
 
-/// Commits what an operation changed; call while still holding the registry lock.
-pub async fn persist<R>(shared: &Shared, effects: &Effects<R>) -> Result<(), RpcError> {
+/// Queues the writes of what an operation changed and returns the wait for their commit.
+/// Call it while holding the registry lock and await the result after releasing it: the store
+/// applies writes in the order they were queued (the [`store::Store`] contract), so calls are
+/// stored in the order the registry changed them, while the next transition need not wait for
+/// this one's commit — and concurrent transitions share one commit. Nobody hears of a change
+/// before its commit: results and pushes come after the wait.
+pub fn queue_persist<'a, R>(
+    shared: &'a Shared,
+    effects: &Effects<R>,
+) -> impl std::future::Future<Output = Result<(), RpcError>> + 'a {
     let now = now_secs();
-    for call in &effects.persist {
-        shared
-            .store
-            .save_call(store::CallRow {
+    let mut writes: Vec<store::StoreFuture<'a, ()>> = effects
+        .persist
+        .iter()
+        .map(|call| {
+            shared.store.save_call(store::CallRow {
                 id: call.id,
                 admin_id: call.admin_id,
                 participant_id: call.participant_id,
@@ -39,12 +48,20 @@ pub async fn persist<R>(shared: &Shared, effects: &Effects<R>) -> Result<(), Rpc
                 body: call.to_bytes(),
                 updated_at: now,
             })
-            .await?;
+        })
+        .collect();
+    writes.extend(
+        effects
+            .forget
+            .iter()
+            .map(|id| shared.store.delete_call(*id)),
+    );
+    async move {
+        for write in writes {
+            write.await?;
+        }
+        Ok(())
     }
-    for id in &effects.forget {
-        shared.store.delete_call(*id).await?;
-    }
-    Ok(())
 }
 
 /// Restores stored calls into the registry at start-up.
@@ -256,46 +273,47 @@ pub async fn write_history(
     history: &[HistoryEntry],
     requester: Option<calls::SessionRef>,
 ) -> Result<Vec<enums::Update>, RpcError> {
-    let mut own = Vec::new();
+    // Every row is queued before any is awaited, so they share one commit.
+    let mut appends = Vec::new();
     for entry in history {
         for user in [entry.admin_id, entry.participant_id] {
             let e = entry.clone();
-            let (pts, body) = shared
-                .store
-                .append_update(
-                    user,
-                    1,
-                    entry.date,
-                    Box::new(move |pts| {
-                        enums::Update::from(types::UpdateNewMessage {
-                            message: history_message(&e, user, pts),
-                            pts,
-                            pts_count: 1,
-                        })
-                        .to_bytes(Layer::LATEST)
-                    }),
-                )
-                .await?;
-            let update: enums::Update =
-                tl::Decode::from_bytes(&body).map_err(|_| RpcError::RpcCallFail)?;
-            let _ = pts;
-            let viewer_users =
-                parties(shared, [entry.admin_id, entry.participant_id], user).await?;
-            match requester {
-                Some(s) if s.user_id == user => {
-                    own.push(update.clone());
-                    deliver(
-                        shared,
-                        PushTarget::UserExcept(user, s.key_id),
-                        updates(vec![update], viewer_users),
-                    );
-                }
-                _ => deliver(
+            let append = shared.store.append_update(
+                user,
+                1,
+                entry.date,
+                Box::new(move |pts| {
+                    enums::Update::from(types::UpdateNewMessage {
+                        message: history_message(&e, user, pts),
+                        pts,
+                        pts_count: 1,
+                    })
+                    .to_bytes(Layer::LATEST)
+                }),
+            );
+            appends.push((entry, user, append));
+        }
+    }
+    let mut own = Vec::new();
+    for (entry, user, append) in appends {
+        let (_pts, body) = append.await?;
+        let update: enums::Update =
+            tl::Decode::from_bytes(&body).map_err(|_| RpcError::RpcCallFail)?;
+        let viewer_users = parties(shared, [entry.admin_id, entry.participant_id], user).await?;
+        match requester {
+            Some(s) if s.user_id == user => {
+                own.push(update.clone());
+                deliver(
                     shared,
-                    PushTarget::User(user),
+                    PushTarget::UserExcept(user, s.key_id),
                     updates(vec![update], viewer_users),
-                ),
+                );
             }
+            _ => deliver(
+                shared,
+                PushTarget::User(user),
+                updates(vec![update], viewer_users),
+            ),
         }
     }
     Ok(own)
@@ -321,10 +339,11 @@ pub async fn run_timers(shared: Arc<Shared>, mut stopped: tokio::sync::watch::Re
             let mut registry = shared.calls.lock().await;
             let effects = registry.tick(now);
             if !effects.is_empty() {
-                if let Err(e) = persist(&shared, &effects).await {
+                let committed = queue_persist(&shared, &effects);
+                drop(registry);
+                if let Err(e) = committed.await {
                     tracing::warn!(error = ?e, "could not persist expired calls");
                 }
-                drop(registry);
                 if let Err(e) = publish(&shared, &effects, None).await {
                     tracing::warn!(error = ?e, "could not publish expired calls");
                 }

@@ -2,8 +2,10 @@
 //! server calls, and [`SqliteStore`], the embedded default (one SQLite file, WAL).
 //!
 //! The trait is object-safe (`Arc<dyn Store>`) and asynchronous, so a PostgreSQL backend can
-//! implement it without changing callers. Every mutating call has committed when it returns:
-//! the server answers a client only after that.
+//! implement it without changing callers. Every mutating call has committed when its future
+//! completes: the server answers a client only after that. Calls take effect in the order
+//! their futures were created, even if awaited later or together (the server relies on it to
+//! store call transitions in registry order without holding the registry lock over a commit).
 
 mod model;
 mod sqlite;

@@ -211,3 +211,35 @@ fn login_codes() {
         assert!(s.login_code("h1").await.unwrap().is_none());
     });
 }
+
+#[test]
+fn queued_calls_apply_in_creation_order_and_a_failure_stays_its_own() {
+    let (_dir, s) = temp_db();
+    block_on(async {
+        // 300 appends queued before any is awaited: one or a few group commits, in order.
+        let pending: Vec<_> = (0..300)
+            .map(|i| s.append_update(9, 1, i, Box::new(move |pts| vec![(pts % 256) as u8])))
+            .collect();
+        let mut seen = Vec::new();
+        for p in pending {
+            seen.push(p.await.unwrap().0);
+        }
+        assert_eq!(seen, (1..=300).collect::<Vec<i32>>());
+        // A call that fails inside a batch fails alone; its neighbours commit.
+        let user = |phone: &str, username: &str| NewUser {
+            phone: Some(phone.into()),
+            first_name: "x".into(),
+            last_name: String::new(),
+            username: Some(username.into()),
+            bot_secret: None,
+        };
+        let a = s.create_user(user("15550101", "first_one"), 0);
+        let clash = s.create_user(user("15550101", "second_one"), 0);
+        let b = s.create_user(user("15550102", "third_one"), 0);
+        assert!(a.await.is_ok());
+        assert_eq!(clash.await.unwrap_err(), StoreError::Conflict("phone"));
+        assert!(b.await.is_ok());
+        assert_eq!(s.users().await.unwrap().len(), 2);
+        assert_eq!(s.pts(9).await.unwrap(), 300);
+    });
+}

@@ -35,13 +35,18 @@ async fn phone_call(
     Ok(ctx.encode(&result))
 }
 
-/// Runs `op` on the registry, persists its effects under the lock, wakes the timer task.
+/// Runs `op` on the registry, queues its writes under the lock, waits for their commit after
+/// releasing it, and wakes the timer task.
 macro_rules! transition {
     ($ctx:expr, |$reg:ident| $op:expr) => {{
-        let mut $reg = $ctx.shared.calls.lock().await;
-        let effects = $op;
+        let (effects, committed) = {
+            let mut $reg = $ctx.shared.calls.lock().await;
+            let effects = $op;
+            let committed = service::queue_persist($ctx.shared, &effects);
+            (effects, committed)
+        };
+        committed.await?;
         if !effects.is_empty() {
-            service::persist($ctx.shared, &effects).await?;
             $ctx.shared.calls_changed.notify_one();
         }
         effects
