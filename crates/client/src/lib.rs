@@ -135,7 +135,9 @@ impl Client {
         self.raw = raw;
         self.session = ClientSession::new(key, self.session.salt(), 0, &mut OsEntropy);
         self.awaiting_pong = false;
-        self.behind = self.state.is_some();
+        // Whatever was pushed meanwhile is lost with the old connection: fetch the difference
+        // (from the server's current state if none was known; it lists the live calls).
+        self.behind = true;
         Ok(())
     }
 

@@ -1,24 +1,24 @@
-//! Administration against a data directory: login codes and bot accounts. These open the
-//! database directly (SQLite allows it while the server runs).
+//! Administration against a data directory or database: login codes and bot accounts. These
+//! open the database directly (SQLite and PostgreSQL both allow it while servers run).
 
 use mtproto::crypto::{Entropy, OsEntropy};
 use server::Config;
-use store::{NewUser, SqliteStore, Store};
+use store::{NewUser, Store};
 
-fn open(config: &Config) -> Result<SqliteStore, String> {
+async fn open(config: &Config) -> Result<std::sync::Arc<dyn Store>, String> {
     let path = config.data_dir.join("mtcall.db");
-    if !path.exists() {
+    if config.database.is_none() && !path.exists() {
         return Err(format!(
             "no database at {} (run `mtcall serve` first, or pass --data)",
             path.display()
         ));
     }
-    SqliteStore::open(&path, config.store_durability()?).map_err(|e| e.to_string())
+    config.open_store(&path).await
 }
 
 pub async fn print_code(config: &Config, phone: &str) -> Result<(), String> {
     let phone = server::render::normalize_phone(phone).ok_or("not a phone number")?;
-    let store = open(config)?;
+    let store = open(config).await?;
     match store
         .latest_login_code(&phone)
         .await
@@ -36,7 +36,7 @@ pub async fn create_bot(config: &Config, username: &str, name: Option<&str>) -> 
     if !server::render::valid_username(username) || !username.to_lowercase().ends_with("bot") {
         return Err("a bot username has 5-32 letters, digits or underscores, starts with a letter and ends in \"bot\"".into());
     }
-    let store = open(config)?;
+    let store = open(config).await?;
     let secret: [u8; 24] = OsEntropy.array();
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let secret: String = secret

@@ -27,6 +27,10 @@ pub struct Common {
     /// Data directory (RSA key, secret, database). Default: ./mtcall-data.
     #[arg(long, env = "MTCALL_DATA", global = true)]
     data: Option<PathBuf>,
+    /// A PostgreSQL database shared by several nodes (`postgres://user@host:port/db`).
+    /// Default: SQLite in the data directory.
+    #[arg(long, env = "MTCALL_DATABASE", global = true)]
+    database: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -163,6 +167,9 @@ pub fn load_config(common: &Common) -> Result<Config, String> {
     };
     if let Some(data) = &common.data {
         config.data_dir = data.clone();
+    }
+    if let Some(database) = &common.database {
+        config.database = Some(database.clone());
     }
     Ok(config)
 }

@@ -32,6 +32,9 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     /// Commit durability of the SQLite store: "normal" or "full".
     pub durability: String,
+    /// The database: none for SQLite in the data directory, or a PostgreSQL URL
+    /// (`postgres://user@host:port/db`) shared by several nodes.
+    pub database: Option<String>,
     /// Call timeouts (published in `help.getConfig`, used by the server's own call timers) and
     /// the relays offered to calls.
     pub calls: CallSettings,
@@ -148,6 +151,7 @@ impl Default for Config {
             handshake_timeout_secs: 30,
             idle_timeout_secs: 600,
             durability: "normal".into(),
+            database: None,
             calls: CallSettings::default(),
         }
     }
@@ -164,6 +168,30 @@ impl Config {
         self.public_address.unwrap_or(self.listen)
     }
 
+    /// Opens the configured store: PostgreSQL if `database` is a `postgres://` URL, else the
+    /// SQLite file `sqlite_path`.
+    pub async fn open_store(
+        &self,
+        sqlite_path: &std::path::Path,
+    ) -> Result<std::sync::Arc<dyn store::Store>, String> {
+        match self.database.as_deref() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let store = store::PgStore::connect(url)
+                    .await
+                    .map_err(|e| format!("database {}: {e}", redact(url)))?;
+                Ok(std::sync::Arc::new(store))
+            }
+            Some(other) => Err(format!(
+                "database must be a postgres:// URL (or absent for SQLite), not {:?}",
+                redact(other)
+            )),
+            None => Ok(std::sync::Arc::new(
+                store::SqliteStore::open(sqlite_path, self.store_durability()?)
+                    .map_err(|e| e.to_string())?,
+            )),
+        }
+    }
+
     /// The store durability named by `durability`.
     pub fn store_durability(&self) -> Result<store::Durability, String> {
         match self.durability.as_str() {
@@ -173,6 +201,20 @@ impl Config {
                 "durability must be \"normal\" or \"full\", not {other:?}"
             )),
         }
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -189,5 +231,14 @@ mod tests {
         assert_eq!(c.calls.receive_timeout_ms, 20_000);
         assert!(Config::from_toml("nonsense = 1").is_err());
         assert_eq!(Config::default().public_address().port(), 4430);
+    }
+
+    #[test]
+    fn database_urls_lose_their_password_in_messages() {
+        assert_eq!(
+            redact("postgres://mt:secret@db:5432/mtcall"),
+            "postgres://mt:***@db:5432/mtcall"
+        );
+        assert_eq!(redact("postgres://mt@db/x"), "postgres://mt@db/x");
     }
 }

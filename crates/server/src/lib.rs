@@ -38,8 +38,7 @@ impl Server {
     /// Opens the data directory and the database, binds the listener and starts serving.
     pub async fn start(config: Config) -> Result<Server, String> {
         let data = data_dir::DataDir::open(&config.data_dir)?;
-        let store = store::SqliteStore::open(&data.database(), config.store_durability()?)
-            .map_err(|e| e.to_string())?;
+        let store = config.open_store(&data.database()).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("binding {}: {e}", config.listen))?;
@@ -52,7 +51,7 @@ impl Server {
         let timeouts = config.calls.timeouts();
         let shared = Arc::new(Shared {
             config,
-            store: Arc::new(store),
+            store,
             rsa: Arc::new(data.rsa),
             secret: data.secret,
             salts: SaltSource::new(data.secret),

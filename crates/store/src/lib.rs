@@ -8,9 +8,12 @@
 //! store call transitions in registry order without holding the registry lock over a commit).
 
 mod model;
+mod postgres;
+mod sql;
 mod sqlite;
 
 pub use model::{AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUser, UpdateRow, User};
+pub use postgres::{PgStore, fresh_test_database};
 pub use sqlite::{Durability, SqliteStore};
 
 use std::fmt;

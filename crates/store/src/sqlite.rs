@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::{
     AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUser, Store, StoreError, StoreFuture,
-    UpdateBody, UpdateRow, User,
+    UpdateBody, UpdateRow, User, sql,
 };
 
 /// How hard a commit is pushed to disk.
@@ -148,8 +148,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-const KEY_COLUMNS: &str = "id, key, created_at, first_salt, expires_at, perm_key_id, user_id, layer, api_id, device_model, system_version, app_version, lang_code";
-
 fn key_row(r: &Row) -> rusqlite::Result<AuthKeyRow> {
     let api_id: Option<i32> = r.get(8)?;
     let client = match api_id {
@@ -174,9 +172,6 @@ fn key_row(r: &Row) -> rusqlite::Result<AuthKeyRow> {
         client,
     })
 }
-
-const USER_COLUMNS: &str =
-    "id, phone, first_name, last_name, username, bot, bot_secret, created_at";
 
 fn user_row(r: &Row) -> rusqlite::Result<User> {
     Ok(User {
@@ -233,24 +228,30 @@ impl Cached for Connection {
 
 fn user_where(
     conn: &Connection,
-    clause: &str,
+    query: &str,
     value: &dyn rusqlite::ToSql,
 ) -> Result<Option<User>, StoreError> {
-    conn.row(
-        &format!("SELECT {USER_COLUMNS} FROM users WHERE {clause}"),
-        [value],
-        user_row,
-    )
-    .optional()
-    .map_err(unavailable)
+    conn.row(query, [value], user_row)
+        .optional()
+        .map_err(unavailable)
 }
+
+/// SQLite's own statements (see `sql.rs` for the shared ones).
+const USER_BY_USERNAME: &str = "SELECT id, phone, first_name, last_name, username, bot, bot_secret, created_at FROM users WHERE username = $1";
+const LATEST_LOGIN_CODE: &str = "SELECT phone_code_hash, phone, code, created_at, expires_at, attempts, verified FROM login_codes WHERE phone = $1 ORDER BY created_at DESC, rowid DESC LIMIT 1";
 
 impl Store for SqliteStore {
     fn insert_auth_key(&self, row: AuthKeyRow) -> StoreFuture<'_, ()> {
         self.run(move |c| {
             c.exec(
-                "INSERT INTO auth_keys (id, key, created_at, first_salt, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![row.id, row.key, row.created_at, row.first_salt, row.expires_at],
+                sql::INSERT_AUTH_KEY,
+                params![
+                    row.id,
+                    row.key,
+                    row.created_at,
+                    row.first_salt,
+                    row.expires_at
+                ],
             )
             .map_err(unavailable)?;
             Ok(())
@@ -259,13 +260,9 @@ impl Store for SqliteStore {
 
     fn auth_key(&self, id: i64) -> StoreFuture<'_, Option<AuthKeyRow>> {
         self.run(move |c| {
-            c.row(
-                &format!("SELECT {KEY_COLUMNS} FROM auth_keys WHERE id = ?1"),
-                [id],
-                key_row,
-            )
-            .optional()
-            .map_err(unavailable)
+            c.row(sql::AUTH_KEY, [id], key_row)
+                .optional()
+                .map_err(unavailable)
         })
     }
 
@@ -277,12 +274,20 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'_, ()> {
         self.run(move |c| {
             if let Some(layer) = layer {
-                c.exec("UPDATE auth_keys SET layer = ?2 WHERE id = ?1", params![id, layer]).map_err(unavailable)?;
+                c.exec(sql::SET_KEY_LAYER, params![layer, id])
+                    .map_err(unavailable)?;
             }
             if let Some(i) = client {
                 c.exec(
-                    "UPDATE auth_keys SET api_id = ?2, device_model = ?3, system_version = ?4, app_version = ?5, lang_code = ?6 WHERE id = ?1",
-                    params![id, i.api_id, i.device_model, i.system_version, i.app_version, i.lang_code],
+                    sql::SET_KEY_CLIENT,
+                    params![
+                        i.api_id,
+                        i.device_model,
+                        i.system_version,
+                        i.app_version,
+                        i.lang_code,
+                        id
+                    ],
                 )
                 .map_err(unavailable)?;
             }
@@ -292,30 +297,23 @@ impl Store for SqliteStore {
 
     fn set_key_user(&self, id: i64, user_id: Option<i64>) -> StoreFuture<'_, ()> {
         self.run(move |c| {
-            c.exec(
-                "UPDATE auth_keys SET user_id = ?2 WHERE id = ?1",
-                params![id, user_id],
-            )
-            .map_err(unavailable)?;
+            c.exec(sql::SET_KEY_USER, params![user_id, id])
+                .map_err(unavailable)?;
             Ok(())
         })
     }
 
     fn bind_temp_key(&self, temp_id: i64, perm_id: i64, expires_at: i64) -> StoreFuture<'_, ()> {
         self.run(move |c| {
-            c.exec(
-                "UPDATE auth_keys SET perm_key_id = ?2, expires_at = ?3 WHERE id = ?1",
-                params![temp_id, perm_id, expires_at],
-            )
-            .map_err(unavailable)?;
+            c.exec(sql::BIND_TEMP_KEY, params![perm_id, expires_at, temp_id])
+                .map_err(unavailable)?;
             Ok(())
         })
     }
 
     fn delete_auth_key(&self, id: i64) -> StoreFuture<'_, ()> {
         self.run(move |c| {
-            c.exec("DELETE FROM auth_keys WHERE id = ?1", [id])
-                .map_err(unavailable)?;
+            c.exec(sql::DELETE_AUTH_KEY, [id]).map_err(unavailable)?;
             Ok(())
         })
     }
@@ -323,46 +321,51 @@ impl Store for SqliteStore {
     fn create_user(&self, user: NewUser, now: i64) -> StoreFuture<'_, User> {
         self.run(move |c| {
             let id: i64 = c
-                .query_row(
-                    "INSERT INTO users (phone, first_name, last_name, username, bot, bot_secret, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
-                    params![user.phone, user.first_name, user.last_name, user.username, user.bot_secret.is_some(), user.bot_secret, now],
+                .row(
+                    sql::INSERT_USER,
+                    params![
+                        user.phone,
+                        user.first_name,
+                        user.last_name,
+                        user.username,
+                        user.bot_secret.is_some(),
+                        user.bot_secret,
+                        now
+                    ],
                     |r| r.get(0),
                 )
                 .map_err(unavailable)?;
-            user_where(c, "id = ?1", &id)?.ok_or_else(|| StoreError::Corrupt("inserted user not found".into()))
+            user_where(c, sql::USER_BY_ID, &id)?
+                .ok_or_else(|| StoreError::Corrupt("inserted user not found".into()))
         })
     }
 
     fn user(&self, id: i64) -> StoreFuture<'_, Option<User>> {
-        self.run(move |c| user_where(c, "id = ?1", &id))
+        self.run(move |c| user_where(c, sql::USER_BY_ID, &id))
     }
 
     fn user_by_phone(&self, phone: &str) -> StoreFuture<'_, Option<User>> {
         let phone = phone.to_owned();
-        self.run(move |c| user_where(c, "phone = ?1", &phone))
+        self.run(move |c| user_where(c, sql::USER_BY_PHONE, &phone))
     }
 
     fn user_by_username(&self, username: &str) -> StoreFuture<'_, Option<User>> {
         let username = username.to_owned();
-        self.run(move |c| user_where(c, "username = ?1", &username))
+        // The column is COLLATE NOCASE.
+        self.run(move |c| user_where(c, USER_BY_USERNAME, &username))
     }
 
     fn set_username(&self, user_id: i64, username: Option<String>) -> StoreFuture<'_, ()> {
         self.run(move |c| {
-            c.exec(
-                "UPDATE users SET username = ?2 WHERE id = ?1",
-                params![user_id, username],
-            )
-            .map_err(unavailable)?;
+            c.exec(sql::SET_USERNAME, params![username, user_id])
+                .map_err(unavailable)?;
             Ok(())
         })
     }
 
     fn users(&self) -> StoreFuture<'_, Vec<User>> {
         self.run(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))
-                .map_err(unavailable)?;
+            let mut stmt = c.prepare_cached(sql::USERS).map_err(unavailable)?;
             let rows = stmt.query_map([], user_row).map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
         })
@@ -371,8 +374,16 @@ impl Store for SqliteStore {
     fn save_login_code(&self, code: LoginCode) -> StoreFuture<'_, ()> {
         self.run(move |c| {
             c.exec(
-                "INSERT INTO login_codes (phone_code_hash, phone, code, created_at, expires_at, attempts, verified) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![code.hash, code.phone, code.code, code.created_at, code.expires_at, code.attempts, code.verified],
+                sql::INSERT_LOGIN_CODE,
+                params![
+                    code.hash,
+                    code.phone,
+                    code.code,
+                    code.created_at,
+                    code.expires_at,
+                    code.attempts,
+                    code.verified
+                ],
             )
             .map_err(unavailable)?;
             Ok(())
@@ -382,37 +393,26 @@ impl Store for SqliteStore {
     fn login_code(&self, hash: &str) -> StoreFuture<'_, Option<LoginCode>> {
         let hash = hash.to_owned();
         self.run(move |c| {
-            c.row(
-                "SELECT phone_code_hash, phone, code, created_at, expires_at, attempts, verified FROM login_codes WHERE phone_code_hash = ?1",
-                [hash],
-                code_row,
-            )
-            .optional()
-            .map_err(unavailable)
+            c.row(sql::LOGIN_CODE, [hash], code_row)
+                .optional()
+                .map_err(unavailable)
         })
     }
 
     fn latest_login_code(&self, phone: &str) -> StoreFuture<'_, Option<LoginCode>> {
         let phone = phone.to_owned();
         self.run(move |c| {
-            c.row(
-                "SELECT phone_code_hash, phone, code, created_at, expires_at, attempts, verified FROM login_codes WHERE phone = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1",
-                [phone],
-                code_row,
-            )
-            .optional()
-            .map_err(unavailable)
+            c.row(LATEST_LOGIN_CODE, [phone], code_row)
+                .optional()
+                .map_err(unavailable)
         })
     }
 
     fn update_login_code(&self, hash: &str, attempts: i32, verified: bool) -> StoreFuture<'_, ()> {
         let hash = hash.to_owned();
         self.run(move |c| {
-            c.exec(
-                "UPDATE login_codes SET attempts = ?2, verified = ?3 WHERE phone_code_hash = ?1",
-                params![hash, attempts, verified],
-            )
-            .map_err(unavailable)?;
+            c.exec(sql::UPDATE_LOGIN_CODE, params![attempts, verified, hash])
+                .map_err(unavailable)?;
             Ok(())
         })
     }
@@ -420,7 +420,7 @@ impl Store for SqliteStore {
     fn delete_login_code(&self, hash: &str) -> StoreFuture<'_, ()> {
         let hash = hash.to_owned();
         self.run(move |c| {
-            c.exec("DELETE FROM login_codes WHERE phone_code_hash = ?1", [hash])
+            c.exec(sql::DELETE_LOGIN_CODE, [hash])
                 .map_err(unavailable)?;
             Ok(())
         })
@@ -435,26 +435,18 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'_, ()> {
         let (first, last) = (first_name.to_owned(), last_name.to_owned());
         self.run(move |c| {
-            c.exec(
-                "INSERT INTO contacts (owner_id, user_id, first_name, last_name) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (owner_id, user_id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name",
-                params![owner, user, first, last],
-            )
-            .map_err(unavailable)?;
+            c.exec(sql::UPSERT_CONTACT, params![owner, user, first, last])
+                .map_err(unavailable)?;
             Ok(())
         })
     }
 
     fn is_contact(&self, owner: i64, user: i64) -> StoreFuture<'_, bool> {
         self.run(move |c| {
-            c.row(
-                "SELECT 1 FROM contacts WHERE owner_id = ?1 AND user_id = ?2",
-                [owner, user],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|r| r.is_some())
-            .map_err(unavailable)
+            c.row(sql::IS_CONTACT, [owner, user], |_| Ok(()))
+                .optional()
+                .map(|r| r.is_some())
+                .map_err(unavailable)
         })
     }
 
@@ -469,16 +461,11 @@ impl Store for SqliteStore {
             // A savepoint: the two rows go in together inside the batch's transaction.
             let tx = c.savepoint().map_err(unavailable)?;
             let pts: i32 = tx
-                .query_row(
-                    "INSERT INTO user_state (user_id, pts) VALUES (?1, ?2)
-                     ON CONFLICT (user_id) DO UPDATE SET pts = pts + excluded.pts RETURNING pts",
-                    params![user_id, pts_count],
-                    |r| r.get(0),
-                )
+                .row(sql::BUMP_PTS, params![user_id, pts_count], |r| r.get(0))
                 .map_err(unavailable)?;
             let body = body(pts);
             tx.exec(
-                "INSERT INTO updates (user_id, pts, pts_count, date, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                sql::INSERT_UPDATE,
                 params![user_id, pts, pts_count, date, body],
             )
             .map_err(unavailable)?;
@@ -490,9 +477,15 @@ impl Store for SqliteStore {
     fn save_call(&self, call: CallRow) -> StoreFuture<'_, ()> {
         self.run(move |c| {
             c.exec(
-                "INSERT INTO calls (id, admin_id, participant_id, state, body, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, body = excluded.body, updated_at = excluded.updated_at",
-                params![call.id, call.admin_id, call.participant_id, call.state, call.body, call.updated_at],
+                sql::SAVE_CALL,
+                params![
+                    call.id,
+                    call.admin_id,
+                    call.participant_id,
+                    call.state,
+                    call.body,
+                    call.updated_at
+                ],
             )
             .map_err(unavailable)?;
             Ok(())
@@ -501,12 +494,17 @@ impl Store for SqliteStore {
 
     fn load_calls(&self) -> StoreFuture<'_, Vec<CallRow>> {
         self.run(move |c| {
-            let mut stmt = c
-                .prepare_cached("SELECT id, admin_id, participant_id, state, body, updated_at FROM calls ORDER BY id")
-                .map_err(unavailable)?;
+            let mut stmt = c.prepare_cached(sql::LOAD_CALLS).map_err(unavailable)?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok(CallRow { id: r.get(0)?, admin_id: r.get(1)?, participant_id: r.get(2)?, state: r.get(3)?, body: r.get(4)?, updated_at: r.get(5)? })
+                    Ok(CallRow {
+                        id: r.get(0)?,
+                        admin_id: r.get(1)?,
+                        participant_id: r.get(2)?,
+                        state: r.get(3)?,
+                        body: r.get(4)?,
+                        updated_at: r.get(5)?,
+                    })
                 })
                 .map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
@@ -515,22 +513,17 @@ impl Store for SqliteStore {
 
     fn delete_call(&self, id: i64) -> StoreFuture<'_, ()> {
         self.run(move |c| {
-            c.exec("DELETE FROM calls WHERE id = ?1", [id])
-                .map_err(unavailable)?;
+            c.exec(sql::DELETE_CALL, [id]).map_err(unavailable)?;
             Ok(())
         })
     }
 
     fn pts(&self, user_id: i64) -> StoreFuture<'_, i32> {
         self.run(move |c| {
-            c.row(
-                "SELECT pts FROM user_state WHERE user_id = ?1",
-                [user_id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(|p| p.unwrap_or(0))
-            .map_err(unavailable)
+            c.row(sql::PTS, [user_id], |r| r.get(0))
+                .optional()
+                .map(|p| p.unwrap_or(0))
+                .map_err(unavailable)
         })
     }
 
@@ -541,12 +534,15 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreFuture<'_, Vec<UpdateRow>> {
         self.run(move |c| {
-            let mut stmt = c
-                .prepare_cached("SELECT pts, pts_count, date, body FROM updates WHERE user_id = ?1 AND pts > ?2 ORDER BY pts LIMIT ?3")
-                .map_err(unavailable)?;
+            let mut stmt = c.prepare_cached(sql::UPDATES_AFTER).map_err(unavailable)?;
             let rows = stmt
                 .query_map(params![user_id, after, limit], |r| {
-                    Ok(UpdateRow { pts: r.get(0)?, pts_count: r.get(1)?, date: r.get(2)?, body: r.get(3)? })
+                    Ok(UpdateRow {
+                        pts: r.get(0)?,
+                        pts_count: r.get(1)?,
+                        date: r.get(2)?,
+                        body: r.get(3)?,
+                    })
                 })
                 .map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)

@@ -1,18 +1,60 @@
-//! Store behaviour against a real SQLite file.
+//! Store behaviour against a real SQLite file and, when the test command provides one
+//! (`MTCALL_TEST_POSTGRES`, a server URL; `MTCALL_REQUIRE_POSTGRES=1` makes its absence a
+//! failure), a fresh database on a real PostgreSQL server: every test runs on both.
+
+use std::sync::Arc;
 
 use super::*;
 
 fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("runtime")
         .block_on(f)
 }
 
-fn temp_db() -> (tempdir::TempDir, SqliteStore) {
-    let dir = tempdir::TempDir::new();
-    let store = SqliteStore::open(&dir.path().join("mtcall.db"), Durability::Normal).unwrap();
-    (dir, store)
+/// One backend's database for one test, which can be opened again on the same data.
+enum Db {
+    Sqlite(tempdir::TempDir),
+    Postgres(String),
+}
+
+impl Db {
+    /// SQLite, and PostgreSQL when the test command started one.
+    fn each() -> Vec<Db> {
+        let mut out = vec![Db::Sqlite(tempdir::TempDir::new())];
+        match std::env::var("MTCALL_TEST_POSTGRES") {
+            Ok(url) => out.push(Db::Postgres(
+                block_on(fresh_test_database(&url)).expect("the test PostgreSQL server"),
+            )),
+            Err(_) if std::env::var("MTCALL_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+                panic!("MTCALL_REQUIRE_POSTGRES=1 but MTCALL_TEST_POSTGRES is not set")
+            }
+            Err(_) => {}
+        }
+        out
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Db::Sqlite(dir) => Arc::new(
+                SqliteStore::open(&dir.path().join("mtcall.db"), Durability::Full).unwrap(),
+            ),
+            Db::Postgres(url) => Arc::new(PgStore::connect(url).await.unwrap()),
+        }
+    }
+}
+
+/// Runs `test` on a fresh database of every backend.
+fn on_each_backend<F, Fut>(test: F)
+where
+    F: Fn(Db) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for db in Db::each() {
+        block_on(test(db));
+    }
 }
 
 mod tempdir {
@@ -54,8 +96,8 @@ mod tempdir {
 
 #[test]
 fn users_are_unique_by_phone_and_username() {
-    let (_dir, s) = temp_db();
-    block_on(async {
+    on_each_backend(|db| async move {
+        let s = db.open().await;
         let a = s
             .create_user(
                 NewUser {
@@ -105,62 +147,60 @@ fn users_are_unique_by_phone_and_username() {
 
 #[test]
 fn keys_and_updates_survive_reopening() {
-    let dir = tempdir::TempDir::new();
-    let path = dir.path().join("mtcall.db");
-    {
-        let s = SqliteStore::open(&path, Durability::Full).unwrap();
-        block_on(async {
-            let row = AuthKeyRow {
-                id: 42,
-                key: vec![7; 256],
-                created_at: 10,
-                first_salt: 99,
-                expires_at: None,
-                perm_key_id: None,
-                user_id: None,
-                layer: None,
-                client: None,
-            };
-            s.insert_auth_key(row).await.unwrap();
-            let info = ClientInfo {
-                api_id: 5,
-                device_model: "d".into(),
-                system_version: "s".into(),
-                app_version: "1".into(),
-                lang_code: "en".into(),
-            };
-            s.set_key_client(42, Some(198), Some(info)).await.unwrap();
-            assert_eq!(
-                s.append_update(7, 1, 100, Box::new(|pts| vec![pts as u8]))
-                    .await
-                    .unwrap(),
-                (1, vec![1])
-            );
-            assert_eq!(
-                s.append_update(7, 2, 101, Box::new(|_| vec![2]))
-                    .await
-                    .unwrap(),
-                (3, vec![2])
-            );
-            let call = CallRow {
-                id: 5,
-                admin_id: 1,
-                participant_id: 2,
-                state: "requested".into(),
-                body: vec![1, 2],
-                updated_at: 9,
-            };
-            s.save_call(call.clone()).await.unwrap();
-            s.save_call(CallRow {
-                state: "received".into(),
-                ..call
-            })
-            .await
-            .unwrap();
-        });
-    }
-    let s = SqliteStore::open(&path, Durability::Normal).unwrap();
-    block_on(async {
+    on_each_backend(|db| async move {
+        {
+            let s = db.open().await;
+            {
+                let row = AuthKeyRow {
+                    id: 42,
+                    key: vec![7; 256],
+                    created_at: 10,
+                    first_salt: 99,
+                    expires_at: None,
+                    perm_key_id: None,
+                    user_id: None,
+                    layer: None,
+                    client: None,
+                };
+                s.insert_auth_key(row).await.unwrap();
+                let info = ClientInfo {
+                    api_id: 5,
+                    device_model: "d".into(),
+                    system_version: "s".into(),
+                    app_version: "1".into(),
+                    lang_code: "en".into(),
+                };
+                s.set_key_client(42, Some(198), Some(info)).await.unwrap();
+                assert_eq!(
+                    s.append_update(7, 1, 100, Box::new(|pts| vec![pts as u8]))
+                        .await
+                        .unwrap(),
+                    (1, vec![1])
+                );
+                assert_eq!(
+                    s.append_update(7, 2, 101, Box::new(|_| vec![2]))
+                        .await
+                        .unwrap(),
+                    (3, vec![2])
+                );
+                let call = CallRow {
+                    id: 5,
+                    admin_id: 1,
+                    participant_id: 2,
+                    state: "requested".into(),
+                    body: vec![1, 2],
+                    updated_at: 9,
+                };
+                s.save_call(call.clone()).await.unwrap();
+                s.save_call(CallRow {
+                    state: "received".into(),
+                    ..call
+                })
+                .await
+                .unwrap();
+            }
+        }
+        let s = db.open().await;
         let k = s.auth_key(42).await.unwrap().unwrap();
         assert_eq!(
             (k.layer, k.key.len(), k.client.unwrap().api_id),
@@ -188,8 +228,8 @@ fn keys_and_updates_survive_reopening() {
 
 #[test]
 fn login_codes() {
-    let (_dir, s) = temp_db();
-    block_on(async {
+    on_each_backend(|db| async move {
+        let s = db.open().await;
         let code = LoginCode {
             hash: "h1".into(),
             phone: "15550001".into(),
@@ -214,8 +254,8 @@ fn login_codes() {
 
 #[test]
 fn queued_calls_apply_in_creation_order_and_a_failure_stays_its_own() {
-    let (_dir, s) = temp_db();
-    block_on(async {
+    on_each_backend(|db| async move {
+        let s = db.open().await;
         // 300 appends queued before any is awaited: one or a few group commits, in order.
         let pending: Vec<_> = (0..300)
             .map(|i| s.append_update(9, 1, i, Box::new(move |pts| vec![(pts % 256) as u8])))

@@ -26,30 +26,18 @@ pub async fn get_state(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
     )
 }
 
-/// Calls ringing for the user right now, as updates: a callee who was offline learns of them
-/// here (spec §6.3; only the current state, never a stale `phoneCallRequested`).
-async fn ringing_calls(ctx: &RpcCtx<'_>, me: i64) -> Vec<enums::Update> {
-    let calls: Vec<calls::Call> = ctx
-        .shared
+/// The user's live calls in their current state, as updates: a callee who was offline learns
+/// of a ringing call here (spec §6.3), and either side that lost its connection learns what
+/// happened to its call meanwhile (accepted, confirmed) — only the current state, never a
+/// stale one. An ended call reaches them as its history message.
+async fn live_calls(ctx: &RpcCtx<'_>, me: i64) -> Vec<calls::Call> {
+    ctx.shared
         .calls
         .lock()
         .await
         .live_calls_of(me)
         .into_iter()
-        .filter(|c| {
-            c.participant_id == me
-                && matches!(c.state, calls::State::Requested | calls::State::Received)
-        })
         .cloned()
-        .collect();
-    calls
-        .iter()
-        .map(|c| {
-            types::UpdatePhoneCall {
-                phone_call: crate::call_service::view(ctx.shared, c, me),
-            }
-            .into()
-        })
         .collect()
 }
 
@@ -60,8 +48,8 @@ pub async fn get_difference(
     let me = ctx.user_id()?;
     let current = ctx.shared.store.pts(me).await?;
     let date = ctx.now as i32;
-    let ringing = ringing_calls(ctx, me).await;
-    if r.pts >= current && ringing.is_empty() {
+    let live = live_calls(ctx, me).await;
+    if r.pts >= current && live.is_empty() {
         return Ok(ctx.encode(&enums::updates::Difference::from(
             types::updates::DifferenceEmpty { date, seq: 0 },
         )));
@@ -96,14 +84,15 @@ pub async fn get_difference(
             }
         }
     }
-    for u in &ringing {
-        if let enums::Update::PhoneCall(p) = u
-            && let enums::PhoneCall::Requested(c) = &p.phone_call
-        {
-            user_ids.push(c.admin_id);
-        }
+    for call in &live {
+        user_ids.extend([call.admin_id, call.participant_id]);
+        other_updates.push(
+            types::UpdatePhoneCall {
+                phone_call: crate::call_service::view(ctx.shared, call, me),
+            }
+            .into(),
+        );
     }
-    other_updates.extend(ringing);
     user_ids.sort_unstable();
     user_ids.dedup();
     let mut users = Vec::new();

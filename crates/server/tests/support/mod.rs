@@ -17,6 +17,8 @@ pub struct TestServer {
     pub server: Option<Server>,
     pub dir: PathBuf,
     pub addr: SocketAddr,
+    /// What it was started with (a restart uses it again).
+    pub config: Config,
 }
 
 impl TestServer {
@@ -38,11 +40,38 @@ impl TestServer {
         ));
         config.data_dir = dir.clone();
         config.listen = "127.0.0.1:0".parse().unwrap();
-        let server = Server::start(config).await.expect("server starts");
+        let server = Server::start(config.clone()).await.expect("server starts");
         TestServer {
             addr: server.local_addr(),
             server: Some(server),
             dir,
+            config,
+        }
+    }
+
+    /// Another node beside this one: the same configuration (and so the same database, when
+    /// it is PostgreSQL) and copies of its key files, on its own port.
+    pub async fn another_node(&self) -> TestServer {
+        let dir = std::env::temp_dir().join(format!(
+            "mtcall-test-{}-{}",
+            std::process::id(),
+            OsEntropy.i64() as u64
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["server.key", "server.pub", "server.secret"] {
+            std::fs::copy(self.dir.join(f), dir.join(f)).unwrap();
+        }
+        let config = Config {
+            data_dir: dir.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..self.config.clone()
+        };
+        let server = Server::start(config.clone()).await.expect("node starts");
+        TestServer {
+            addr: server.local_addr(),
+            server: Some(server),
+            dir,
+            config,
         }
     }
 
@@ -52,12 +81,13 @@ impl TestServer {
             listen,
             ..Config::default()
         };
-        let server = Server::start(config).await.expect("server starts");
+        let server = Server::start(config.clone()).await.expect("server starts");
         let addr = server.local_addr();
         TestServer {
             server: Some(server),
             dir,
             addr,
+            config,
         }
     }
 
@@ -65,9 +95,8 @@ impl TestServer {
     pub async fn restart(&mut self) {
         self.server.take().unwrap().shutdown().await;
         let config = Config {
-            data_dir: self.dir.clone(),
             listen: self.addr,
-            ..Config::default()
+            ..self.config.clone()
         };
         self.server = Some(Server::start(config).await.expect("server restarts"));
     }

@@ -1,0 +1,78 @@
+//! The server on PostgreSQL (`database = "postgres://…"`), against the private server the test
+//! command starts (`MTCALL_TEST_POSTGRES`; without it these tests only say they were skipped,
+//! unless `MTCALL_REQUIRE_POSTGRES=1`): a complete call, history with pts, a restart that
+//! keeps keys, users and calls, and a second node on the same database where a session
+//! resumes.
+
+mod support;
+
+use mtproto::transport::Kind;
+use server::Config;
+use support::*;
+use tl::{enums, functions, types};
+
+/// A fresh database on the test server, or `None` when there is no test server.
+async fn database() -> Option<String> {
+    match std::env::var("MTCALL_TEST_POSTGRES") {
+        Ok(url) => Some(store::fresh_test_database(&url).await.unwrap()),
+        Err(_) if std::env::var("MTCALL_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+            panic!("MTCALL_REQUIRE_POSTGRES=1 but MTCALL_TEST_POSTGRES is not set")
+        }
+        Err(_) => {
+            eprintln!("skipped: no MTCALL_TEST_POSTGRES");
+            None
+        }
+    }
+}
+
+async fn me(c: &mut Client) -> i64 {
+    let users = c
+        .call(&functions::users::GetUsers {
+            id: vec![types::InputUserSelf {}.into()],
+        })
+        .await
+        .unwrap();
+    user_id(&users[0])
+}
+
+#[tokio::test]
+async fn a_call_and_a_restart_on_postgres_and_a_second_node_resumes_a_session() {
+    let Some(url) = database().await else {
+        return;
+    };
+    let mut server = TestServer::start_with(Config {
+        database: Some(url.clone()),
+        ..Config::default()
+    })
+    .await;
+    let mut alice = connect(&server, Kind::Full, false).await;
+    let alice_id = user_id(&alice.login("9996671111", "Alice").await.unwrap());
+    let mut bob = connect(&server, Kind::Intermediate, true).await;
+    bob.login("9996672222", "Bob").await.unwrap();
+    let saved = bob.sync_update_state().await.unwrap();
+    let bob_user = user_of(&mut alice, "9996672222").await;
+
+    let mut outgoing = alice.place_call(bob_user.clone(), false).await.unwrap();
+    let incoming = bob.next_incoming_call(true).await.unwrap();
+    assert!(outgoing.ringing(&mut alice).await.unwrap() > 0);
+
+    // A restart mid-ring: keys, users and the call come back from PostgreSQL.
+    server.restart().await;
+    let (a, b) = tokio::join!(outgoing.established(&mut alice), incoming.accept(&mut bob));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.fingerprint, b.fingerprint);
+    a.hang_up(&mut alice, 3).await.unwrap();
+    // Bob's history message has the next pts.
+    loop {
+        if let enums::Update::NewMessage(m) = bob.next_update().await.unwrap() {
+            assert_eq!(m.pts, saved.pts + 1);
+            break;
+        }
+    }
+
+    // A second node on the same database and key files: Alice's key works there, logged in.
+    let node2 = server.another_node().await;
+    let key = *alice.session.auth_key().bytes();
+    let mut elsewhere = Client::resume(node2.addr, key).await.unwrap();
+    assert_eq!(me(&mut elsewhere).await, alice_id);
+}

@@ -1,0 +1,662 @@
+//! The PostgreSQL backend (`--database postgres://…`; `../shared/DESIGN.md`, "Storage and
+//! scale"): several mtcall nodes can share one database.
+//!
+//! Reads go through a connection pool. Writes go to one writer task per node, which runs them
+//! in the order they were queued (the [`Store`] contract) and puts every write waiting at that
+//! moment into one transaction — each in its own savepoint, so one failing write (a taken
+//! username) fails alone — and answers each only after the commit (group commit). When the
+//! database cannot be reached, calls fail with [`StoreError::Unavailable`] within the pool's
+//! timeouts instead of hanging; nothing is answered as done unless it committed.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Pool, Runtime, Timeouts};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use crate::{
+    AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUser, Store, StoreError, StoreFuture,
+    UpdateBody, UpdateRow, User, sql,
+};
+
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_calls.sql"),
+];
+
+/// The most writes one transaction takes.
+const MAX_BATCH: usize = 512;
+
+/// PostgreSQL's own statements (see `sql.rs` for the shared ones).
+const USER_BY_USERNAME: &str = "SELECT id, phone, first_name, last_name, username, bot, bot_secret, created_at FROM users WHERE lower(username) = lower($1)";
+const LATEST_LOGIN_CODE: &str = "SELECT phone_code_hash, phone, code, created_at, expires_at, attempts, verified FROM login_codes WHERE phone = $1 ORDER BY created_at DESC, seq DESC LIMIT 1";
+
+/// A write, as data, for the writer task.
+enum Op {
+    InsertAuthKey(AuthKeyRow),
+    SetKeyClient(i64, Option<i32>, Option<ClientInfo>),
+    SetKeyUser(i64, Option<i64>),
+    BindTempKey(i64, i64, i64),
+    DeleteAuthKey(i64),
+    CreateUser(NewUser, i64),
+    SetUsername(i64, Option<String>),
+    SaveLoginCode(LoginCode),
+    UpdateLoginCode(String, i32, bool),
+    DeleteLoginCode(String),
+    AddContact(i64, i64, String, String),
+    AppendUpdate(i64, i32, i32, UpdateBody),
+    SaveCall(CallRow),
+    DeleteCall(i64),
+}
+
+/// What a write gives back.
+enum Done {
+    Nothing,
+    User(Box<User>),
+    Update(i32, Vec<u8>),
+}
+
+struct Write {
+    op: Op,
+    reply: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+/// The PostgreSQL store. Cheap to clone; clones share the pool and the writer.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    writes: mpsc::UnboundedSender<Write>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// A database error as the store reports it: unique violations name what was taken.
+fn db_error(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        let constraint = e.as_db_error().and_then(|d| d.constraint()).unwrap_or("");
+        if constraint.contains("phone") {
+            return StoreError::Conflict("phone");
+        }
+        if constraint.contains("username") {
+            return StoreError::Conflict("username");
+        }
+    }
+    unavailable(e)
+}
+
+fn user_row(r: &Row) -> User {
+    User {
+        id: r.get(0),
+        phone: r.get(1),
+        first_name: r.get(2),
+        last_name: r.get(3),
+        username: r.get(4),
+        bot: r.get(5),
+        bot_secret: r.get(6),
+        created_at: r.get(7),
+    }
+}
+
+fn key_row(r: &Row) -> AuthKeyRow {
+    let api_id: Option<i32> = r.get(8);
+    AuthKeyRow {
+        id: r.get(0),
+        key: r.get(1),
+        created_at: r.get(2),
+        first_salt: r.get(3),
+        expires_at: r.get(4),
+        perm_key_id: r.get(5),
+        user_id: r.get(6),
+        layer: r.get(7),
+        client: api_id.map(|api_id| ClientInfo {
+            api_id,
+            device_model: r.get::<_, Option<String>>(9).unwrap_or_default(),
+            system_version: r.get::<_, Option<String>>(10).unwrap_or_default(),
+            app_version: r.get::<_, Option<String>>(11).unwrap_or_default(),
+            lang_code: r.get::<_, Option<String>>(12).unwrap_or_default(),
+        }),
+    }
+}
+
+fn code_row(r: &Row) -> LoginCode {
+    LoginCode {
+        hash: r.get(0),
+        phone: r.get(1),
+        code: r.get(2),
+        created_at: r.get(3),
+        expires_at: r.get(4),
+        attempts: r.get(5),
+        verified: r.get(6),
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`), brings its schema
+    /// up to date (one node at a time, under an advisory lock) and starts the writer.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let mut config = deadpool_postgres::Config::new();
+        config.url = Some(url.to_owned());
+        config.pool = Some(deadpool_postgres::PoolConfig {
+            max_size: 16,
+            timeouts: Timeouts {
+                wait: Some(Duration::from_secs(10)),
+                create: Some(Duration::from_secs(5)),
+                recycle: Some(Duration::from_secs(5)),
+            },
+            ..Default::default()
+        });
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1), NoTls)
+            .map_err(unavailable)?;
+        migrate(&pool).await?;
+        let (writes, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(pool.clone(), queue));
+        Ok(PgStore { pool, writes })
+    }
+
+    fn write(&self, op: Op) -> StoreFuture<'static, Done> {
+        let (reply, done) = oneshot::channel();
+        let sent = self.writes.send(Write { op, reply });
+        Box::pin(async move {
+            sent.map_err(|_| unavailable("the database writer has stopped"))?;
+            done.await
+                .map_err(|_| unavailable("the database writer has stopped"))?
+        })
+    }
+
+    fn write_unit(&self, op: Op) -> StoreFuture<'static, ()> {
+        let done = self.write(op);
+        Box::pin(async move { done.await.map(|_| ()) })
+    }
+
+    async fn query_opt<T>(
+        &self,
+        query: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        map: impl FnOnce(&Row) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let statement = client.prepare_cached(query).await.map_err(db_error)?;
+        let row = client
+            .query_opt(&statement, params)
+            .await
+            .map_err(db_error)?;
+        Ok(row.as_ref().map(map))
+    }
+
+    async fn query_all<T>(
+        &self,
+        query: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        map: impl Fn(&Row) -> T,
+    ) -> Result<Vec<T>, StoreError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let statement = client.prepare_cached(query).await.map_err(db_error)?;
+        let rows = client.query(&statement, params).await.map_err(db_error)?;
+        Ok(rows.iter().map(map).collect())
+    }
+}
+
+/// Creates an empty database named `mtcall_test_<n>` on the server at `url` and returns its
+/// URL: a clean slate for each test (the test command starts a private server).
+pub async fn fresh_test_database(url: &str) -> Result<String, StoreError> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(unavailable)?;
+    let driver = tokio::spawn(connection);
+    let name = format!(
+        "mtcall_test_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .map_err(db_error)?;
+    drop(client);
+    let _ = driver.await;
+    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
+    Ok(format!("{base}/{name}"))
+}
+
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut client = pool.get().await.map_err(unavailable)?;
+    let tx = client.transaction().await.map_err(db_error)?;
+    // Nodes starting together migrate one after the other.
+    tx.execute("SELECT pg_advisory_xact_lock(7099353245412566)", &[])
+        .await
+        .map_err(db_error)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS mtcall_schema (version INTEGER NOT NULL)")
+        .await
+        .map_err(db_error)?;
+    let version: i32 = tx
+        .query_opt("SELECT version FROM mtcall_schema", &[])
+        .await
+        .map_err(db_error)?
+        .map_or(0, |r| r.get(0));
+    let version = usize::try_from(version)
+        .map_err(|_| StoreError::Corrupt(format!("schema version {version}")))?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {version}; this mtcall knows {}",
+            MIGRATIONS.len()
+        )));
+    }
+    for sql in &MIGRATIONS[version..] {
+        tx.batch_execute(sql).await.map_err(db_error)?;
+    }
+    tx.execute("DELETE FROM mtcall_schema", &[])
+        .await
+        .map_err(db_error)?;
+    tx.execute(
+        "INSERT INTO mtcall_schema (version) VALUES ($1)",
+        &[&(MIGRATIONS.len() as i32)],
+    )
+    .await
+    .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)
+}
+
+/// The writer: batches of queued writes, each batch one transaction, answered after commit.
+async fn write_loop(pool: Pool, mut queue: mpsc::UnboundedReceiver<Write>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let (replies, results, committed) = run_batch(&pool, batch).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(match &committed {
+                Ok(()) => result,
+                Err(e) => Err(e.clone()),
+            });
+        }
+    }
+}
+
+type Replies = Vec<oneshot::Sender<Result<Done, StoreError>>>;
+
+async fn run_batch(
+    pool: &Pool,
+    batch: Vec<Write>,
+) -> (
+    Replies,
+    Vec<Result<Done, StoreError>>,
+    Result<(), StoreError>,
+) {
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut ops = Vec::with_capacity(batch.len());
+    for w in batch {
+        replies.push(w.reply);
+        ops.push(w.op);
+    }
+    let mut results = Vec::with_capacity(ops.len());
+    let mut client = match pool.get().await {
+        Ok(c) => c,
+        Err(e) => {
+            let e = unavailable(e);
+            results.resize_with(ops.len(), || Err(e.clone()));
+            return (replies, results, Err(e));
+        }
+    };
+    let mut tx = match client.transaction().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let e = db_error(e);
+            results.resize_with(ops.len(), || Err(e.clone()));
+            return (replies, results, Err(e));
+        }
+    };
+    for op in ops {
+        let result = match tx.savepoint("w").await {
+            Ok(mut sp) => {
+                let result = apply(&mut sp, op).await;
+                let ended = if result.is_ok() {
+                    sp.commit().await
+                } else {
+                    sp.rollback().await
+                };
+                match ended {
+                    Ok(()) => result,
+                    Err(e) => Err(db_error(e)),
+                }
+            }
+            Err(e) => Err(db_error(e)),
+        };
+        results.push(result);
+    }
+    let committed = tx.commit().await.map_err(db_error);
+    (replies, results, committed)
+}
+
+async fn exec(
+    tx: &tokio_postgres::Transaction<'_>,
+    query: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, StoreError> {
+    let statement = tx.prepare(query).await.map_err(db_error)?;
+    tx.execute(&statement, params).await.map_err(db_error)
+}
+
+async fn one_row(
+    tx: &tokio_postgres::Transaction<'_>,
+    query: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Row, StoreError> {
+    let statement = tx.prepare(query).await.map_err(db_error)?;
+    tx.query_one(&statement, params).await.map_err(db_error)
+}
+
+async fn apply(tx: &mut tokio_postgres::Transaction<'_>, op: Op) -> Result<Done, StoreError> {
+    match op {
+        Op::InsertAuthKey(r) => {
+            exec(
+                tx,
+                sql::INSERT_AUTH_KEY,
+                &[&r.id, &r.key, &r.created_at, &r.first_salt, &r.expires_at],
+            )
+            .await?;
+        }
+        Op::SetKeyClient(id, layer, client) => {
+            if let Some(layer) = layer {
+                exec(tx, sql::SET_KEY_LAYER, &[&layer, &id]).await?;
+            }
+            if let Some(i) = client {
+                exec(
+                    tx,
+                    sql::SET_KEY_CLIENT,
+                    &[
+                        &i.api_id,
+                        &i.device_model,
+                        &i.system_version,
+                        &i.app_version,
+                        &i.lang_code,
+                        &id,
+                    ],
+                )
+                .await?;
+            }
+        }
+        Op::SetKeyUser(id, user) => {
+            exec(tx, sql::SET_KEY_USER, &[&user, &id]).await?;
+        }
+        Op::BindTempKey(temp, perm, expires) => {
+            exec(tx, sql::BIND_TEMP_KEY, &[&perm, &expires, &temp]).await?;
+        }
+        Op::DeleteAuthKey(id) => {
+            exec(tx, sql::DELETE_AUTH_KEY, &[&id]).await?;
+        }
+        Op::CreateUser(u, now) => {
+            let bot = u.bot_secret.is_some();
+            let row = one_row(
+                tx,
+                sql::INSERT_USER,
+                &[
+                    &u.phone,
+                    &u.first_name,
+                    &u.last_name,
+                    &u.username,
+                    &bot,
+                    &u.bot_secret,
+                    &now,
+                ],
+            )
+            .await?;
+            let id: i64 = row.get(0);
+            let row = one_row(tx, sql::USER_BY_ID, &[&id]).await?;
+            return Ok(Done::User(Box::new(user_row(&row))));
+        }
+        Op::SetUsername(id, username) => {
+            exec(tx, sql::SET_USERNAME, &[&username, &id]).await?;
+        }
+        Op::SaveLoginCode(c) => {
+            exec(
+                tx,
+                sql::INSERT_LOGIN_CODE,
+                &[
+                    &c.hash,
+                    &c.phone,
+                    &c.code,
+                    &c.created_at,
+                    &c.expires_at,
+                    &c.attempts,
+                    &c.verified,
+                ],
+            )
+            .await?;
+        }
+        Op::UpdateLoginCode(hash, attempts, verified) => {
+            exec(tx, sql::UPDATE_LOGIN_CODE, &[&attempts, &verified, &hash]).await?;
+        }
+        Op::DeleteLoginCode(hash) => {
+            exec(tx, sql::DELETE_LOGIN_CODE, &[&hash]).await?;
+        }
+        Op::AddContact(owner, user, first, last) => {
+            exec(tx, sql::UPSERT_CONTACT, &[&owner, &user, &first, &last]).await?;
+        }
+        Op::AppendUpdate(user, pts_count, date, body) => {
+            let pts: i32 = one_row(tx, sql::BUMP_PTS, &[&user, &pts_count])
+                .await?
+                .get(0);
+            let body = body(pts);
+            exec(
+                tx,
+                sql::INSERT_UPDATE,
+                &[&user, &pts, &pts_count, &date, &body],
+            )
+            .await?;
+            return Ok(Done::Update(pts, body));
+        }
+        Op::SaveCall(c) => {
+            exec(
+                tx,
+                sql::SAVE_CALL,
+                &[
+                    &c.id,
+                    &c.admin_id,
+                    &c.participant_id,
+                    &c.state,
+                    &c.body,
+                    &c.updated_at,
+                ],
+            )
+            .await?;
+        }
+        Op::DeleteCall(id) => {
+            exec(tx, sql::DELETE_CALL, &[&id]).await?;
+        }
+    }
+    Ok(Done::Nothing)
+}
+
+impl Store for PgStore {
+    fn insert_auth_key(&self, row: AuthKeyRow) -> StoreFuture<'_, ()> {
+        self.write_unit(Op::InsertAuthKey(row))
+    }
+
+    fn auth_key(&self, id: i64) -> StoreFuture<'_, Option<AuthKeyRow>> {
+        Box::pin(async move { self.query_opt(sql::AUTH_KEY, &[&id], key_row).await })
+    }
+
+    fn set_key_client(
+        &self,
+        id: i64,
+        layer: Option<i32>,
+        client: Option<ClientInfo>,
+    ) -> StoreFuture<'_, ()> {
+        self.write_unit(Op::SetKeyClient(id, layer, client))
+    }
+
+    fn set_key_user(&self, id: i64, user_id: Option<i64>) -> StoreFuture<'_, ()> {
+        self.write_unit(Op::SetKeyUser(id, user_id))
+    }
+
+    fn bind_temp_key(&self, temp_id: i64, perm_id: i64, expires_at: i64) -> StoreFuture<'_, ()> {
+        self.write_unit(Op::BindTempKey(temp_id, perm_id, expires_at))
+    }
+
+    fn delete_auth_key(&self, id: i64) -> StoreFuture<'_, ()> {
+        self.write_unit(Op::DeleteAuthKey(id))
+    }
+
+    fn create_user(&self, user: NewUser, now: i64) -> StoreFuture<'_, User> {
+        let done = self.write(Op::CreateUser(user, now));
+        Box::pin(async move {
+            match done.await? {
+                Done::User(u) => Ok(*u),
+                _ => Err(StoreError::Corrupt("create_user gave no user".into())),
+            }
+        })
+    }
+
+    fn user(&self, id: i64) -> StoreFuture<'_, Option<User>> {
+        Box::pin(async move { self.query_opt(sql::USER_BY_ID, &[&id], user_row).await })
+    }
+
+    fn user_by_phone(&self, phone: &str) -> StoreFuture<'_, Option<User>> {
+        let phone = phone.to_owned();
+        Box::pin(async move {
+            self.query_opt(sql::USER_BY_PHONE, &[&phone], user_row)
+                .await
+        })
+    }
+
+    fn user_by_username(&self, username: &str) -> StoreFuture<'_, Option<User>> {
+        let username = username.to_owned();
+        Box::pin(async move {
+            self.query_opt(USER_BY_USERNAME, &[&username], user_row)
+                .await
+        })
+    }
+
+    fn set_username(&self, user_id: i64, username: Option<String>) -> StoreFuture<'_, ()> {
+        self.write_unit(Op::SetUsername(user_id, username))
+    }
+
+    fn users(&self) -> StoreFuture<'_, Vec<User>> {
+        Box::pin(async move { self.query_all(sql::USERS, &[], user_row).await })
+    }
+
+    fn save_login_code(&self, code: LoginCode) -> StoreFuture<'_, ()> {
+        self.write_unit(Op::SaveLoginCode(code))
+    }
+
+    fn login_code(&self, hash: &str) -> StoreFuture<'_, Option<LoginCode>> {
+        let hash = hash.to_owned();
+        Box::pin(async move { self.query_opt(sql::LOGIN_CODE, &[&hash], code_row).await })
+    }
+
+    fn latest_login_code(&self, phone: &str) -> StoreFuture<'_, Option<LoginCode>> {
+        let phone = phone.to_owned();
+        Box::pin(async move { self.query_opt(LATEST_LOGIN_CODE, &[&phone], code_row).await })
+    }
+
+    fn update_login_code(&self, hash: &str, attempts: i32, verified: bool) -> StoreFuture<'_, ()> {
+        self.write_unit(Op::UpdateLoginCode(hash.to_owned(), attempts, verified))
+    }
+
+    fn delete_login_code(&self, hash: &str) -> StoreFuture<'_, ()> {
+        self.write_unit(Op::DeleteLoginCode(hash.to_owned()))
+    }
+
+    fn add_contact(
+        &self,
+        owner: i64,
+        user: i64,
+        first_name: &str,
+        last_name: &str,
+    ) -> StoreFuture<'_, ()> {
+        self.write_unit(Op::AddContact(
+            owner,
+            user,
+            first_name.to_owned(),
+            last_name.to_owned(),
+        ))
+    }
+
+    fn is_contact(&self, owner: i64, user: i64) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            Ok(self
+                .query_opt(sql::IS_CONTACT, &[&owner, &user], |_| ())
+                .await?
+                .is_some())
+        })
+    }
+
+    fn append_update(
+        &self,
+        user_id: i64,
+        pts_count: i32,
+        date: i32,
+        body: UpdateBody,
+    ) -> StoreFuture<'_, (i32, Vec<u8>)> {
+        let done = self.write(Op::AppendUpdate(user_id, pts_count, date, body));
+        Box::pin(async move {
+            match done.await? {
+                Done::Update(pts, body) => Ok((pts, body)),
+                _ => Err(StoreError::Corrupt("append_update gave no pts".into())),
+            }
+        })
+    }
+
+    fn pts(&self, user_id: i64) -> StoreFuture<'_, i32> {
+        Box::pin(async move {
+            Ok(self
+                .query_opt(sql::PTS, &[&user_id], |r| r.get::<_, i32>(0))
+                .await?
+                .unwrap_or(0))
+        })
+    }
+
+    fn updates_after(
+        &self,
+        user_id: i64,
+        after: i32,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<UpdateRow>> {
+        let limit = i64::from(limit);
+        Box::pin(async move {
+            self.query_all(sql::UPDATES_AFTER, &[&user_id, &after, &limit], |r| {
+                UpdateRow {
+                    pts: r.get(0),
+                    pts_count: r.get(1),
+                    date: r.get(2),
+                    body: r.get(3),
+                }
+            })
+            .await
+        })
+    }
+
+    fn save_call(&self, call: CallRow) -> StoreFuture<'_, ()> {
+        self.write_unit(Op::SaveCall(call))
+    }
+
+    fn load_calls(&self) -> StoreFuture<'_, Vec<CallRow>> {
+        Box::pin(async move {
+            self.query_all(sql::LOAD_CALLS, &[], |r| CallRow {
+                id: r.get(0),
+                admin_id: r.get(1),
+                participant_id: r.get(2),
+                state: r.get(3),
+                body: r.get(4),
+                updated_at: r.get(5),
+            })
+            .await
+        })
+    }
+
+    fn delete_call(&self, id: i64) -> StoreFuture<'_, ()> {
+        self.write_unit(Op::DeleteCall(id))
+    }
+}
