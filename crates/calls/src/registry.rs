@@ -618,6 +618,17 @@ impl CallRegistry {
         }
     }
 
+    /// When the timer next acts on `call` (Unix seconds), if it is live: stored with the call
+    /// so that, with several nodes, any of them finds the calls that are due.
+    pub fn deadline_of(&self, call: &Call) -> Option<i32> {
+        self.deadline(call).map(|(at, _)| at)
+    }
+
+    /// The timeouts in force.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
     /// When [`CallRegistry::tick`] next has work, if ever. Looks only at live calls and the
     /// soonest tombstone, so it costs the same however many ended calls are remembered.
     pub fn next_deadline(&self) -> Option<i32> {

@@ -13,7 +13,7 @@ async fn open(config: &Config) -> Result<std::sync::Arc<dyn Store>, String> {
             path.display()
         ));
     }
-    config.open_store(&path).await
+    Ok(config.open_store(&path).await?.0)
 }
 
 pub async fn print_code(config: &Config, phone: &str) -> Result<(), String> {

@@ -1,7 +1,7 @@
 //! In-memory copies of the user records and contact links the server renders on every push,
 //! so rendering a call update does not hop to the database. Writes go to the store first and
-//! then update the cache; a miss reads through. (Issue 6's several nodes will need these
-//! invalidated by the other nodes' changes.)
+//! then update the cache; a miss reads through. With several nodes, a change on one makes the
+//! others [`Cache::forget`] what they hold of that user (`fanout.rs`).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -73,5 +73,17 @@ impl Cache {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert((owner, user), true);
+    }
+
+    /// Drops what is cached of `user_id`: their record and their contact links.
+    pub fn forget(&self, user_id: i64) {
+        self.users
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&user_id);
+        self.contacts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(owner, _), _| *owner != user_id);
     }
 }

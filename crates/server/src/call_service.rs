@@ -1,15 +1,14 @@
-//! Runs the sans-IO call registry for the server: one lock serialises every transition (so the
-//! busy check and a new call's creation are one step); each changed call is queued for storage
-//! under the lock, in transition order, and committed before anyone hears of it; then history
-//! is written and updates pushed — each rendered for its viewer.
+//! What a call transition tells the world once committed (`call_engine.rs` runs transitions):
+//! the call as each viewer sees it (relays, per-viewer rendering), the history message written
+//! to both users' update logs with pts, and the pushes — collected in an outbox and sent
+//! together (`fanout.rs`).
 
-use std::sync::Arc;
-
-use calls::{Call, CallRegistry, Effects, HistoryEntry, Push, PushTarget};
+use calls::{Call, Effects, HistoryEntry, Push, PushTarget};
 use mtproto::crypto::{Entropy, OsEntropy};
 use tl::{Encode, Layer, enums, types};
 
 use crate::errors::RpcError;
+use crate::fanout::Outbox;
 use crate::render;
 use crate::shared::{Shared, now_secs};
 
@@ -23,62 +22,6 @@ impl calls::Ids for RandomIds {
     fn access_hash(&mut self) -> i64 {
         OsEntropy.i64()
     }
-}
-
-/// Queues the writes of what an operation changed and returns the wait for their commit.
-/// Call it while holding the registry lock and await the result after releasing it: the store
-/// applies writes in the order they were queued (the [`store::Store`] contract), so calls are
-/// stored in the order the registry changed them, while the next transition need not wait for
-/// this one's commit — and concurrent transitions share one commit. Nobody hears of a change
-/// before its commit: results and pushes come after the wait.
-pub fn queue_persist<'a, R>(
-    shared: &'a Shared,
-    effects: &Effects<R>,
-) -> impl std::future::Future<Output = Result<(), RpcError>> + 'a {
-    let now = now_secs();
-    let mut writes: Vec<store::StoreFuture<'a, ()>> = effects
-        .persist
-        .iter()
-        .map(|call| {
-            shared.store.save_call(store::CallRow {
-                id: call.id,
-                admin_id: call.admin_id,
-                participant_id: call.participant_id,
-                state: call.state.name().into(),
-                body: call.to_bytes(),
-                updated_at: now,
-            })
-        })
-        .collect();
-    writes.extend(
-        effects
-            .forget
-            .iter()
-            .map(|id| shared.store.delete_call(*id)),
-    );
-    async move {
-        for write in writes {
-            write.await?;
-        }
-        Ok(())
-    }
-}
-
-/// Restores stored calls into the registry at start-up.
-pub async fn load(shared: &Shared, registry: &mut CallRegistry) -> Result<usize, String> {
-    let rows = shared.store.load_calls().await.map_err(|e| e.to_string())?;
-    let mut calls = Vec::with_capacity(rows.len());
-    for row in rows {
-        match Call::from_bytes(&row.body) {
-            Ok(c) => calls.push(c),
-            Err(e) => {
-                tracing::warn!(call_id = row.id, error = %e, "stored call does not decode; skipped")
-            }
-        }
-    }
-    let n = calls.len();
-    registry.load(calls);
-    Ok(n)
 }
 
 /// `phoneCall.connections` and `p2p_allowed` for a call.
@@ -163,19 +106,12 @@ fn updates(list: Vec<enums::Update>, users: Vec<enums::User>) -> enums::Updates 
     .into()
 }
 
-fn deliver(shared: &Shared, target: PushTarget, value: enums::Updates) {
-    let value = Arc::new(value);
-    match target {
-        PushTarget::User(u) => shared.hub.push_where(u, value, |_, _| true),
-        PushTarget::UserExcept(u, key) => shared.hub.push_where(u, value, |_, k| k != key),
-        PushTarget::Session(s) => shared
-            .hub
-            .push_where(s.user_id, value, |_, k| k == s.key_id),
-    };
-}
-
 /// Pushes every update of an operation, rendered per viewer.
-pub async fn push_all(shared: &Shared, pushes: &[Push]) -> Result<(), RpcError> {
+pub async fn push_all(
+    shared: &Shared,
+    pushes: &[Push],
+    out: &mut Outbox,
+) -> Result<(), RpcError> {
     for p in pushes {
         match p {
             Push::Call {
@@ -188,7 +124,7 @@ pub async fn push_all(shared: &Shared, pushes: &[Push]) -> Result<(), RpcError> 
                     phone_call: view(shared, call, *viewer),
                 }
                 .into();
-                deliver(shared, *target, updates(vec![update], users));
+                out.push(*target, updates(vec![update], users));
             }
             Push::AnsweredElsewhere {
                 target,
@@ -203,8 +139,7 @@ pub async fn push_all(shared: &Shared, pushes: &[Push]) -> Result<(), RpcError> 
                     reason: None,
                     duration: None,
                 };
-                deliver(
-                    shared,
+                out.push(
                     *target,
                     updates(
                         vec![
@@ -227,7 +162,7 @@ pub async fn push_all(shared: &Shared, pushes: &[Push]) -> Result<(), RpcError> 
                     data: data.clone(),
                 }
                 .into();
-                deliver(shared, *target, updates(vec![update], vec![]));
+                out.push(*target, updates(vec![update], vec![]));
             }
         }
     }
@@ -272,6 +207,7 @@ pub async fn write_history(
     shared: &Shared,
     history: &[HistoryEntry],
     requester: Option<calls::SessionRef>,
+    out: &mut Outbox,
 ) -> Result<Vec<enums::Update>, RpcError> {
     // Every row is queued before any is awaited, so they share one commit.
     let mut appends = Vec::new();
@@ -303,64 +239,27 @@ pub async fn write_history(
         match requester {
             Some(s) if s.user_id == user => {
                 own.push(update.clone());
-                deliver(
-                    shared,
+                out.push(
                     PushTarget::UserExcept(user, s.key_id),
                     updates(vec![update], viewer_users),
                 );
             }
-            _ => deliver(
-                shared,
-                PushTarget::User(user),
-                updates(vec![update], viewer_users),
-            ),
+            _ => out.push(PushTarget::User(user), updates(vec![update], viewer_users)),
         }
     }
     Ok(own)
 }
 
-/// Applies an operation's effects after its result is known: history, then pushes. (Persisting
-/// happened under the lock.)
+/// Applies an operation's effects after its result is known and committed: history, then
+/// pushes, sent together (`fanout.rs`).
 pub async fn publish<R>(
     shared: &Shared,
     effects: &Effects<R>,
     requester: Option<calls::SessionRef>,
 ) -> Result<Vec<enums::Update>, RpcError> {
-    let own = write_history(shared, &effects.history, requester).await?;
-    push_all(shared, &effects.pushes).await?;
+    let mut out = Outbox::default();
+    let own = write_history(shared, &effects.history, requester, &mut out).await?;
+    push_all(shared, &effects.pushes, &mut out).await?;
+    crate::fanout::send(shared, out).await?;
     Ok(own)
-}
-
-/// The server's call timer: ends calls past their deadline (spec §6.3), forever.
-pub async fn run_timers(shared: Arc<Shared>, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        let now = now_secs() as i32;
-        let next = {
-            let mut registry = shared.calls.lock().await;
-            let effects = registry.tick(now);
-            if !effects.is_empty() {
-                let committed = queue_persist(&shared, &effects);
-                drop(registry);
-                if let Err(e) = committed.await {
-                    tracing::warn!(error = ?e, "could not persist expired calls");
-                }
-                if let Err(e) = publish(&shared, &effects, None).await {
-                    tracing::warn!(error = ?e, "could not publish expired calls");
-                }
-                for p in &effects.persist {
-                    tracing::info!(call_id = p.id, reason = ?p.discard.as_ref().and_then(|d| d.reason.clone()), "call ended by the server's timer");
-                }
-                shared.calls.lock().await.next_deadline()
-            } else {
-                registry.next_deadline()
-            }
-        };
-        let wait = next.map_or(60, |d| (d - now).clamp(0, 60)) as u64;
-        let notified = shared.calls_changed.notified();
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_millis(wait * 1000 + 50)) => {}
-            _ = notified => {}
-            _ = stopped.changed() => return,
-        }
-    }
 }

@@ -168,26 +168,31 @@ impl Config {
         self.public_address.unwrap_or(self.listen)
     }
 
-    /// Opens the configured store: PostgreSQL if `database` is a `postgres://` URL, else the
-    /// SQLite file `sqlite_path`.
+    /// Opens the configured store: PostgreSQL if `database` is a `postgres://` URL (then also
+    /// the cluster side of it), else the SQLite file `sqlite_path`.
     pub async fn open_store(
         &self,
         sqlite_path: &std::path::Path,
-    ) -> Result<std::sync::Arc<dyn store::Store>, String> {
+    ) -> Result<OpenedStore, String> {
         match self.database.as_deref() {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let store = store::PgStore::connect(url)
-                    .await
-                    .map_err(|e| format!("database {}: {e}", redact(url)))?;
-                Ok(std::sync::Arc::new(store))
+                let store = std::sync::Arc::new(
+                    store::PgStore::connect(url)
+                        .await
+                        .map_err(|e| format!("database {}: {e}", redact(url)))?,
+                );
+                Ok((store.clone(), Some(store)))
             }
             Some(other) => Err(format!(
                 "database must be a postgres:// URL (or absent for SQLite), not {:?}",
                 redact(other)
             )),
-            None => Ok(std::sync::Arc::new(
-                store::SqliteStore::open(sqlite_path, self.store_durability()?)
-                    .map_err(|e| e.to_string())?,
+            None => Ok((
+                std::sync::Arc::new(
+                    store::SqliteStore::open(sqlite_path, self.store_durability()?)
+                        .map_err(|e| e.to_string())?,
+                ),
+                None,
             )),
         }
     }
@@ -203,6 +208,12 @@ impl Config {
         }
     }
 }
+
+/// A store, and the same database's cluster side when several nodes can share it.
+pub type OpenedStore = (
+    std::sync::Arc<dyn store::Store>,
+    Option<std::sync::Arc<dyn store::Cluster>>,
+);
 
 /// A database URL without its password, for messages.
 fn redact(url: &str) -> String {

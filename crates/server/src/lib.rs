@@ -4,9 +4,11 @@
 //! the clock, and the API methods (one file per family under [`rpc`]).
 
 mod cache;
+mod call_engine;
 mod call_service;
 pub mod config;
 mod connection;
+mod fanout;
 pub mod data_dir;
 pub mod errors;
 pub mod hub;
@@ -38,7 +40,7 @@ impl Server {
     /// Opens the data directory and the database, binds the listener and starts serving.
     pub async fn start(config: Config) -> Result<Server, String> {
         let data = data_dir::DataDir::open(&config.data_dir)?;
-        let store = config.open_store(&data.database()).await?;
+        let (store, cluster) = config.open_store(&data.database()).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("binding {}: {e}", config.listen))?;
@@ -52,6 +54,7 @@ impl Server {
         let shared = Arc::new(Shared {
             config,
             store,
+            cluster,
             rsa: Arc::new(data.rsa),
             secret: data.secret,
             salts: SaltSource::new(data.secret),
@@ -62,19 +65,21 @@ impl Server {
             calls_changed: tokio::sync::Notify::new(),
             cache: Default::default(),
         });
-        {
+        if shared.cluster.is_none() {
             let mut registry = shared.calls.lock().await;
-            let n = call_service::load(&shared, &mut registry).await?;
+            let n = call_engine::load(&shared, &mut registry).await?;
             if n > 0 {
                 tracing::info!(calls = n, "calls restored");
             }
         }
         let (stop, stopped) = watch::channel(false);
-        let timers = tokio::spawn(call_service::run_timers(shared.clone(), stopped.clone()));
+        let timers = tokio::spawn(call_engine::run_timers(shared.clone(), stopped.clone()));
+        let log = tokio::spawn(fanout::follow_log(shared.clone(), stopped.clone()));
         let accept = tokio::spawn(accept_loop(shared, listener, stopped));
         let task = tokio::spawn(async move {
             let _ = accept.await;
             let _ = timers.await;
+            let _ = log.await;
         });
         Ok(Server {
             local_addr,

@@ -18,6 +18,8 @@ pub struct Shared {
     pub config: Config,
     /// Storage.
     pub store: Arc<dyn Store>,
+    /// The shared database of several nodes (PostgreSQL), if this node is one of them.
+    pub cluster: Option<Arc<dyn store::Cluster>>,
     /// The RSA key.
     pub rsa: Arc<ServerKey>,
     /// The server secret (salts, access hashes).

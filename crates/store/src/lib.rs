@@ -9,11 +9,15 @@
 
 mod model;
 mod postgres;
+mod postgres_cluster;
 mod sql;
 mod sqlite;
 
-pub use model::{AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUser, UpdateRow, User};
+pub use model::{
+    AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUser, PushRow, StoredPush, UpdateRow, User,
+};
 pub use postgres::{PgStore, fresh_test_database};
+pub use postgres_cluster::LISTENER_NAME;
 pub use sqlite::{Durability, SqliteStore};
 
 use std::fmt;
@@ -145,3 +149,74 @@ pub trait Store: Send + Sync + 'static {
 
 #[cfg(test)]
 mod tests;
+
+/// Which calls a database call transition locks and loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallScope {
+    /// `phone.requestCall`: both users' live calls, and the caller's earlier call with the same
+    /// `random_id` (a repeat returns it).
+    Request {
+        /// The caller.
+        caller: i64,
+        /// The callee.
+        callee: i64,
+        /// The caller's `random_id`.
+        random_id: i32,
+    },
+    /// An operation on one call: it, and its two users' live calls.
+    Call(i64),
+}
+
+/// What a call transition changed, to write in its transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallChanges {
+    /// Calls to insert or replace.
+    pub save: Vec<CallRow>,
+    /// Tombstones to delete.
+    pub delete: Vec<i64>,
+}
+
+/// A call transition: given the calls in scope, decides what changes (it runs the sans-IO call
+/// registry; it must not block).
+pub type CallStep = Box<dyn FnOnce(Vec<CallRow>) -> CallChanges + Send>;
+
+/// What a node's listener hears from the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// New pushes (for this user) are in the log.
+    Pushes(i64),
+    /// This user's profile changed (drop cached copies).
+    UserChanged(i64),
+    /// The listener reconnected: notifications may have been missed, catch up from the log.
+    Reconnected,
+}
+
+/// What several nodes sharing one database need beyond [`Store`] (PostgreSQL): call
+/// transitions serialised in the database, call timers any node can run once, and a push log
+/// with wake-ups so updates reach sessions on every node.
+pub trait Cluster: Send + Sync + 'static {
+    /// Runs `step` on the calls of `scope` in one transaction that holds both users' row locks
+    /// (so a busy check and the new call are one step across all nodes), and writes its changes.
+    fn transact_calls(&self, scope: CallScope, step: CallStep) -> StoreFuture<'_, ()>;
+    /// The live calls `user_id` takes part in.
+    fn live_calls(&self, user_id: i64) -> StoreFuture<'_, Vec<CallRow>>;
+    /// Ids of live calls whose deadline is at or before `now`.
+    fn due_calls(&self, now: i32, limit: u32) -> StoreFuture<'_, Vec<i64>>;
+    /// Deletes ended calls last changed before `before` (Unix seconds); returns how many.
+    fn forget_calls_before(&self, before: i64) -> StoreFuture<'_, u64>;
+    /// Appends pushes to the log and wakes the nodes (at commit).
+    fn publish(&self, pushes: Vec<PushRow>, now: i64) -> StoreFuture<'_, ()>;
+    /// The newest push's sequence number (0 for none): where a starting node begins reading.
+    fn push_cursor(&self) -> StoreFuture<'_, i64>;
+    /// Pushes after `after`, oldest first. Sequence numbers are assigned in commit order (the
+    /// log is appended under a lock), so a reader that has seen `n` never later finds a
+    /// smaller one.
+    fn pushes_after(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredPush>>;
+    /// Deletes pushes made before `before` (Unix seconds).
+    fn forget_pushes_before(&self, before: i64) -> StoreFuture<'_, u64>;
+    /// Tells every node that a user's profile changed.
+    fn user_changed(&self, user_id: i64) -> StoreFuture<'_, ()>;
+    /// Starts listening: wake-ups arrive on the returned channel for as long as it is kept;
+    /// a lost listening connection is reopened and reported as [`Wake::Reconnected`].
+    fn listen(&self) -> tokio::sync::mpsc::UnboundedReceiver<Wake>;
+}

@@ -121,4 +121,30 @@ pub struct CallRow {
     pub body: Vec<u8>,
     /// Unix time of the last change.
     pub updated_at: i64,
+    /// The caller's `random_id` (a repeated `phone.requestCall` finds its call by it).
+    pub random_id: i32,
+    /// When the server's timer next acts on the call (Unix seconds), if it is live.
+    pub deadline: Option<i32>,
+}
+
+/// An update to deliver to the sessions of one user on whichever node they are connected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushRow {
+    /// The user.
+    pub user_id: i64,
+    /// Skip sessions on this auth key (the one that caused it).
+    pub except_key: Option<i64>,
+    /// Only sessions on this auth key.
+    pub only_key: Option<i64>,
+    /// The `Updates`, encoded.
+    pub body: Vec<u8>,
+}
+
+/// A stored push with its sequence number (per database, increasing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPush {
+    /// Position in the push log.
+    pub seq: i64,
+    /// The push.
+    pub push: PushRow,
 }

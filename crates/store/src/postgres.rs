@@ -23,6 +23,7 @@ use crate::{
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_calls.sql"),
+    include_str!("../migrations/postgres/0003_cluster.sql"),
 ];
 
 /// The most writes one transaction takes.
@@ -65,16 +66,18 @@ struct Write {
 /// The PostgreSQL store. Cheap to clone; clones share the pool and the writer.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: Pool,
+    pub(crate) pool: Pool,
     writes: mpsc::UnboundedSender<Write>,
+    /// Where the database is, for the listening connection (not pooled).
+    pub(crate) url: String,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
 /// A database error as the store reports it: unique violations name what was taken.
-fn db_error(e: tokio_postgres::Error) -> StoreError {
+pub(crate) fn db_error(e: tokio_postgres::Error) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         let constraint = e.as_db_error().and_then(|d| d.constraint()).unwrap_or("");
         if constraint.contains("phone") {
@@ -121,6 +124,19 @@ fn key_row(r: &Row) -> AuthKeyRow {
     }
 }
 
+pub(crate) fn call_row(r: &Row) -> CallRow {
+    CallRow {
+        id: r.get(0),
+        admin_id: r.get(1),
+        participant_id: r.get(2),
+        state: r.get(3),
+        body: r.get(4),
+        updated_at: r.get(5),
+        random_id: r.get(6),
+        deadline: r.get(7),
+    }
+}
+
 fn code_row(r: &Row) -> LoginCode {
     LoginCode {
         hash: r.get(0),
@@ -154,7 +170,11 @@ impl PgStore {
         migrate(&pool).await?;
         let (writes, queue) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(pool.clone(), queue));
-        Ok(PgStore { pool, writes })
+        Ok(PgStore {
+            pool,
+            writes,
+            url: url.to_owned(),
+        })
     }
 
     fn write(&self, op: Op) -> StoreFuture<'static, Done> {
@@ -172,7 +192,7 @@ impl PgStore {
         Box::pin(async move { done.await.map(|_| ()) })
     }
 
-    async fn query_opt<T>(
+    pub(crate) async fn query_opt<T>(
         &self,
         query: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
@@ -187,7 +207,7 @@ impl PgStore {
         Ok(row.as_ref().map(map))
     }
 
-    async fn query_all<T>(
+    pub(crate) async fn query_all<T>(
         &self,
         query: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
@@ -468,6 +488,8 @@ async fn apply(tx: &mut tokio_postgres::Transaction<'_>, op: Op) -> Result<Done,
                     &c.state,
                     &c.body,
                     &c.updated_at,
+                    &c.random_id,
+                    &c.deadline,
                 ],
             )
             .await?;
@@ -644,15 +666,7 @@ impl Store for PgStore {
 
     fn load_calls(&self) -> StoreFuture<'_, Vec<CallRow>> {
         Box::pin(async move {
-            self.query_all(sql::LOAD_CALLS, &[], |r| CallRow {
-                id: r.get(0),
-                admin_id: r.get(1),
-                participant_id: r.get(2),
-                state: r.get(3),
-                body: r.get(4),
-                updated_at: r.get(5),
-            })
-            .await
+            self.query_all(sql::LOAD_CALLS, &[], call_row).await
         })
     }
 

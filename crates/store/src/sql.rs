@@ -35,7 +35,8 @@ pub const INSERT_UPDATE: &str =
 pub const PTS: &str = "SELECT pts FROM user_state WHERE user_id = $1";
 pub const UPDATES_AFTER: &str = "SELECT pts, pts_count, date, body FROM updates WHERE user_id = $1 AND pts > $2 ORDER BY pts LIMIT $3";
 
-pub const SAVE_CALL: &str = "INSERT INTO calls (id, admin_id, participant_id, state, body, updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET state = excluded.state, body = excluded.body, updated_at = excluded.updated_at";
-pub const LOAD_CALLS: &str =
-    "SELECT id, admin_id, participant_id, state, body, updated_at FROM calls ORDER BY id";
+pub const SAVE_CALL: &str = "INSERT INTO calls (id, admin_id, participant_id, state, body, updated_at, random_id, deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET state = excluded.state, body = excluded.body, updated_at = excluded.updated_at, deadline = excluded.deadline";
+pub const CALL_COLUMNS: &str =
+    "id, admin_id, participant_id, state, body, updated_at, random_id, deadline";
+pub const LOAD_CALLS: &str = "SELECT id, admin_id, participant_id, state, body, updated_at, random_id, deadline FROM calls ORDER BY id";
 pub const DELETE_CALL: &str = "DELETE FROM calls WHERE id = $1";

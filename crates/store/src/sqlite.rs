@@ -28,6 +28,7 @@ pub enum Durability {
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_calls.sql"),
+    include_str!("../migrations/sqlite/0003_cluster.sql"),
 ];
 
 /// A store call: runs on the connection and returns how to answer its caller once the
@@ -484,7 +485,9 @@ impl Store for SqliteStore {
                     call.participant_id,
                     call.state,
                     call.body,
-                    call.updated_at
+                    call.updated_at,
+                    call.random_id,
+                    call.deadline
                 ],
             )
             .map_err(unavailable)?;
@@ -504,6 +507,8 @@ impl Store for SqliteStore {
                         state: r.get(3)?,
                         body: r.get(4)?,
                         updated_at: r.get(5)?,
+                        random_id: r.get(6)?,
+                        deadline: r.get(7)?,
                     })
                 })
                 .map_err(unavailable)?;

@@ -190,6 +190,8 @@ fn keys_and_updates_survive_reopening() {
                     state: "requested".into(),
                     body: vec![1, 2],
                     updated_at: 9,
+                    random_id: 4,
+                    deadline: Some(99),
                 };
                 s.save_call(call.clone()).await.unwrap();
                 s.save_call(CallRow {

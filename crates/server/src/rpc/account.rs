@@ -1,7 +1,6 @@
 //! `account.*`: usernames (<https://core.telegram.org/method/account.updateUsername>). A change
 //! is pushed as `updateUserName` to the user's other sessions.
 
-use std::sync::Arc;
 
 use tl::{enums, functions, types};
 
@@ -81,7 +80,13 @@ pub async fn update_username(
         date: ctx.now as i32,
         seq: 0,
     });
-    ctx.shared.hub.push(me, Arc::new(push), Some(ctx.conn_id));
+    // The user's other sessions, on whichever node (the key that asked has its answer).
+    let mut out = crate::fanout::Outbox::default();
+    out.push(calls::PushTarget::UserExcept(me, ctx.key.perm_key_id), push);
+    crate::fanout::send(ctx.shared, out).await?;
+    if let Some(cluster) = &ctx.shared.cluster {
+        cluster.user_changed(me).await?;
+    }
     let rendered = render::user(ctx, me, &user, false);
     Ok(ctx.encode(&rendered))
 }

@@ -35,22 +35,11 @@ async fn phone_call(
     Ok(ctx.encode(&result))
 }
 
-/// Runs `op` on the registry, queues its writes under the lock, waits for their commit after
-/// releasing it, and wakes the timer task.
+/// Runs `op` on the calls of `scope` (`call_engine.rs`): committed when this returns.
 macro_rules! transition {
-    ($ctx:expr, |$reg:ident| $op:expr) => {{
-        let (effects, committed) = {
-            let mut $reg = $ctx.shared.calls.lock().await;
-            let effects = $op;
-            let committed = service::queue_persist($ctx.shared, &effects);
-            (effects, committed)
-        };
-        committed.await?;
-        if !effects.is_empty() {
-            $ctx.shared.calls_changed.notify_one();
-        }
-        effects
-    }};
+    ($ctx:expr, $scope:expr, |$reg:ident| $op:expr) => {
+        crate::call_engine::transition($ctx.shared, $scope, move |$reg| $op).await?
+    };
 }
 
 pub fn get_call_config(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
@@ -67,7 +56,12 @@ pub async fn request_call(
     let me = session(ctx)?;
     let callee = render::input_user(ctx, &r.user_id).await?;
     let now = ctx.now as i32;
-    let effects = transition!(ctx, |reg| reg.request(
+    let scope = store::CallScope::Request {
+        caller: me.user_id,
+        callee: callee.id,
+        random_id: r.random_id,
+    };
+    let effects = transition!(ctx, scope, |reg| reg.request(
         me,
         callee.id,
         r.random_id,
@@ -97,7 +91,7 @@ pub async fn received_call(
     let me = session(ctx)?;
     let (id, hash) = peer(&r.peer);
     let now = ctx.now as i32;
-    let effects = transition!(ctx, |reg| reg.received(me, id, hash, now));
+    let effects = transition!(ctx, store::CallScope::Call(id), |reg| reg.received(me, id, hash, now));
     let ok = effects.result?;
     service::publish(ctx.shared, &effects, None).await?;
     Ok(ctx.encode(&ok))
@@ -110,7 +104,7 @@ pub async fn accept_call(
     let me = session(ctx)?;
     let (id, hash) = peer(&r.peer);
     let now = ctx.now as i32;
-    let effects = transition!(ctx, |reg| reg.accept(
+    let effects = transition!(ctx, store::CallScope::Call(id), |reg| reg.accept(
         me,
         id,
         hash,
@@ -131,7 +125,7 @@ pub async fn confirm_call(
     let me = session(ctx)?;
     let (id, hash) = peer(&r.peer);
     let now = ctx.now as i32;
-    let effects = transition!(ctx, |reg| reg.confirm(
+    let effects = transition!(ctx, store::CallScope::Call(id), |reg| reg.confirm(
         me,
         id,
         hash,
@@ -153,7 +147,7 @@ pub async fn discard_call(
     let (id, hash) = peer(&r.peer);
     let now = ctx.now as i32;
     let reason = Some(reason_from_tl(&r.reason));
-    let effects = transition!(ctx, |reg| reg
+    let effects = transition!(ctx, store::CallScope::Call(id), |reg| reg
         .discard(me, id, hash, r.duration, reason, now));
     let call = effects.result.clone()?;
     let own_history = service::publish(ctx.shared, &effects, Some(me)).await?;
@@ -178,25 +172,20 @@ pub async fn send_signaling_data(
 ) -> Result<Vec<u8>, RpcError> {
     let me = session(ctx)?;
     let (id, hash) = peer(&r.peer);
-    let effects = ctx
-        .shared
-        .calls
-        .lock()
-        .await
-        .signaling(me, id, hash, r.data);
+    let effects = transition!(ctx, store::CallScope::Call(id), |reg| reg
+        .signaling(me, id, hash, r.data));
     let ok = effects.result?;
-    service::push_all(ctx.shared, &effects.pushes).await?;
+    service::publish(ctx.shared, &effects, None).await?;
     Ok(ctx.encode(&ok))
 }
 
 async fn check_participant(ctx: &RpcCtx<'_>, p: &enums::InputPhoneCall) -> Result<(), RpcError> {
     let me = ctx.user_id()?;
     let (id, hash) = peer(p);
-    ctx.shared
-        .calls
-        .lock()
-        .await
-        .check_participant(me, id, hash)?;
+    let checked = transition!(ctx, store::CallScope::Call(id), |reg| {
+        calls::Effects::only(reg.check_participant(me, id, hash))
+    });
+    checked.result?;
     Ok(())
 }
 

@@ -30,15 +30,8 @@ pub async fn get_state(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
 /// of a ringing call here (spec §6.3), and either side that lost its connection learns what
 /// happened to its call meanwhile (accepted, confirmed) — only the current state, never a
 /// stale one. An ended call reaches them as its history message.
-async fn live_calls(ctx: &RpcCtx<'_>, me: i64) -> Vec<calls::Call> {
-    ctx.shared
-        .calls
-        .lock()
-        .await
-        .live_calls_of(me)
-        .into_iter()
-        .cloned()
-        .collect()
+async fn live_calls(ctx: &RpcCtx<'_>, me: i64) -> Result<Vec<calls::Call>, RpcError> {
+    crate::call_engine::live_calls_of(ctx.shared, me).await
 }
 
 pub async fn get_difference(
@@ -48,7 +41,7 @@ pub async fn get_difference(
     let me = ctx.user_id()?;
     let current = ctx.shared.store.pts(me).await?;
     let date = ctx.now as i32;
-    let live = live_calls(ctx, me).await;
+    let live = live_calls(ctx, me).await?;
     if r.pts >= current && live.is_empty() {
         return Ok(ctx.encode(&enums::updates::Difference::from(
             types::updates::DifferenceEmpty { date, seq: 0 },
