@@ -112,7 +112,12 @@ fn queue_persist<'a, R>(
         .iter()
         .map(|call| shared.store.save_call(row(registry, call, now)))
         .collect();
-    writes.extend(effects.forget.iter().map(|id| shared.store.delete_call(*id)));
+    writes.extend(
+        effects
+            .forget
+            .iter()
+            .map(|id| shared.store.delete_call(*id)),
+    );
     async move {
         for write in writes {
             write.await?;
@@ -206,7 +211,9 @@ async fn run_shared_timers(shared: Arc<Shared>, mut stopped: tokio::sync::watch:
                             log_ended(&effects);
                         }
                         Ok(_) => {}
-                        Err(e) => tracing::warn!(call_id = id, error = ?e, "could not end a due call"),
+                        Err(e) => {
+                            tracing::warn!(call_id = id, error = ?e, "could not end a due call")
+                        }
                     }
                 }
             }

@@ -107,11 +107,7 @@ fn updates(list: Vec<enums::Update>, users: Vec<enums::User>) -> enums::Updates 
 }
 
 /// Pushes every update of an operation, rendered per viewer.
-pub async fn push_all(
-    shared: &Shared,
-    pushes: &[Push],
-    out: &mut Outbox,
-) -> Result<(), RpcError> {
+pub async fn push_all(shared: &Shared, pushes: &[Push], out: &mut Outbox) -> Result<(), RpcError> {
     for p in pushes {
         match p {
             Push::Call {

@@ -170,10 +170,7 @@ impl Config {
 
     /// Opens the configured store: PostgreSQL if `database` is a `postgres://` URL (then also
     /// the cluster side of it), else the SQLite file `sqlite_path`.
-    pub async fn open_store(
-        &self,
-        sqlite_path: &std::path::Path,
-    ) -> Result<OpenedStore, String> {
+    pub async fn open_store(&self, sqlite_path: &std::path::Path) -> Result<OpenedStore, String> {
         match self.database.as_deref() {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 let store = std::sync::Arc::new(

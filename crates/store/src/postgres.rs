@@ -665,9 +665,7 @@ impl Store for PgStore {
     }
 
     fn load_calls(&self) -> StoreFuture<'_, Vec<CallRow>> {
-        Box::pin(async move {
-            self.query_all(sql::LOAD_CALLS, &[], call_row).await
-        })
+        Box::pin(async move { self.query_all(sql::LOAD_CALLS, &[], call_row).await })
     }
 
     fn delete_call(&self, id: i64) -> StoreFuture<'_, ()> {

@@ -24,7 +24,11 @@ const PUBLISH_LOCK: i64 = 7_099_353_245_412_567;
 pub const LISTENER_NAME: &str = "mtcall-listener";
 
 impl PgStore {
-    async fn run_transition(&self, scope: CallScope, step: CallStep) -> Result<(), crate::StoreError> {
+    async fn run_transition(
+        &self,
+        scope: CallScope,
+        step: CallStep,
+    ) -> Result<(), crate::StoreError> {
         let mut client = self.pool.get().await.map_err(unavailable)?;
         let tx = client.transaction().await.map_err(db_error)?;
         let (users, call_id, random) = match scope {
@@ -255,7 +259,6 @@ async fn listen_loop(url: String, wakes: mpsc::UnboundedSender<Wake>) {
         pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
-
 
 /// One listening connection, until it breaks; reports `Reconnected` once it listens again.
 async fn listen_once(

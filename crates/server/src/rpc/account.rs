@@ -1,7 +1,6 @@
 //! `account.*`: usernames (<https://core.telegram.org/method/account.updateUsername>). A change
 //! is pushed as `updateUserName` to the user's other sessions.
 
-
 use tl::{enums, functions, types};
 
 use crate::errors::RpcError;

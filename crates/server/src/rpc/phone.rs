@@ -91,7 +91,8 @@ pub async fn received_call(
     let me = session(ctx)?;
     let (id, hash) = peer(&r.peer);
     let now = ctx.now as i32;
-    let effects = transition!(ctx, store::CallScope::Call(id), |reg| reg.received(me, id, hash, now));
+    let effects = transition!(ctx, store::CallScope::Call(id), |reg| reg
+        .received(me, id, hash, now));
     let ok = effects.result?;
     service::publish(ctx.shared, &effects, None).await?;
     Ok(ctx.encode(&ok))
