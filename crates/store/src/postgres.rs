@@ -70,6 +70,8 @@ pub struct PgStore {
     writes: mpsc::UnboundedSender<Write>,
     /// Where the database is, for the listening connection (not pooled).
     pub(crate) url: String,
+    /// The node's push publisher (`postgres_cluster.rs`).
+    pub(crate) publishes: mpsc::UnboundedSender<crate::postgres_cluster::Publish>,
 }
 
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -170,10 +172,13 @@ impl PgStore {
         migrate(&pool).await?;
         let (writes, queue) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(pool.clone(), queue));
+        let (publishes, queue) = mpsc::unbounded_channel();
+        tokio::spawn(crate::postgres_cluster::publish_loop(pool.clone(), queue));
         Ok(PgStore {
             pool,
             writes,
             url: url.to_owned(),
+            publishes,
         })
     }
 
@@ -359,25 +364,27 @@ async fn run_batch(
     (replies, results, committed)
 }
 
-async fn exec(
-    tx: &tokio_postgres::Transaction<'_>,
+/// Runs a statement through the connection's prepared-statement cache.
+pub(crate) async fn exec(
+    tx: &deadpool_postgres::Transaction<'_>,
     query: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<u64, StoreError> {
-    let statement = tx.prepare(query).await.map_err(db_error)?;
+    let statement = tx.prepare_cached(query).await.map_err(db_error)?;
     tx.execute(&statement, params).await.map_err(db_error)
 }
 
-async fn one_row(
-    tx: &tokio_postgres::Transaction<'_>,
+/// The one row a cached statement returns.
+pub(crate) async fn one_row(
+    tx: &deadpool_postgres::Transaction<'_>,
     query: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Row, StoreError> {
-    let statement = tx.prepare(query).await.map_err(db_error)?;
+    let statement = tx.prepare_cached(query).await.map_err(db_error)?;
     tx.query_one(&statement, params).await.map_err(db_error)
 }
 
-async fn apply(tx: &mut tokio_postgres::Transaction<'_>, op: Op) -> Result<Done, StoreError> {
+async fn apply(tx: &mut deadpool_postgres::Transaction<'_>, op: Op) -> Result<Done, StoreError> {
     match op {
         Op::InsertAuthKey(r) => {
             exec(

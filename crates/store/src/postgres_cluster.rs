@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::postgres::{call_row, db_error, unavailable};
+use crate::postgres::{call_row, db_error, exec, unavailable};
 use crate::{
     CallRow, CallScope, CallStep, Cluster, PgStore, PushRow, StoreFuture, StoredPush, Wake, sql,
 };
@@ -40,37 +40,39 @@ impl PgStore {
             CallScope::Call(id) => {
                 // A call's parties never change, so they can be read before locking.
                 let parties = tx
-                    .query_opt(
-                        "SELECT admin_id, participant_id FROM calls WHERE id = $1",
-                        &[&id],
-                    )
+                    .prepare_cached("SELECT admin_id, participant_id FROM calls WHERE id = $1")
                     .await
                     .map_err(db_error)?;
+                let parties = tx.query_opt(&parties, &[&id]).await.map_err(db_error)?;
                 let users = parties.map_or(Vec::new(), |r| vec![r.get::<_, i64>(0), r.get(1)]);
                 (users, Some(id), None)
             }
         };
         // Both users' rows, in id order (no deadlock between transitions).
-        tx.query(
-            "SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-            &[&users],
-        )
-        .await
-        .map_err(db_error)?;
+        let lock = tx
+            .prepare_cached("SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .await
+            .map_err(db_error)?;
+        tx.query(&lock, &[&users]).await.map_err(db_error)?;
         let (random_caller, random_id) = random.unwrap_or((0, 0));
+        let in_scope = tx
+            .prepare_cached(&format!(
+                "SELECT {} FROM calls WHERE ((admin_id = ANY($1) OR participant_id = ANY($1)) AND state <> 'discarded') OR id = $2 OR (admin_id = $3 AND random_id = $4 AND $3 <> 0)",
+                sql::CALL_COLUMNS
+            ))
+            .await
+            .map_err(db_error)?;
         let rows = tx
             .query(
-                &format!(
-                    "SELECT {} FROM calls WHERE ((admin_id = ANY($1) OR participant_id = ANY($1)) AND state <> 'discarded') OR id = $2 OR (admin_id = $3 AND random_id = $4 AND $3 <> 0)",
-                    sql::CALL_COLUMNS
-                ),
+                &in_scope,
                 &[&users, &call_id.unwrap_or(0), &random_caller, &random_id],
             )
             .await
             .map_err(db_error)?;
         let changes = step(rows.iter().map(call_row).collect());
         for c in &changes.save {
-            tx.execute(
+            exec(
+                &tx,
                 sql::SAVE_CALL,
                 &[
                     &c.id,
@@ -83,57 +85,88 @@ impl PgStore {
                     &c.deadline,
                 ],
             )
-            .await
-            .map_err(db_error)?;
+            .await?;
         }
         for id in &changes.delete {
-            tx.execute(sql::DELETE_CALL, &[id])
-                .await
-                .map_err(db_error)?;
+            exec(&tx, sql::DELETE_CALL, &[id]).await?;
         }
         tx.commit().await.map_err(db_error)
     }
+}
 
-    async fn run_publish(&self, pushes: Vec<PushRow>, now: i64) -> Result<(), crate::StoreError> {
-        if pushes.is_empty() {
-            return Ok(());
-        }
-        let mut client = self.pool.get().await.map_err(unavailable)?;
-        let tx = client.transaction().await.map_err(db_error)?;
-        // One publisher at a time: sequence numbers then commit in order, so readers that
-        // follow the log by "seq > last seen" never skip a row committed late.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PUBLISH_LOCK])
-            .await
-            .map_err(db_error)?;
-        let insert = tx
-            .prepare("INSERT INTO pushes (user_id, except_key, only_key, body, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING seq")
-            .await
-            .map_err(db_error)?;
-        let mut newest: Vec<(i64, i64)> = Vec::new();
-        for p in &pushes {
-            let seq: i64 = tx
-                .query_one(
-                    &insert,
-                    &[&p.user_id, &p.except_key, &p.only_key, &p.body, &now],
-                )
-                .await
-                .map_err(db_error)?
-                .get(0);
-            match newest.iter_mut().find(|(u, _)| *u == p.user_id) {
-                Some(entry) => entry.1 = seq,
-                None => newest.push((p.user_id, seq)),
+/// One node's publisher: every push waiting when it looks goes into one transaction (one
+/// multi-row insert and one notification per user), answered after the commit. Publishers of
+/// all nodes take turns under one advisory lock, so sequence numbers commit in order.
+pub(crate) async fn publish_loop(
+    pool: deadpool_postgres::Pool,
+    mut queue: mpsc::UnboundedReceiver<Publish>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match queue.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
             }
         }
-        for (user, seq) in newest {
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&PUSH_CHANNEL, &format!("{user}:{seq}")],
-            )
-            .await
-            .map_err(db_error)?;
+        let rows: Vec<PushRow> = batch.iter_mut().flat_map(|p| std::mem::take(&mut p.rows)).collect();
+        let now = batch.iter().map(|p| p.now).max().unwrap_or(0);
+        let result = publish_rows(&pool, rows, now).await;
+        for p in batch {
+            let _ = p.done.send(result.clone());
         }
-        tx.commit().await.map_err(db_error)
     }
+}
+
+/// Pushes waiting for the publisher.
+pub(crate) struct Publish {
+    rows: Vec<PushRow>,
+    now: i64,
+    done: tokio::sync::oneshot::Sender<Result<(), crate::StoreError>>,
+}
+
+async fn publish_rows(
+    pool: &deadpool_postgres::Pool,
+    rows: Vec<PushRow>,
+    now: i64,
+) -> Result<(), crate::StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut client = pool.get().await.map_err(unavailable)?;
+    let tx = client.transaction().await.map_err(db_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PUBLISH_LOCK])
+        .await
+        .map_err(db_error)?;
+    let users: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
+    let except: Vec<Option<i64>> = rows.iter().map(|r| r.except_key).collect();
+    let only: Vec<Option<i64>> = rows.iter().map(|r| r.only_key).collect();
+    let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_slice()).collect();
+    let inserted = tx
+        .query(
+            "INSERT INTO pushes (user_id, except_key, only_key, body, created_at)
+             SELECT u, e, o, b, $5 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[]) AS t(u, e, o, b)
+             RETURNING seq, user_id",
+            &[&users, &except, &only, &bodies, &now],
+        )
+        .await
+        .map_err(db_error)?;
+    let mut newest: Vec<(i64, i64)> = Vec::new();
+    for r in &inserted {
+        let (seq, user): (i64, i64) = (r.get(0), r.get(1));
+        match newest.iter_mut().find(|(u, _)| *u == user) {
+            Some(entry) => entry.1 = entry.1.max(seq),
+            None => newest.push((user, seq)),
+        }
+    }
+    let payloads: Vec<String> = newest.iter().map(|(u, seq)| format!("{u}:{seq}")).collect();
+    tx.execute(
+        "SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p",
+        &[&PUSH_CHANNEL, &payloads],
+    )
+    .await
+    .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)
 }
 
 impl Cluster for PgStore {
@@ -181,7 +214,18 @@ impl Cluster for PgStore {
     }
 
     fn publish(&self, pushes: Vec<PushRow>, now: i64) -> StoreFuture<'_, ()> {
-        Box::pin(self.run_publish(pushes, now))
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let sent = self.publishes.send(Publish {
+            rows: pushes,
+            now,
+            done,
+        });
+        Box::pin(async move {
+            sent.map_err(|_| unavailable("the push publisher has stopped"))?;
+            finished
+                .await
+                .map_err(|_| unavailable("the push publisher has stopped"))?
+        })
     }
 
     fn push_cursor(&self) -> StoreFuture<'_, i64> {

@@ -52,17 +52,28 @@ pub struct Options {
     /// The external server's public key.
     #[arg(long, default_value = "mtcall-data/server.pub", global = true)]
     pub key: PathBuf,
+    /// Run the in-process servers on PostgreSQL: a scratch database is created on the server
+    /// at this URL (`postgres://user@host:port/postgres`).
+    #[arg(long, global = true)]
+    pub database: Option<String>,
+    /// In-process nodes sharing that database; callers and callees are spread over them
+    /// (each pair's caller and callee on different nodes when there are several).
+    #[arg(long, default_value_t = 1, global = true)]
+    pub nodes: usize,
 }
 
 /// The server under load.
 pub struct Target {
-    /// Its address.
+    /// Its address (the first node's).
     pub addr: SocketAddr,
+    /// Every node's address.
+    pub addrs: Vec<SocketAddr>,
     /// Its public key.
     pub key: PublicKey,
     /// Its private key, when the server runs in this process (for the crypto baseline).
     pub private_pem: Option<String>,
-    server: Option<(server::Server, PathBuf)>,
+    servers: Vec<server::Server>,
+    dir: Option<PathBuf>,
 }
 
 impl Target {
@@ -73,25 +84,38 @@ impl Target {
             let key = PublicKey::from_pkcs1_pem(&pem).map_err(|e| e.to_string())?;
             return Ok(Target {
                 addr,
+                addrs: vec![addr],
                 key,
                 private_pem: None,
-                server: None,
+                servers: Vec::new(),
+                dir: None,
             });
         }
         let dir = std::env::temp_dir().join(format!("mtcall-bench-{}", std::process::id()));
+        let database = match &o.database {
+            Some(url) => Some(store::fresh_test_database(url).await.map_err(|e| e.to_string())?),
+            None => None,
+        };
         let config = server::Config {
             data_dir: dir.clone(),
             listen: "127.0.0.1:0".parse().expect("address"),
+            database,
             ..server::Config::default()
         };
-        let srv = server::Server::start(config).await?;
+        let mut servers = Vec::new();
+        for _ in 0..o.nodes.max(1) {
+            servers.push(server::Server::start(config.clone()).await?);
+        }
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|e| e.to_string());
         let key = PublicKey::from_pkcs1_pem(&read("server.pub")?).map_err(|e| e.to_string())?;
+        let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.local_addr()).collect();
         Ok(Target {
-            addr: srv.local_addr(),
+            addr: addrs[0],
+            addrs,
             key,
             private_pem: Some(read("server.key")?),
-            server: Some((srv, dir)),
+            servers,
+            dir: Some(dir),
         })
     }
 
@@ -104,9 +128,13 @@ impl Target {
         use tl::{enums, functions, types};
         let (a, b) = (format!("99966{n:05}"), format!("99966{:05}", n + 1));
         let kind = mtproto::transport::Kind::Full;
-        let mut caller = client::Client::connect(self.addr, &self.key, kind, false).await?;
+        let (caller_at, callee_at) = (
+            self.addrs[n % self.addrs.len()],
+            self.addrs[(n + 1) % self.addrs.len()],
+        );
+        let mut caller = client::Client::connect(caller_at, &self.key, kind, false).await?;
         caller.login(&a, "Caller").await?;
-        let mut callee = client::Client::connect(self.addr, &self.key, kind, false).await?;
+        let mut callee = client::Client::connect(callee_at, &self.key, kind, false).await?;
         callee.login(&b, "Callee").await?;
         let enums::contacts::ResolvedPeer::ResolvedPeer(r) = caller
             .call(&functions::contacts::ResolvePhone { phone: b })
@@ -127,8 +155,10 @@ impl Target {
     }
 
     async fn close(self) {
-        if let Some((srv, dir)) = self.server {
+        for srv in self.servers {
             srv.shutdown().await;
+        }
+        if let Some(dir) = self.dir {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
@@ -173,10 +203,10 @@ pub async fn run(scenario: Scenario, o: Options) -> Result<(), String> {
         "mtcall bench {scenario:?}: {} s, concurrency {}, server {}",
         o.seconds,
         o.concurrency,
-        if target.server.is_some() {
-            "in this process"
-        } else {
-            "external"
+        match (target.servers.len(), &o.database) {
+            (0, _) => "external".to_owned(),
+            (1, None) => "in this process (SQLite)".to_owned(),
+            (n, _) => format!("{n} node(s) in this process on PostgreSQL"),
         }
     );
     let result = match scenario {
