@@ -76,3 +76,50 @@ async fn a_call_and_a_restart_on_postgres_and_a_second_node_resumes_a_session() 
     let mut elsewhere = Client::resume(node2.addr, key).await.unwrap();
     assert_eq!(me(&mut elsewhere).await, alice_id);
 }
+
+#[tokio::test]
+async fn an_unreachable_database_gives_a_retryable_error_not_a_hang() {
+    let Some(url) = database().await else {
+        return;
+    };
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let server = TestServer::start_with(Config {
+        database: Some(url.clone()),
+        ..Config::default()
+    })
+    .await;
+    let mut alice = connect(&server, Kind::Full, false).await;
+    alice.login("9996673333", "Alice").await.unwrap();
+    let resolve = functions::contacts::ResolvePhone {
+        phone: "9996673333".into(),
+    };
+    alice.call(&resolve).await.unwrap();
+
+    // The database refuses this node: new connections fail, open ones are ended.
+    let admin = std::env::var("MTCALL_TEST_POSTGRES").unwrap();
+    let (pg, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    pg.batch_execute(&format!(
+        "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (code, message) = alice.call(&resolve).await.rpc_err();
+    assert_eq!((code, message.as_str()), (500, "RPC_CALL_FAIL"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "answered after {:?}",
+        started.elapsed()
+    );
+
+    // Back again: the same request works on the same connection.
+    pg.batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    let enums::contacts::ResolvedPeer::ResolvedPeer(found) = alice.call(&resolve).await.unwrap();
+    assert_eq!(found.users.len(), 1);
+}

@@ -109,7 +109,10 @@ pub(crate) async fn publish_loop(
                 Err(_) => break,
             }
         }
-        let rows: Vec<PushRow> = batch.iter_mut().flat_map(|p| std::mem::take(&mut p.rows)).collect();
+        let rows: Vec<PushRow> = batch
+            .iter_mut()
+            .flat_map(|p| std::mem::take(&mut p.rows))
+            .collect();
         let now = batch.iter().map(|p| p.now).max().unwrap_or(0);
         let result = publish_rows(&pool, rows, now).await;
         for p in batch {

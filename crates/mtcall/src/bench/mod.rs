@@ -93,7 +93,11 @@ impl Target {
         }
         let dir = std::env::temp_dir().join(format!("mtcall-bench-{}", std::process::id()));
         let database = match &o.database {
-            Some(url) => Some(store::fresh_test_database(url).await.map_err(|e| e.to_string())?),
+            Some(url) => Some(
+                store::fresh_test_database(url)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
             None => None,
         };
         let config = server::Config {
