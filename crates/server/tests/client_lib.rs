@@ -10,7 +10,7 @@ use std::time::Duration;
 use mtproto::transport::Kind;
 use store::{Durability, NewUser, SqliteStore, Store};
 use support::*;
-use tl::{enums, functions, types};
+use tl::{enums, types};
 
 const TRANSPORTS: [Kind; 4] = [
     Kind::Abridged,
@@ -21,16 +21,6 @@ const TRANSPORTS: [Kind; 4] = [
 
 fn database(server: &TestServer) -> SqliteStore {
     SqliteStore::open(&server.dir.join("mtcall.db"), Durability::Normal).unwrap()
-}
-
-async fn me(c: &mut Client) -> i64 {
-    let users = c
-        .call(&functions::users::GetUsers {
-            id: vec![types::InputUserSelf {}.into()],
-        })
-        .await
-        .unwrap();
-    user_id(&users[0])
 }
 
 #[tokio::test]

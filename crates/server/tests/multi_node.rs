@@ -15,22 +15,9 @@ use server::Config;
 use support::*;
 use tl::enums;
 
-async fn database() -> Option<String> {
-    match std::env::var("MTCALL_TEST_POSTGRES") {
-        Ok(url) => Some(store::fresh_test_database(&url).await.unwrap()),
-        Err(_) if std::env::var("MTCALL_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-            panic!("MTCALL_REQUIRE_POSTGRES=1 but MTCALL_TEST_POSTGRES is not set")
-        }
-        Err(_) => {
-            eprintln!("skipped: no MTCALL_TEST_POSTGRES");
-            None
-        }
-    }
-}
-
 /// Three nodes on a fresh database.
 async fn three_nodes(config: Config) -> Option<(TestServer, TestServer, TestServer)> {
-    let url = database().await?;
+    let url = postgres_database().await?;
     let first = TestServer::start_with(Config {
         database: Some(url),
         ..config

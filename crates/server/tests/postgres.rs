@@ -9,35 +9,11 @@ mod support;
 use mtproto::transport::Kind;
 use server::Config;
 use support::*;
-use tl::{enums, functions, types};
-
-/// A fresh database on the test server, or `None` when there is no test server.
-async fn database() -> Option<String> {
-    match std::env::var("MTCALL_TEST_POSTGRES") {
-        Ok(url) => Some(store::fresh_test_database(&url).await.unwrap()),
-        Err(_) if std::env::var("MTCALL_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-            panic!("MTCALL_REQUIRE_POSTGRES=1 but MTCALL_TEST_POSTGRES is not set")
-        }
-        Err(_) => {
-            eprintln!("skipped: no MTCALL_TEST_POSTGRES");
-            None
-        }
-    }
-}
-
-async fn me(c: &mut Client) -> i64 {
-    let users = c
-        .call(&functions::users::GetUsers {
-            id: vec![types::InputUserSelf {}.into()],
-        })
-        .await
-        .unwrap();
-    user_id(&users[0])
-}
+use tl::{enums, functions};
 
 #[tokio::test]
 async fn a_call_and_a_restart_on_postgres_and_a_second_node_resumes_a_session() {
-    let Some(url) = database().await else {
+    let Some(url) = postgres_database().await else {
         return;
     };
     let mut server = TestServer::start_with(Config {
@@ -79,7 +55,7 @@ async fn a_call_and_a_restart_on_postgres_and_a_second_node_resumes_a_session() 
 
 #[tokio::test]
 async fn an_unreachable_database_gives_a_retryable_error_not_a_hang() {
-    let Some(url) = database().await else {
+    let Some(url) = postgres_database().await else {
         return;
     };
     let name = url.rsplit('/').next().unwrap().to_owned();

@@ -374,6 +374,29 @@ pub(crate) async fn exec(
     tx.execute(&statement, params).await.map_err(db_error)
 }
 
+/// Inserts or replaces a call.
+pub(crate) async fn save_call(
+    tx: &deadpool_postgres::Transaction<'_>,
+    c: &CallRow,
+) -> Result<(), StoreError> {
+    exec(
+        tx,
+        sql::SAVE_CALL,
+        &[
+            &c.id,
+            &c.admin_id,
+            &c.participant_id,
+            &c.state,
+            &c.body,
+            &c.updated_at,
+            &c.random_id,
+            &c.deadline,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The one row a cached statement returns.
 pub(crate) async fn one_row(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -484,23 +507,7 @@ async fn apply(tx: &mut deadpool_postgres::Transaction<'_>, op: Op) -> Result<Do
             .await?;
             return Ok(Done::Update(pts, body));
         }
-        Op::SaveCall(c) => {
-            exec(
-                tx,
-                sql::SAVE_CALL,
-                &[
-                    &c.id,
-                    &c.admin_id,
-                    &c.participant_id,
-                    &c.state,
-                    &c.body,
-                    &c.updated_at,
-                    &c.random_id,
-                    &c.deadline,
-                ],
-            )
-            .await?;
-        }
+        Op::SaveCall(c) => save_call(tx, &c).await?,
         Op::DeleteCall(id) => {
             exec(tx, sql::DELETE_CALL, &[&id]).await?;
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::postgres::{call_row, db_error, exec, unavailable};
+use crate::postgres::{call_row, db_error, exec, save_call, unavailable};
 use crate::{
     CallRow, CallScope, CallStep, Cluster, PgStore, PushRow, StoreFuture, StoredPush, Wake, sql,
 };
@@ -71,21 +71,7 @@ impl PgStore {
             .map_err(db_error)?;
         let changes = step(rows.iter().map(call_row).collect());
         for c in &changes.save {
-            exec(
-                &tx,
-                sql::SAVE_CALL,
-                &[
-                    &c.id,
-                    &c.admin_id,
-                    &c.participant_id,
-                    &c.state,
-                    &c.body,
-                    &c.updated_at,
-                    &c.random_id,
-                    &c.deadline,
-                ],
-            )
-            .await?;
+            save_call(&tx, c).await?;
         }
         for id in &changes.delete {
             exec(&tx, sql::DELETE_CALL, &[id]).await?;

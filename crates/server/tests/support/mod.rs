@@ -157,3 +157,30 @@ pub async fn user_of(c: &mut Client, phone: &str) -> tl::enums::InputUser {
     }
     .into()
 }
+
+/// The logged-in user's id, asked of the server.
+pub async fn me(c: &mut Client) -> i64 {
+    use tl::{functions, types};
+    let users = c
+        .call(&functions::users::GetUsers {
+            id: vec![types::InputUserSelf {}.into()],
+        })
+        .await
+        .unwrap();
+    user_id(&users[0])
+}
+
+/// A fresh database on the test PostgreSQL server (`MTCALL_TEST_POSTGRES`), or `None` when
+/// there is none — which fails instead when `MTCALL_REQUIRE_POSTGRES=1`.
+pub async fn postgres_database() -> Option<String> {
+    match std::env::var("MTCALL_TEST_POSTGRES") {
+        Ok(url) => Some(store::fresh_test_database(&url).await.unwrap()),
+        Err(_) if std::env::var("MTCALL_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+            panic!("MTCALL_REQUIRE_POSTGRES=1 but MTCALL_TEST_POSTGRES is not set")
+        }
+        Err(_) => {
+            eprintln!("skipped: no MTCALL_TEST_POSTGRES");
+            None
+        }
+    }
+}
