@@ -38,6 +38,8 @@ pub struct Config {
     /// Call timeouts (published in `help.getConfig`, used by the server's own call timers) and
     /// the relays offered to calls.
     pub calls: CallSettings,
+    /// Flood control (`[limits]`).
+    pub limits: crate::limits::LimitSettings,
 }
 
 /// Call settings: the four timeouts of `help.getConfig` (`../shared/spec/calls.md` §6.1, in
@@ -153,6 +155,7 @@ impl Default for Config {
             durability: "normal".into(),
             database: None,
             calls: CallSettings::default(),
+            limits: Default::default(),
         }
     }
 }

@@ -28,6 +28,7 @@ struct Keyed {
 struct Connection {
     shared: Arc<Shared>,
     conn_id: u64,
+    peer: std::net::SocketAddr,
     transport: ServerTransport,
     handshake: Option<ServerHandshake>,
     keyed: Option<Keyed>,
@@ -39,7 +40,7 @@ struct Connection {
 }
 
 /// Serves one accepted TCP connection until it closes.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: std::net::SocketAddr) {
     let _ = stream.set_nodelay(true);
     let conn_id = crate::shared::new_conn_id(&shared);
     let (push_tx, push_rx) = mpsc::channel(hub::QUEUE);
@@ -47,6 +48,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let mut conn = Connection {
         shared,
         conn_id,
+        peer,
         transport,
         handshake: Some(ServerHandshake::new()),
         keyed: None,
@@ -178,6 +180,18 @@ impl Connection {
             self.close = true;
             return;
         };
+        // A new key's first step (req_pq / req_pq_multi) counts against the address.
+        let starts_a_key = body.get(..4).is_some_and(|id| {
+            use tl::Identifiable;
+            id == tl::functions::ReqPqMulti::CONSTRUCTOR_ID.to_le_bytes()
+                || id == tl::functions::ReqPq::CONSTRUCTOR_ID.to_le_bytes()
+        });
+        if starts_a_key && let Err(wait) = self.shared.limits.handshake(self.peer.ip(), now_ms()) {
+            tracing::debug!(conn = self.conn_id, peer = %self.peer, wait, "handshake rate limit");
+            self.transport.encode_error(codes::FLOOD, &mut self.out);
+            self.close = true;
+            return;
+        }
         let mut handshake = self.handshake.take().unwrap_or_default();
         let rsa = self.shared.rsa.clone();
         let body = body.to_vec();
@@ -315,7 +329,16 @@ impl Connection {
                 now: now / 1000,
                 without_updates: false,
             };
-            let result = rpc::handle(&mut ctx, request.body).await;
+            let limited = self.shared.limits.request(
+                self.peer.ip(),
+                ctx.key.perm_key_id,
+                ctx.key.user_id,
+                now,
+            );
+            let result = match limited {
+                Ok(()) => rpc::handle(&mut ctx, request.body).await,
+                Err(wait) => Err(crate::errors::RpcError::FloodWait(wait)),
+            };
             keyed.wants_updates = !ctx.without_updates;
             match result {
                 Ok(bytes) => keyed.session.push_result(request.msg_id, &bytes),

@@ -8,6 +8,8 @@ use std::borrow::Cow;
 pub enum RpcError {
     /// 401: the key is not logged in.
     AuthKeyUnregistered,
+    /// 420: too many requests; retry after this many seconds (`FLOOD_WAIT_X`).
+    FloodWait(u32),
     /// 400: the phone number is not valid.
     PhoneNumberInvalid,
     /// 400: no code was given.
@@ -63,6 +65,7 @@ impl RpcError {
     pub fn code(&self) -> i32 {
         match self {
             RpcError::AuthKeyUnregistered => 401,
+            RpcError::FloodWait(_) => 420,
             RpcError::RpcCallFail => 500,
             RpcError::Call(e) => e.code(),
             _ => 400,
@@ -95,6 +98,9 @@ impl RpcError {
             RpcError::RpcCallFail => "RPC_CALL_FAIL",
             RpcError::RandomLengthInvalid => "RANDOM_LENGTH_INVALID",
             RpcError::Call(e) => e.message(),
+            RpcError::FloodWait(seconds) => {
+                return Cow::Owned(format!("FLOOD_WAIT_{seconds}"));
+            }
             RpcError::InputMethodInvalid(id) => {
                 return Cow::Owned(format!("INPUT_METHOD_INVALID_{id}"));
             }

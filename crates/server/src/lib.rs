@@ -12,6 +12,7 @@ pub mod data_dir;
 pub mod errors;
 mod fanout;
 pub mod hub;
+pub mod limits;
 pub mod render;
 mod rpc;
 pub mod shared;
@@ -51,6 +52,7 @@ impl Server {
         }
         let fingerprint = data.rsa.fingerprint();
         let timeouts = config.calls.timeouts();
+        let flood = limits::Limits::new(config.limits.clone());
         let shared = Arc::new(Shared {
             config,
             store,
@@ -59,6 +61,7 @@ impl Server {
             secret: data.secret,
             salts: SaltSource::new(data.secret),
             hub: hub::Hub::default(),
+            limits: flood,
             next_conn_id: Default::default(),
             connections: Default::default(),
             calls: tokio::sync::Mutex::new(calls::CallRegistry::new(timeouts)),
@@ -123,9 +126,16 @@ async fn accept_loop(
                         refuse(stream);
                         continue;
                     }
+                    if !shared.limits.opened(peer.ip()) {
+                        shared.connections.fetch_sub(1, Ordering::Relaxed);
+                        tracing::warn!(%peer, "connections per address limit reached");
+                        refuse(stream);
+                        continue;
+                    }
                     let shared = shared.clone();
                     connections.spawn(async move {
-                        connection::serve(shared.clone(), stream).await;
+                        connection::serve(shared.clone(), stream, peer).await;
+                        shared.limits.closed(peer.ip());
                         shared.connections.fetch_sub(1, Ordering::Relaxed);
                     });
                 }

@@ -28,6 +28,8 @@ pub struct Shared {
     pub salts: SaltSource,
     /// Live sessions by user, for pushes.
     pub hub: Hub,
+    /// Flood control.
+    pub limits: crate::limits::Limits,
     /// Connection id counter.
     pub next_conn_id: AtomicU64,
     /// Open connections.
