@@ -253,8 +253,19 @@ pub async fn publish<R>(
     effects: &Effects<R>,
     requester: Option<calls::SessionRef>,
 ) -> Result<Vec<enums::Update>, RpcError> {
+    // History carries pts: appended and pushed under its users' locks, so each user's sessions
+    // get pts in order (`user_locks.rs`).
+    let users: Vec<i64> = effects
+        .history
+        .iter()
+        .flat_map(|h| [h.admin_id, h.participant_id])
+        .collect();
+    let held = shared.user_locks.lock(&users).await;
     let mut out = Outbox::default();
     let own = write_history(shared, &effects.history, requester, &mut out).await?;
+    crate::fanout::send(shared, out).await?;
+    drop(held);
+    let mut out = Outbox::default();
     push_all(shared, &effects.pushes, &mut out).await?;
     crate::fanout::send(shared, out).await?;
     Ok(own)

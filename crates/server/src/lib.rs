@@ -16,6 +16,7 @@ pub mod limits;
 pub mod render;
 mod rpc;
 pub mod shared;
+mod user_locks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,6 +63,7 @@ impl Server {
             salts: SaltSource::new(data.secret),
             hub: hub::Hub::default(),
             limits: flood,
+            user_locks: Default::default(),
             next_conn_id: Default::default(),
             connections: Default::default(),
             calls: tokio::sync::Mutex::new(calls::CallRegistry::new(timeouts)),

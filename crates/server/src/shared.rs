@@ -30,6 +30,8 @@ pub struct Shared {
     pub hub: Hub,
     /// Flood control.
     pub limits: crate::limits::Limits,
+    /// Per-user order of pts-carrying pushes.
+    pub user_locks: crate::user_locks::UserLocks,
     /// Connection id counter.
     pub next_conn_id: AtomicU64,
     /// Open connections.
