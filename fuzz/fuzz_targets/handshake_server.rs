@@ -81,21 +81,7 @@ fn be_trimmed(x: u64) -> Vec<u8> {
     b[start..].to_vec()
 }
 
-/// The temporary AES key and IV of `server_DH_inner_data` / `client_DH_inner_data`, as the
-/// spec defines them (the crate's own helper is private).
-fn tmp_aes(new_nonce: &[u8; 32], server_nonce: &[u8; 16]) -> ([u8; 32], [u8; 32]) {
-    let a = sha1(&[new_nonce, server_nonce]);
-    let b = sha1(&[server_nonce, new_nonce]);
-    let c = sha1(&[new_nonce, new_nonce]);
-    let mut key = [0u8; 32];
-    key[..20].copy_from_slice(&a);
-    key[20..].copy_from_slice(&b[..12]);
-    let mut iv = [0u8; 32];
-    iv[..8].copy_from_slice(&b[12..]);
-    iv[8..28].copy_from_slice(&c);
-    iv[28..].copy_from_slice(&new_nonce[..4]);
-    (key, iv)
-}
+use mtproto::handshake::tmp_aes;
 
 fn first_salt(new_nonce: &[u8; 32], server_nonce: &[u8; 16]) -> i64 {
     let mut s = [0u8; 8];

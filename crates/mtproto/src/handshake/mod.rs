@@ -72,8 +72,9 @@ impl From<tl::DecodeError> for HandshakeError {
     }
 }
 
-/// The temporary AES key and IV that protect `server_DH_inner_data` and `client_DH_inner_data`.
-fn tmp_aes(new_nonce: &[u8; 32], server_nonce: &[u8; 16]) -> ([u8; 32], [u8; 32]) {
+/// The temporary AES key and IV that protect `server_DH_inner_data` and `client_DH_inner_data`
+/// (public for the handshake fuzzer, which forges messages under it).
+pub fn tmp_aes(new_nonce: &[u8; 32], server_nonce: &[u8; 16]) -> ([u8; 32], [u8; 32]) {
     let a = sha1(&[new_nonce, server_nonce]);
     let b = sha1(&[server_nonce, new_nonce]);
     let c = sha1(&[new_nonce, new_nonce]);
