@@ -52,23 +52,33 @@ async fn a_thousand_callers_to_a_callee_who_acknowledged_another_call() {
     let first = alice.place_call(bob_user.clone(), false).await.unwrap();
     let incoming = bob.next_incoming_call(true).await.unwrap();
 
+    // Log the 1,000 callers in 50 at a time (each key creation costs the server ~10 ms of CPU),
+    // then let them all call at once.
     let key = server.public_key();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(50));
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(1001));
     let mut callers = tokio::task::JoinSet::new();
     for i in 0..1000 {
-        let (addr, key) = (server.addr, key.clone());
+        let (addr, key, gate, start) = (server.addr, key.clone(), gate.clone(), start.clone());
         callers.spawn(async move {
-            let mut c = Client::connect(addr, &key, Kind::Abridged, false)
-                .await
-                .unwrap();
-            c.update_wait_limit = Some(Duration::from_secs(30));
-            c.login(&format!("99966{:05}", 91000 + i), "Caller")
-                .await
-                .unwrap();
-            let bob = user_of(&mut c, "9996690002").await;
+            let (mut c, bob) = {
+                let _permit = gate.acquire().await.unwrap();
+                let mut c = Client::connect(addr, &key, Kind::Abridged, false)
+                    .await
+                    .unwrap();
+                c.update_wait_limit = Some(Duration::from_secs(30));
+                c.login(&format!("99966{:05}", 91000 + i), "Caller")
+                    .await
+                    .unwrap();
+                let bob = user_of(&mut c, "9996690002").await;
+                (c, bob)
+            };
+            start.wait().await;
             let call = c.place_call(bob, false).await.unwrap();
             call.established(&mut c).await.unwrap_err()
         });
     }
+    start.wait().await;
     let mut busy = 0;
     while let Some(refused) = callers.join_next().await {
         let refused = refused.unwrap();
