@@ -17,7 +17,7 @@ pub struct UserLocks {
 
 /// Held locks; released when dropped.
 pub struct Held {
-    guards: Vec<OwnedMutexGuard<()>>,
+    _guards: Vec<OwnedMutexGuard<()>>,
 }
 
 impl UserLocks {
@@ -38,18 +38,6 @@ impl UserLocks {
             };
             guards.push(lock.lock_owned().await);
         }
-        Held { guards }
-    }
-}
-
-impl Held {
-    /// How many users are locked.
-    pub fn len(&self) -> usize {
-        self.guards.len()
-    }
-
-    /// Whether no user is locked.
-    pub fn is_empty(&self) -> bool {
-        self.guards.is_empty()
+        Held { _guards: guards }
     }
 }
