@@ -173,6 +173,18 @@ impl Call {
         }
     }
 
+    /// Whether this call makes `user` busy (spec §2): it is live and `user` is its caller, or
+    /// its callee once they acknowledged (`phone.receivedCall`) or accepted.
+    pub fn makes_busy(&self, user: i64) -> bool {
+        self.state.is_live()
+            && (self.admin_id == user
+                || (self.participant_id == user
+                    && matches!(
+                        self.state,
+                        State::Received | State::Accepted | State::Confirmed
+                    )))
+    }
+
     /// The other party.
     pub fn other(&self, user: i64) -> i64 {
         if user == self.admin_id {

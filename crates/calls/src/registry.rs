@@ -177,13 +177,7 @@ impl CallRegistry {
     /// Whether `user` is busy (spec §2): the callee of a call they acknowledged or accepted, or
     /// the caller of a live call. A user being called who has not acknowledged is not busy.
     pub fn busy(&self, user: i64) -> bool {
-        self.live_calls_of(user).iter().any(|c| {
-            c.admin_id == user
-                || matches!(
-                    c.state,
-                    State::Received | State::Accepted | State::Confirmed
-                )
-        })
+        self.live_calls_of(user).iter().any(|c| c.makes_busy(user))
     }
 
     /// `phone.requestCall` (spec §3 row 1, §4.3, §5.1). The callee exists and may be called

@@ -17,6 +17,65 @@ use server::{Config, Server};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text or as JSON objects (one per line). Which lines: RUST_LOG, e.g.
+    /// `info,mtcall::rpc=debug` for one line per RPC.
+    #[arg(
+        long,
+        env = "MTCALL_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where `users`, `calls` and `call show` look.
+#[derive(clap::Args, Clone)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    common: Common,
+    /// A running server's admin address. Default: `[admin] listen` of the configuration, else
+    /// http://127.0.0.1:4431. When nothing answers there, the data directory is read instead.
+    #[arg(long, env = "MTCALL_ADMIN")]
+    admin: Option<String>,
+    /// The admin address's token (default: `[admin] token` of the configuration).
+    #[arg(long, env = "MTCALL_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// Print JSON (the admin API's form).
+    #[arg(long)]
+    json: bool,
+}
+
+impl InspectArgs {
+    fn source(&self) -> Result<crate::inspect_cli::Source, String> {
+        let config = load_config(&self.common)?;
+        let admin = match &self.admin {
+            Some(a) if a.starts_with("http://") => a.clone(),
+            Some(a) => format!("http://{a}"),
+            None => format!(
+                "http://{}",
+                config
+                    .admin
+                    .listen
+                    .unwrap_or(server::config::DEFAULT_ADMIN_LISTEN)
+            ),
+        };
+        let token = self.admin_token.clone().or(config.admin.token.clone());
+        Ok(crate::inspect_cli::Source {
+            admin,
+            token,
+            config,
+        })
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -48,6 +107,25 @@ enum Command {
         /// Accept this login code for every number (development only).
         #[arg(long, env = "MTCALL_FIXED_LOGIN_CODE")]
         fixed_login_code: Option<String>,
+        /// The admin address: call inspector, its API, /metrics. Default: 127.0.0.1:4431.
+        #[arg(long, env = "MTCALL_ADMIN_LISTEN")]
+        admin_listen: Option<SocketAddr>,
+        /// A token for the admin address (needed when it is not a loopback address).
+        #[arg(long, env = "MTCALL_ADMIN_TOKEN")]
+        admin_token: Option<String>,
+        /// Serve no admin address.
+        #[arg(long, conflicts_with_all = ["admin_listen", "admin_token"])]
+        no_admin: bool,
+    },
+    /// Users, with their sessions and who is busy (asks a running server; else reads the data).
+    Users {
+        #[command(flatten)]
+        inspect: InspectArgs,
+    },
+    /// Live and recent calls (asks a running server; else reads the data).
+    Calls {
+        #[command(flatten)]
+        inspect: InspectArgs,
     },
     /// Prints the last login code sent to a phone number.
     Code {
@@ -89,10 +167,15 @@ enum Command {
         #[arg(long, default_value = "mtcall.session")]
         session: PathBuf,
     },
-    /// Calls a user (`@username` or a phone number); Ctrl-C hangs up.
+    /// Calls a user (`@username` or a phone number); Ctrl-C hangs up. `call show ID` prints a
+    /// call's timeline instead.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Call {
+        #[command(subcommand)]
+        action: Option<CallAction>,
         /// Who to call.
-        user: String,
+        #[arg(required = true)]
+        user: Option<String>,
         /// A video call.
         #[arg(long)]
         video: bool,
@@ -131,6 +214,18 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum CallAction {
+    /// A call's timeline: each RPC and push between caller, server and callee devices (asks a
+    /// running server; else prints the stored call).
+    Show {
+        /// The call id.
+        id: i64,
+        #[command(flatten)]
+        inspect: InspectArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum BotAction {
     /// Creates a bot and prints its token `ID:SECRET`.
     Create {
@@ -150,6 +245,7 @@ impl Cli {
     pub fn default_log_level(&self) -> &'static str {
         match self.command {
             Command::Serve { .. } | Command::Code { .. } | Command::Bot { .. } => "info",
+            Command::Users { .. } | Command::Calls { .. } => "warn",
             _ => "warn",
         }
     }
@@ -181,6 +277,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             listen,
             public_address,
             fixed_login_code,
+            admin_listen,
+            admin_token,
+            no_admin,
         } => {
             let mut config = load_config(&common)?;
             if let Some(l) = listen {
@@ -191,6 +290,15 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             if fixed_login_code.is_some() {
                 config.fixed_login_code = fixed_login_code;
+            }
+            if admin_listen.is_some() {
+                config.admin.listen = admin_listen;
+            }
+            if admin_token.is_some() {
+                config.admin.token = admin_token;
+            }
+            if no_admin {
+                config.admin.enabled = false;
             }
             serve(config).await
         }
@@ -221,11 +329,25 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             };
             crate::client_cli::login(server, &key, credentials, &session).await
         }
+        Command::Users { inspect } => {
+            crate::inspect_cli::users(&inspect.source()?, inspect.json).await
+        }
+        Command::Calls { inspect } => {
+            crate::inspect_cli::calls(&inspect.source()?, inspect.json).await
+        }
         Command::Call {
+            action: Some(CallAction::Show { id, inspect }),
+            ..
+        } => crate::inspect_cli::show_call(&inspect.source()?, id, inspect.json).await,
+        Command::Call {
+            action: None,
             user,
             video,
             session,
-        } => crate::client_cli::call(&session, &user, video).await,
+        } => {
+            let user = user.ok_or("give the user to call")?;
+            crate::client_cli::call(&session, &user, video).await
+        }
         Command::Answer { session } => crate::client_cli::answer(&session).await,
         Command::Bench { scenario, options } => crate::bench::run(scenario, options).await,
         Command::BenchEchoServer { port } => crate::bench::echo_server(port).await,
@@ -249,6 +371,10 @@ async fn serve(config: Config) -> Result<(), String> {
         server.fingerprint(),
         key.display()
     );
+    if let Some(admin) = server.admin_addr() {
+        tracing::info!(admin = %admin, "call inspector and /metrics on the admin address");
+        println!("inspector on http://{admin}/");
+    }
     wait_for_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await;

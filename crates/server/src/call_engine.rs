@@ -16,7 +16,7 @@ use store::{CallChanges, CallRow, CallScope};
 
 use crate::call_service::publish;
 use crate::errors::RpcError;
-use crate::shared::{Shared, now_secs};
+use crate::shared::{Shared, now_ms, now_secs};
 
 /// A call as stored, with its deadline under `registry`'s timeouts.
 fn row(registry: &CallRegistry, call: &Call, now: i64) -> CallRow {
@@ -62,7 +62,13 @@ where
             let committed = queue_persist(shared, &registry, &effects);
             (effects, committed)
         };
+        let started = std::time::Instant::now();
         committed.await?;
+        if !effects.persist.is_empty() {
+            let metrics = &shared.observe.metrics;
+            metrics.store_commit("call", started.elapsed());
+        }
+        shared.observe.calls_committed(&effects.persist, now_ms());
         if !effects.is_empty() {
             shared.calls_changed.notify_one();
         }
@@ -72,6 +78,7 @@ where
     let filled = slot.clone();
     let timeouts = shared.config.calls.timeouts();
     let now = now_secs();
+    let started = std::time::Instant::now();
     cluster
         .transact_calls(
             scope,
@@ -93,7 +100,13 @@ where
         )
         .await?;
     let effects = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-    effects.ok_or(RpcError::RpcCallFail)
+    let effects = effects.ok_or(RpcError::RpcCallFail)?;
+    if !effects.persist.is_empty() {
+        let metrics = &shared.observe.metrics;
+        metrics.store_commit("call", started.elapsed());
+    }
+    shared.observe.calls_committed(&effects.persist, now_ms());
+    Ok(effects)
 }
 
 /// Queues the writes of what an operation changed and returns the wait for their commit. Called
@@ -146,6 +159,7 @@ pub async fn load(shared: &Shared, registry: &mut CallRegistry) -> Result<usize,
     let rows = shared.store.load_calls().await.map_err(|e| e.to_string())?;
     let calls = decode(&rows);
     let n = calls.len();
+    shared.observe.inspector.restore(&calls, now_ms());
     registry.load(calls);
     Ok(n)
 }

@@ -40,6 +40,71 @@ pub struct Config {
     pub calls: CallSettings,
     /// Flood control (`[limits]`).
     pub limits: crate::limits::LimitSettings,
+    /// The admin address: inspector page, its API, `/metrics` (`[admin]`).
+    pub admin: AdminSettings,
+}
+
+/// The admin address (README "Call inspector").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Serve it at all.
+    pub enabled: bool,
+    /// Where. Unset: `127.0.0.1:4431`, given up with a warning if that port is taken (a
+    /// second local server still starts); an address given here must bind. With `listen` on
+    /// port 0 (tests) unset means a free loopback port too.
+    pub listen: Option<SocketAddr>,
+    /// A token every request must carry; required when `listen` is not a loopback address.
+    pub token: Option<String>,
+    /// Ended calls kept inspectable.
+    pub recent_calls: usize,
+    /// Messages kept per call (the latest).
+    pub events_per_call: usize,
+    /// Messages kept in the feed of all calls.
+    pub feed_events: usize,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        let inspector = crate::observe::inspector::InspectorSettings::default();
+        AdminSettings {
+            enabled: true,
+            listen: None,
+            token: None,
+            recent_calls: inspector.recent_calls,
+            events_per_call: inspector.events_per_call,
+            feed_events: inspector.feed,
+        }
+    }
+}
+
+/// The admin address when none is configured.
+pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 4431);
+
+impl AdminSettings {
+    /// What the inspector keeps.
+    pub fn inspector(&self) -> crate::observe::inspector::InspectorSettings {
+        crate::observe::inspector::InspectorSettings {
+            recent_calls: self.recent_calls,
+            events_per_call: self.events_per_call,
+            feed: self.feed_events,
+        }
+    }
+
+    /// Refuses an admin address other hosts can reach without a token.
+    pub fn check(&self) -> Result<(), String> {
+        match (self.listen, &self.token) {
+            (Some(addr), None) if self.enabled && !addr.ip().is_loopback() => Err(format!(
+                "the admin address {addr} can be reached from other hosts: set a token \
+                 (admin.token, --admin-token or MTCALL_ADMIN_TOKEN)"
+            )),
+            (_, Some(t)) if t.len() < 16 => {
+                Err("the admin token must be at least 16 characters".into())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Call settings: the four timeouts of `help.getConfig` (`../shared/spec/calls.md` §6.1, in
@@ -156,6 +221,7 @@ impl Default for Config {
             database: None,
             calls: CallSettings::default(),
             limits: Default::default(),
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -242,6 +308,22 @@ mod tests {
         assert_eq!(c.calls.receive_timeout_ms, 20_000);
         assert!(Config::from_toml("nonsense = 1").is_err());
         assert_eq!(Config::default().public_address().port(), 4430);
+    }
+
+    #[test]
+    fn admin_addresses_other_hosts_reach_need_a_token() {
+        let open = Config::from_toml("[admin]\nlisten = \"0.0.0.0:4431\"\n").unwrap();
+        assert!(open.admin.check().is_err());
+        let short =
+            Config::from_toml("[admin]\nlisten = \"0.0.0.0:4431\"\ntoken = \"x\"\n").unwrap();
+        assert!(short.admin.check().is_err());
+        let guarded = Config::from_toml(
+            "[admin]\nlisten = \"0.0.0.0:4431\"\ntoken = \"0123456789abcdef\"\nrecent_calls = 5\n",
+        )
+        .unwrap();
+        assert!(guarded.admin.check().is_ok());
+        assert_eq!(guarded.admin.inspector().recent_calls, 5);
+        assert!(Config::default().admin.check().is_ok());
     }
 
     #[test]

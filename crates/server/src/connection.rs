@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::hub::{self, Push};
+use crate::observe::inspector::{Event, EventBody, KeyedInfo, call_ids, update_list};
 use crate::rpc;
 use crate::shared::{KeyInfo, RpcCtx, Shared, now_ms};
 
@@ -37,6 +38,15 @@ struct Connection {
     registered_user: Option<i64>,
     out: Vec<u8>,
     close: bool,
+    /// What the inspector was last told about this connection's transport and session.
+    reported: Reported,
+}
+
+/// What the inspector last heard from a connection (so it hears only of changes).
+#[derive(Default)]
+struct Reported {
+    transport: bool,
+    session: Option<u64>,
 }
 
 /// Serves one accepted TCP connection until it closes.
@@ -45,6 +55,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: std::net::Socke
     let conn_id = crate::shared::new_conn_id(&shared);
     let (push_tx, push_rx) = mpsc::channel(hub::QUEUE);
     let transport = ServerTransport::new(shared.config.max_frame_bytes, &mut OsEntropy);
+    shared.observe.metrics.connection_accepted();
+    shared
+        .observe
+        .inspector
+        .session_opened(conn_id, peer, now_ms());
     let mut conn = Connection {
         shared,
         conn_id,
@@ -57,11 +72,13 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: std::net::Socke
         registered_user: None,
         out: Vec::new(),
         close: false,
+        reported: Reported::default(),
     };
     conn.run(stream, push_rx).await;
     if let Some(user) = conn.registered_user.take() {
         conn.shared.hub.unregister(user, conn.conn_id);
     }
+    conn.shared.observe.inspector.session_closed(conn.conn_id);
 }
 
 impl Connection {
@@ -140,6 +157,16 @@ impl Connection {
             self.close = true;
             return false;
         }
+        if !self.reported.transport
+            && let Some(kind) = self.transport.kind()
+        {
+            self.reported.transport = true;
+            let obfuscated = self.transport.obfuscated();
+            self.shared
+                .observe
+                .inspector
+                .session_transport(self.conn_id, kind, obfuscated);
+        }
         true
     }
 
@@ -212,6 +239,10 @@ impl Connection {
         match result {
             Ok((reply, created)) => {
                 if let Some(key) = created {
+                    self.shared
+                        .observe
+                        .metrics
+                        .auth_key_created(key.expires_in.is_some());
                     let row = store::AuthKeyRow {
                         id: key.auth_key.id(),
                         key: key.auth_key.bytes().to_vec(),
@@ -321,6 +352,8 @@ impl Connection {
         }
         keyed.info.session_id = keyed.session.session_id().unwrap_or(0);
         for request in received.requests {
+            let seq = self.shared.observe.inspector.next_seq();
+            let started = std::time::Instant::now();
             let mut ctx = RpcCtx {
                 shared: &self.shared,
                 key: &mut keyed.info,
@@ -328,6 +361,7 @@ impl Connection {
                 conn_id: self.conn_id,
                 now: now / 1000,
                 without_updates: false,
+                trace: Default::default(),
             };
             let limited = self.shared.limits.request(
                 self.peer.ip(),
@@ -340,17 +374,82 @@ impl Connection {
                 Err(wait) => Err(crate::errors::RpcError::FloodWait(wait)),
             };
             keyed.wants_updates = !ctx.without_updates;
-            match result {
-                Ok(bytes) => keyed.session.push_result(request.msg_id, &bytes),
-                Err(e) => {
-                    tracing::debug!(conn = self.conn_id, code = e.code(), error = %e.message(), "rpc error");
-                    keyed
-                        .session
-                        .rpc_error(request.msg_id, e.code(), &e.message());
-                }
+            let trace = std::mem::take(&mut ctx.trace);
+            let elapsed = started.elapsed();
+            let label = result.as_ref().map_or_else(|e| e.name(), |_| "ok");
+            self.shared
+                .observe
+                .metrics
+                .rpc(trace.method, label, elapsed);
+            tracing::debug!(
+                target: "mtcall::rpc",
+                method = trace.method,
+                user = keyed.info.user_id,
+                key = %crate::observe::views::short_key(keyed.info.key_id),
+                conn = self.conn_id,
+                result = %result.as_ref().map_or_else(|e| e.message(), |_| "ok".into()),
+                us = elapsed.as_micros() as u64,
+                "rpc"
+            );
+            let error = result
+                .as_ref()
+                .err()
+                .map(|e| (e.code(), e.message().into_owned()));
+            match &result {
+                Ok(bytes) => keyed.session.push_result(request.msg_id, bytes),
+                Err(e) => keyed
+                    .session
+                    .rpc_error(request.msg_id, e.code(), &e.message()),
+            }
+            if let Some(body) = trace.request {
+                self.shared.observe.inspector.record(Event {
+                    seq,
+                    at_ms: now,
+                    call_id: trace.call_id,
+                    conn_id: Some(self.conn_id),
+                    user_id: keyed.info.user_id,
+                    key_id: Some(keyed.info.key_id),
+                    device: None,
+                    body: EventBody::Rpc {
+                        method: trace.method,
+                        request: body,
+                        result: result.ok(),
+                        error,
+                        duration_us: elapsed.as_micros() as u64,
+                        layer: keyed.info.layer,
+                    },
+                });
             }
         }
+        self.report_session();
         self.sync_registration();
+    }
+
+    /// Tells the inspector when the key, session, login, layer or client changed.
+    fn report_session(&mut self) {
+        let Some(keyed) = &self.keyed else {
+            return;
+        };
+        let info = KeyedInfo {
+            key_id: keyed.info.key_id,
+            session_id: keyed.info.session_id,
+            user_id: keyed.info.user_id,
+            layer: keyed.info.announced_layer,
+            client: keyed.info.client.clone(),
+        };
+        let digest = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            info.hash(&mut h);
+            h.finish()
+        };
+        if self.reported.session != Some(digest) {
+            self.reported.session = Some(digest);
+            self.shared
+                .observe
+                .inspector
+                .session_keyed(self.conn_id, info);
+        }
     }
 
     /// Keeps the hub registration in step with who is logged in on this connection.
@@ -383,6 +482,22 @@ impl Connection {
             Push::Updates(updates) => {
                 let bytes = tl::Encode::to_bytes(updates.as_ref(), keyed.info.layer);
                 keyed.session.push_update(bytes);
+                let observe = &self.shared.observe;
+                for update in update_list(&updates) {
+                    observe.metrics.update_pushed(update.constructor_name());
+                }
+                if let Some(call_id) = call_ids(&updates).first().copied() {
+                    observe.inspector.record(Event {
+                        seq: observe.inspector.next_seq(),
+                        at_ms: now_ms(),
+                        call_id: Some(call_id),
+                        conn_id: Some(self.conn_id),
+                        user_id: keyed.info.user_id,
+                        key_id: Some(keyed.info.key_id),
+                        device: None,
+                        body: EventBody::Push(updates),
+                    });
+                }
             }
         }
     }

@@ -72,9 +72,10 @@ impl RpcError {
         }
     }
 
-    /// The `error_message`.
-    pub fn message(&self) -> Cow<'static, str> {
-        Cow::Borrowed(match self {
+    /// The error's name: the `error_message` without a number (`FLOOD_WAIT`, not
+    /// `FLOOD_WAIT_5`), for metrics labels.
+    pub fn name(&self) -> &'static str {
+        match self {
             RpcError::AuthKeyUnregistered => "AUTH_KEY_UNREGISTERED",
             RpcError::PhoneNumberInvalid => "PHONE_NUMBER_INVALID",
             RpcError::PhoneCodeEmpty => "PHONE_CODE_EMPTY",
@@ -98,19 +99,23 @@ impl RpcError {
             RpcError::RpcCallFail => "RPC_CALL_FAIL",
             RpcError::RandomLengthInvalid => "RANDOM_LENGTH_INVALID",
             RpcError::Call(e) => e.message(),
-            RpcError::FloodWait(seconds) => {
-                return Cow::Owned(format!("FLOOD_WAIT_{seconds}"));
-            }
-            RpcError::InputMethodInvalid(id) => {
-                return Cow::Owned(format!("INPUT_METHOD_INVALID_{id}"));
-            }
-            RpcError::MethodNotSupported(name) => {
-                return Cow::Owned(format!(
-                    "METHOD_NOT_SUPPORTED_{}",
-                    name.replace('.', "_").to_uppercase()
-                ));
-            }
-        })
+            RpcError::FloodWait(_) => "FLOOD_WAIT",
+            RpcError::InputMethodInvalid(_) => "INPUT_METHOD_INVALID",
+            RpcError::MethodNotSupported(_) => "METHOD_NOT_SUPPORTED",
+        }
+    }
+
+    /// The `error_message`.
+    pub fn message(&self) -> Cow<'static, str> {
+        match self {
+            RpcError::FloodWait(seconds) => Cow::Owned(format!("FLOOD_WAIT_{seconds}")),
+            RpcError::InputMethodInvalid(id) => Cow::Owned(format!("INPUT_METHOD_INVALID_{id}")),
+            RpcError::MethodNotSupported(name) => Cow::Owned(format!(
+                "METHOD_NOT_SUPPORTED_{}",
+                name.replace('.', "_").to_uppercase()
+            )),
+            other => Cow::Borrowed(other.name()),
+        }
     }
 }
 

@@ -93,4 +93,9 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner())
             .contains_key(&user_id)
     }
+
+    /// How many users have a live session.
+    pub fn users_online(&self) -> usize {
+        self.users.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }

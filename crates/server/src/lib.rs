@@ -3,6 +3,7 @@
 //! [`store`] crate. The protocol work is the sans-IO [`mtproto`] crate; this crate does the I/O,
 //! the clock, and the API methods (one file per family under [`rpc`]).
 
+mod admin;
 mod cache;
 mod call_engine;
 mod call_service;
@@ -13,6 +14,7 @@ pub mod errors;
 mod fanout;
 pub mod hub;
 pub mod limits;
+pub mod observe;
 pub mod render;
 mod rpc;
 pub mod shared;
@@ -33,6 +35,7 @@ use shared::Shared;
 /// A running server.
 pub struct Server {
     local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     fingerprint: i64,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -41,6 +44,7 @@ pub struct Server {
 impl Server {
     /// Opens the data directory and the database, binds the listener and starts serving.
     pub async fn start(config: Config) -> Result<Server, String> {
+        config.admin.check()?;
         let data = data_dir::DataDir::open(&config.data_dir)?;
         let (store, cluster) = config.open_store(&data.database()).await?;
         let listener = TcpListener::bind(config.listen)
@@ -51,7 +55,13 @@ impl Server {
         if config.listen.port() == 0 && config.public_address.is_none() {
             config.public_address = Some(local_addr);
         }
+        let admin_listener = bind_admin(&config).await?;
+        let admin_addr = match &admin_listener {
+            Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
+            None => None,
+        };
         let fingerprint = data.rsa.fingerprint();
+        let observe = observe::Observer::new(config.admin.inspector(), shared::now_ms());
         let timeouts = config.calls.timeouts();
         let flood = limits::Limits::new(config.limits.clone());
         let shared = Arc::new(Shared {
@@ -69,6 +79,7 @@ impl Server {
             calls: tokio::sync::Mutex::new(calls::CallRegistry::new(timeouts)),
             calls_changed: tokio::sync::Notify::new(),
             cache: Default::default(),
+            observe,
         });
         if shared.cluster.is_none() {
             let mut registry = shared.calls.lock().await;
@@ -80,14 +91,20 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let timers = tokio::spawn(call_engine::run_timers(shared.clone(), stopped.clone()));
         let log = tokio::spawn(fanout::follow_log(shared.clone(), stopped.clone()));
+        let admin =
+            admin_listener.map(|l| tokio::spawn(admin::serve(shared.clone(), l, stopped.clone())));
         let accept = tokio::spawn(accept_loop(shared, listener, stopped));
         let task = tokio::spawn(async move {
             let _ = accept.await;
+            if let Some(admin) = admin {
+                let _ = admin.await;
+            }
             let _ = timers.await;
             let _ = log.await;
         });
         Ok(Server {
             local_addr,
+            admin_addr,
             fingerprint,
             stop,
             task,
@@ -99,6 +116,11 @@ impl Server {
         self.local_addr
     }
 
+    /// The admin address (inspector page, its API, `/metrics`), if it is served.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     /// The RSA key's fingerprint.
     pub fn fingerprint(&self) -> i64 {
         self.fingerprint
@@ -108,6 +130,30 @@ impl Server {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+/// Binds the admin address of `config` (see [`config::AdminSettings::listen`]).
+async fn bind_admin(config: &Config) -> Result<Option<TcpListener>, String> {
+    if !config.admin.enabled {
+        return Ok(None);
+    }
+    let (addr, must_bind) = match config.admin.listen {
+        Some(addr) => (addr, true),
+        None if config.listen.port() == 0 => (SocketAddr::from(([127, 0, 0, 1], 0)), true),
+        None => (config::DEFAULT_ADMIN_LISTEN, false),
+    };
+    match TcpListener::bind(addr).await {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if !must_bind => {
+            tracing::warn!(
+                address = %addr,
+                error = %e,
+                "the admin address is taken; the inspector and /metrics are off (set --admin-listen)"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(format!("binding the admin address {addr}: {e}")),
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Shared {
     pub cache: crate::cache::Cache,
     /// Woken when a call changes, so the timer task recomputes its deadline.
     pub calls_changed: tokio::sync::Notify,
+    /// Metrics and the call inspector.
+    pub observe: crate::observe::Observer,
 }
 
 /// The current Unix time in milliseconds (the server's one clock read; cores take it as input).
@@ -92,6 +94,19 @@ pub struct RpcCtx<'a> {
     pub now: i64,
     /// Set by `invokeWithoutUpdates`.
     pub without_updates: bool,
+    /// What the router and the handler tell the metrics and the inspector.
+    pub trace: RpcTrace,
+}
+
+/// What is known about a request once it is handled.
+#[derive(Debug, Default)]
+pub struct RpcTrace {
+    /// The method ("unknown" if it did not decode).
+    pub method: &'static str,
+    /// The request's body without its wrappers, kept for the inspector (`phone.*` only).
+    pub request: Option<Vec<u8>>,
+    /// The call it concerns.
+    pub call_id: Option<i64>,
 }
 
 impl RpcCtx<'_> {

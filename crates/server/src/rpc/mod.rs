@@ -23,6 +23,7 @@ const MAX_WRAPPERS: usize = 8;
 
 /// Handles one request body; returns the encoded result.
 pub async fn handle(ctx: &mut RpcCtx<'_>, body: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+    ctx.trace.method = "unknown";
     let body = unwrap(ctx, body).await?;
     let request = match Request::from_bytes(&body) {
         Ok(r) => r,
@@ -33,8 +34,30 @@ pub async fn handle(ctx: &mut RpcCtx<'_>, body: Vec<u8>) -> Result<Vec<u8>, RpcE
         }
         Err(e) => return Err(e.into()),
     };
-    tracing::debug!(method = request.name(), user = ?ctx.key.user_id, key = format_args!("{:016x}", ctx.key.key_id as u64), "rpc");
+    ctx.trace.method = request.name();
+    if ctx.trace.method.starts_with("phone.") {
+        // Kept for the call inspector; what the method is about is set by its handler.
+        ctx.trace.request = Some(body);
+        ctx.trace.call_id = call_of(&request);
+    }
     dispatch(ctx, request).await
+}
+
+/// The call a `phone.*` request names.
+fn call_of(request: &Request) -> Option<i64> {
+    let peer = match request {
+        Request::PhoneReceivedCall(r) => &r.peer,
+        Request::PhoneAcceptCall(r) => &r.peer,
+        Request::PhoneConfirmCall(r) => &r.peer,
+        Request::PhoneDiscardCall(r) => &r.peer,
+        Request::PhoneSendSignalingData(r) => &r.peer,
+        Request::PhoneSetCallRating(r) => &r.peer,
+        Request::PhoneSaveCallDebug(r) => &r.peer,
+        Request::PhoneSaveCallLog(r) => &r.peer,
+        _ => return None,
+    };
+    let enums::InputPhoneCall::InputPhoneCall(p) = peer;
+    Some(p.id)
 }
 
 async fn unwrap(ctx: &mut RpcCtx<'_>, mut body: Vec<u8>) -> Result<Vec<u8>, RpcError> {

@@ -72,6 +72,7 @@ pub async fn request_call(
         &mut service::RandomIds
     ));
     let call = effects.result.clone()?;
+    ctx.trace.call_id = Some(call.id);
     tracing::info!(
         call_id = call.id,
         caller = me.user_id,

@@ -101,6 +101,14 @@ impl TestServer {
         self.server = Some(Server::start(config).await.expect("server restarts"));
     }
 
+    /// The admin address (inspector, API, /metrics).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.server
+            .as_ref()
+            .and_then(|s| s.admin_addr())
+            .expect("the admin address is served")
+    }
+
     pub fn public_key(&self) -> PublicKey {
         PublicKey::from_pkcs1_pem(&std::fs::read_to_string(self.dir.join("server.pub")).unwrap())
             .unwrap()
@@ -183,4 +191,22 @@ pub async fn postgres_database() -> Option<String> {
             None
         }
     }
+}
+
+/// One HTTP request to `addr` with extra header lines; `(status, body)`.
+pub async fn http_get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
 }

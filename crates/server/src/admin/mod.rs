@@ -1,0 +1,277 @@
+//! The admin address (issue 8; README "Call inspector"): the inspector page, its JSON API and
+//! live stream, and Prometheus `/metrics`, on an address of its own (default
+//! `127.0.0.1:4431`). Reachable from other hosts only when configured so, and then only with
+//! the token (`Authorization: Bearer T` or `?token=T`; the page's own HTML, script and style
+//! sheet hold no data and are served without it). Without a token, a request must name
+//! the server by IP address or `localhost` in `Host`, so a web page cannot reach it through a
+//! DNS name rebound to loopback.
+
+pub mod http;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, broadcast, watch};
+
+use crate::observe::inspector::Live;
+use crate::observe::{timeline, views};
+use crate::shared::Shared;
+use http::{Request, Response};
+
+/// Admin connections served at once; more wait.
+const MAX_CONNECTIONS: usize = 64;
+/// A comment line keeps idle event streams (and proxies) open.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const APP_CSS: &str = include_str!("assets/app.css");
+
+/// Serves the admin address until stopped.
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                    let shared = shared.clone();
+                    let stopped = stopped.clone();
+                    tasks.spawn(async move {
+                        connection(&shared, stream, stopped).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = stopped.changed() => break,
+        }
+    }
+    tasks.shutdown().await;
+}
+
+async fn connection(shared: &Shared, mut stream: TcpStream, stopped: watch::Receiver<bool>) {
+    let request = match http::read_request(&mut stream).await {
+        Ok(r) => r,
+        Err(http::ReadError::Gone) => return,
+        Err(http::ReadError::Malformed) => {
+            http::write_response(&mut stream, Response::text(400, "bad request\n"), false).await;
+            return;
+        }
+        Err(http::ReadError::TooLarge) => {
+            let response = Response::text(431, "request head too large\n");
+            http::write_response(&mut stream, response, false).await;
+            return;
+        }
+    };
+    let head_only = request.method == "HEAD";
+    if let Err(refusal) = admit(shared, &request) {
+        http::write_response(&mut stream, refusal, head_only).await;
+        return;
+    }
+    if request.path == "/api/stream" && !head_only {
+        stream_changes(shared, stream, stopped).await;
+        return;
+    }
+    let response = route(shared, &request).await;
+    http::write_response(&mut stream, response, head_only).await;
+}
+
+/// The method, the token and the `Host` rule of the module docs. The page's own files hold no
+/// data and need no token (a page cannot add it to the URLs of its script and style sheet).
+fn admit(shared: &Shared, request: &Request) -> Result<(), Response> {
+    if request.method != "GET" && request.method != "HEAD" {
+        return Err(Response::text(405, "only GET and HEAD\n"));
+    }
+    let static_file = matches!(request.path.as_str(), "/" | "/app.js" | "/app.css");
+    match &shared.config.admin.token {
+        Some(_) if static_file => Ok(()),
+        Some(token) => {
+            let given = request
+                .authorization
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .or_else(|| request.param("token"));
+            let ok = given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes()));
+            if ok {
+                Ok(())
+            } else {
+                Err(Response::text(
+                    401,
+                    "a token is needed: ?token=… or Authorization: Bearer …\n",
+                ))
+            }
+        }
+        None if request.host.as_deref().is_none_or(host_is_literal) => Ok(()),
+        None => Err(Response::text(
+            421,
+            "use the admin address by IP or localhost (or set a token)\n",
+        )),
+    }
+}
+
+/// Compares a given token with the configured one without stopping at the first difference.
+fn same_secret(given: &[u8], token: &[u8]) -> bool {
+    given.len() == token.len()
+        && given
+            .iter()
+            .zip(token)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Whether a `Host` value is an IP literal or `localhost` (with an optional port).
+fn host_is_literal(host: &str) -> bool {
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        return v6
+            .split(']')
+            .next()
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+async fn route(shared: &Shared, request: &Request) -> Response {
+    let path = request.path.trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    match segments.as_slice() {
+        [] | [""] => Response::new(200, "text/html; charset=utf-8", INDEX_HTML),
+        ["app.js"] => Response::new(200, "text/javascript; charset=utf-8", APP_JS),
+        ["app.css"] => Response::new(200, "text/css; charset=utf-8", APP_CSS),
+        ["metrics"] => Response::new(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::observe::render_metrics(shared).await,
+        ),
+        ["api", "overview"] => Response::json(&views::overview(shared).await),
+        ["api", "calls"] => Response::json(&views::calls(shared).await),
+        ["api", "users"] => match views::users(shared).await {
+            Ok(v) => Response::json(&v),
+            Err(e) => Response::text(503, format!("the store did not answer: {e}\n")),
+        },
+        ["api", "calls", id] => match call(shared, id).await {
+            Some(v) => Response::json(&v),
+            None => Response::text(404, "no such call is kept\n"),
+        },
+        ["api", "calls", id, "text"] => match call(shared, id).await {
+            Some(v) => Response::text(200, timeline::text(&v)),
+            None => Response::text(404, "no such call is kept\n"),
+        },
+        ["api", "events", seq] => {
+            let found = seq
+                .parse()
+                .ok()
+                .and_then(|s| shared.observe.inspector.event(s));
+            match found {
+                Some(e) => {
+                    let mut names = views::Names::default();
+                    names.load(shared, views::user_ids([], [e.as_ref()])).await;
+                    Response::json(&views::event_decoded(&e, &names))
+                }
+                None => Response::text(404, "no such event is kept\n"),
+            }
+        }
+        _ => Response::text(404, "not found\n"),
+    }
+}
+
+/// A call with its events, by decimal id.
+async fn call(shared: &Shared, id: &str) -> Option<serde_json::Value> {
+    let record = shared.observe.inspector.call(id.parse().ok()?)?;
+    let mut names = views::Names::default();
+    names
+        .load(
+            shared,
+            views::user_ids([&record], record.events.iter().map(|e| e.as_ref())),
+        )
+        .await;
+    Some(views::call_full(&record, &names))
+}
+
+/// `GET /api/stream`: every change as a server-sent event until the client leaves or falls
+/// behind (it then reconnects and reloads the overview).
+async fn stream_changes(
+    shared: &Shared,
+    mut stream: TcpStream,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut changes = shared.observe.inspector.subscribe();
+    if stream
+        .write_all(http::EVENT_STREAM_HEAD.as_bytes())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = stream.write_all(b"retry: 1000\n\n").await;
+    loop {
+        let message = tokio::select! {
+            change = changes.recv() => match change {
+                Ok(change) => sse_message(shared, change).await,
+                Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = tokio::time::sleep(HEARTBEAT) => Some(": heartbeat\n\n".to_owned()),
+            _ = stopped.changed() => break,
+        };
+        if let Some(m) = message
+            && stream.write_all(m.as_bytes()).await.is_err()
+        {
+            break;
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+async fn sse_message(shared: &Shared, change: Live) -> Option<String> {
+    let inspector = &shared.observe.inspector;
+    let mut names = views::Names::default();
+    let (kind, data) = match change {
+        Live::Event(e) => {
+            names.load(shared, views::user_ids([], [e.as_ref()])).await;
+            ("event", views::event(&e, &names))
+        }
+        Live::Call(id) => {
+            let record = inspector.call(id)?;
+            names.load(shared, views::user_ids([&record], [])).await;
+            ("call", views::call_summary(&record, &names))
+        }
+        Live::Session(conn_id) => {
+            let session = inspector.session(conn_id)?;
+            let user = session.keyed.as_ref().and_then(|k| k.user_id);
+            names.load(shared, user).await;
+            let busy = crate::observe::busy_users(shared).await;
+            ("session", views::session(&session, &names, &busy))
+        }
+        Live::SessionClosed(conn_id) => ("session_closed", json!({ "conn_id": conn_id })),
+    };
+    Some(format!("event: {kind}\ndata: {data}\n\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hosts_that_name_the_server_directly() {
+        for ok in [
+            "127.0.0.1:4431",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]:4431",
+            "10.0.0.2",
+        ] {
+            assert!(super::host_is_literal(ok), "{ok}");
+        }
+        for bad in ["evil.example:4431", "127.0.0.1.nip.io", "[nope]:1"] {
+            assert!(!super::host_is_literal(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! The call inspector's record (issue 8): the sessions on this node (peer, transport, key,
+//! user, layer, `initConnection` client), every call it has seen with its state, and each
+//! call's messages in order — the RPCs about it with their answers or error names, the updates
+//! pushed to each device, and notes such as a busy refusal. Bounded: ended calls beyond
+//! `recent_calls` are forgotten oldest first, each call keeps its last `events_per_call`
+//! events, and the feed of all call events its last `feed` ones.
+//!
+//! Recording keeps raw bytes and shared values under one short lock; decoding TL and naming
+//! users happen only when the admin page or CLI asks (`views.rs`). Changes are broadcast for the
+//! page's live stream.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use calls::Call;
+use store::ClientInfo;
+use tl::enums;
+use tokio::sync::broadcast;
+
+use super::metrics::Outcome;
+
+/// How much the inspector keeps (`[admin]` in the configuration).
+#[derive(Clone, Debug)]
+pub struct InspectorSettings {
+    /// Ended calls kept inspectable.
+    pub recent_calls: usize,
+    /// Events kept per call (the latest).
+    pub events_per_call: usize,
+    /// Events kept in the feed of all calls.
+    pub feed: usize,
+}
+
+impl Default for InspectorSettings {
+    fn default() -> Self {
+        InspectorSettings {
+            recent_calls: 1000,
+            events_per_call: 256,
+            feed: 1000,
+        }
+    }
+}
+
+/// What an event is.
+#[derive(Clone, Debug)]
+pub enum EventBody {
+    /// A request and its answer: the request's bytes (wrappers removed) and the result's bytes
+    /// as sent (encoded for `layer`), or the error.
+    Rpc {
+        /// The method.
+        method: &'static str,
+        /// The request body.
+        request: Vec<u8>,
+        /// The result body, when it succeeded.
+        result: Option<Vec<u8>>,
+        /// `(error_code, error_message)`, when it failed.
+        error: Option<(i32, String)>,
+        /// Time to answer, microseconds.
+        duration_us: u64,
+        /// The layer the result was encoded for.
+        layer: tl::Layer,
+    },
+    /// Updates pushed to one session.
+    Push(Arc<enums::Updates>),
+    /// A new call to `callee` from `caller` was refused as busy.
+    BusyRefusal {
+        /// Who called.
+        caller: i64,
+        /// Who was busy.
+        callee: i64,
+        /// The refused call.
+        refused: i64,
+        /// The call that made the callee busy, if this node knows it.
+        busy_in: Option<i64>,
+    },
+    /// The server's timer ended the call.
+    TimerEnded(Option<calls::Reason>),
+}
+
+/// One thing that happened, in global order.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// Global order (an RPC takes its number when it arrives, so what it causes comes after).
+    pub seq: u64,
+    /// Unix time, milliseconds.
+    pub at_ms: i64,
+    /// The call it concerns.
+    pub call_id: Option<i64>,
+    /// The connection it came on or went to.
+    pub conn_id: Option<u64>,
+    /// That connection's user.
+    pub user_id: Option<i64>,
+    /// That connection's auth key.
+    pub key_id: Option<i64>,
+    /// The device, from `initConnection`.
+    pub device: Option<Arc<str>>,
+    /// What it is.
+    pub body: EventBody,
+}
+
+/// One connection as the inspector sees it.
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    /// The connection.
+    pub conn_id: u64,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// When it connected, Unix ms.
+    pub connected_at_ms: i64,
+    /// The transport, once the first bytes told.
+    pub transport: Option<mtproto::transport::Kind>,
+    /// Whether obfuscated2 wraps it.
+    pub obfuscated: bool,
+    /// What the encrypted session says about itself.
+    pub keyed: Option<KeyedInfo>,
+}
+
+/// A connection's key, login and client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KeyedInfo {
+    /// The auth key.
+    pub key_id: i64,
+    /// The MTProto session id.
+    pub session_id: i64,
+    /// The logged-in user.
+    pub user_id: Option<i64>,
+    /// The layer it announced.
+    pub layer: Option<i32>,
+    /// Its `initConnection`.
+    pub client: Option<ClientInfo>,
+}
+
+impl KeyedInfo {
+    /// A one-line device description from `initConnection`.
+    fn device(&self) -> Option<Arc<str>> {
+        self.client.as_ref().map(|c| {
+            let mut s = c.app_version.clone();
+            if !c.device_model.is_empty() {
+                s.push_str(" · ");
+                s.push_str(&c.device_model);
+            }
+            if !c.system_version.is_empty() {
+                s.push_str(" · ");
+                s.push_str(&c.system_version);
+            }
+            Arc::from(s)
+        })
+    }
+}
+
+/// A call and what happened to it.
+#[derive(Clone, Debug)]
+pub struct CallRecord {
+    /// The call as last committed.
+    pub call: Call,
+    /// When this node first saw it, Unix ms.
+    pub seen_at_ms: i64,
+    /// When it ended, Unix ms.
+    pub ended_at_ms: Option<i64>,
+    /// How its setup settled.
+    pub outcome: Option<Outcome>,
+    /// Its events, oldest first.
+    pub events: VecDeque<Arc<Event>>,
+    /// Events dropped beyond the per-call bound.
+    pub dropped: u64,
+}
+
+/// A change the live page hears of.
+#[derive(Clone, Debug)]
+pub enum Live {
+    /// A new event.
+    Event(Arc<Event>),
+    /// A call changed.
+    Call(i64),
+    /// A session opened or changed.
+    Session(u64),
+    /// A session closed.
+    SessionClosed(u64),
+}
+
+#[derive(Default)]
+struct State {
+    sessions: BTreeMap<u64, SessionInfo>,
+    calls: HashMap<i64, CallRecord>,
+    /// Ended calls, in the order they ended (for forgetting the oldest).
+    ended: VecDeque<i64>,
+    feed: VecDeque<Arc<Event>>,
+}
+
+/// The inspector's record; see the module docs.
+pub struct Inspector {
+    settings: InspectorSettings,
+    next_seq: AtomicU64,
+    state: Mutex<State>,
+    live: broadcast::Sender<Live>,
+}
+
+impl Inspector {
+    /// An empty record.
+    pub fn new(settings: InspectorSettings) -> Self {
+        Inspector {
+            settings,
+            next_seq: AtomicU64::new(1),
+            state: Mutex::default(),
+            live: broadcast::channel(4096).0,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the next event number (an RPC takes its own when it arrives).
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The live stream of changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Live> {
+        self.live.subscribe()
+    }
+
+    fn tell(&self, change: Live) {
+        // No subscriber is not an error: nobody is looking.
+        let _ = self.live.send(change);
+    }
+
+    /// A connection was accepted.
+    pub fn session_opened(&self, conn_id: u64, peer: SocketAddr, now_ms: i64) {
+        self.state().sessions.insert(
+            conn_id,
+            SessionInfo {
+                conn_id,
+                peer,
+                connected_at_ms: now_ms,
+                transport: None,
+                obfuscated: false,
+                keyed: None,
+            },
+        );
+        self.tell(Live::Session(conn_id));
+    }
+
+    /// The connection's transport became known.
+    pub fn session_transport(
+        &self,
+        conn_id: u64,
+        kind: mtproto::transport::Kind,
+        obfuscated: bool,
+    ) {
+        if let Some(s) = self.state().sessions.get_mut(&conn_id) {
+            s.transport = Some(kind);
+            s.obfuscated = obfuscated;
+        }
+        self.tell(Live::Session(conn_id));
+    }
+
+    /// The connection's key, session, login, layer or client changed.
+    pub fn session_keyed(&self, conn_id: u64, keyed: KeyedInfo) {
+        if let Some(s) = self.state().sessions.get_mut(&conn_id) {
+            s.keyed = Some(keyed);
+        }
+        self.tell(Live::Session(conn_id));
+    }
+
+    /// A connection closed.
+    pub fn session_closed(&self, conn_id: u64) {
+        self.state().sessions.remove(&conn_id);
+        self.tell(Live::SessionClosed(conn_id));
+    }
+
+    /// Records an event: in its call's record (if this node knows the call) and in the feed.
+    pub fn record(&self, mut event: Event) {
+        let mut state = self.state();
+        if let Some(s) = event.conn_id.and_then(|c| state.sessions.get(&c))
+            && let Some(k) = &s.keyed
+        {
+            event.user_id = event.user_id.or(k.user_id);
+            event.key_id = event.key_id.or(Some(k.key_id));
+            event.device = event.device.or_else(|| k.device());
+        }
+        let event = Arc::new(event);
+        if let Some(record) = event.call_id.and_then(|id| state.calls.get_mut(&id)) {
+            insert_ordered(&mut record.events, event.clone());
+            if record.events.len() > self.settings.events_per_call {
+                record.events.pop_front();
+                record.dropped += 1;
+            }
+        }
+        insert_ordered(&mut state.feed, event.clone());
+        if state.feed.len() > self.settings.feed {
+            state.feed.pop_front();
+        }
+        drop(state);
+        self.tell(Live::Event(event));
+    }
+
+    /// Calls restored from storage at start-up.
+    pub fn restore(&self, calls: &[Call], now_ms: i64) {
+        let mut state = self.state();
+        for call in calls {
+            self.upsert(&mut state, call, now_ms);
+        }
+    }
+
+    /// Committed call changes; returns the setups they created and the outcomes they settled,
+    /// for the metrics.
+    pub fn calls_committed(&self, calls: &[Call], now_ms: i64) -> (u64, Vec<Outcome>) {
+        let mut setups = 0;
+        let mut outcomes = Vec::new();
+        let mut notes = Vec::new();
+        {
+            let mut state = self.state();
+            for call in calls {
+                let outcome = Outcome::of(call);
+                let created =
+                    call.state == calls::State::Requested || outcome == Some(Outcome::BusyRefused);
+                if created {
+                    setups += 1;
+                }
+                let record = self.upsert(&mut state, call, now_ms);
+                if let Some(o) = outcome
+                    && record.outcome.is_none()
+                {
+                    record.outcome = Some(o);
+                    outcomes.push(o);
+                }
+                let discard = call.discard.as_ref();
+                if outcome == Some(Outcome::BusyRefused) {
+                    let busy_in = state
+                        .calls
+                        .values()
+                        .find(|r| r.call.id != call.id && r.call.makes_busy(call.participant_id))
+                        .map(|r| r.call.id);
+                    notes.push((
+                        busy_in,
+                        call.id,
+                        EventBody::BusyRefusal {
+                            caller: call.admin_id,
+                            callee: call.participant_id,
+                            refused: call.id,
+                            busy_in,
+                        },
+                    ));
+                } else if let Some(d) = discard.filter(|d| d.by.is_none()) {
+                    notes.push((None, call.id, EventBody::TimerEnded(d.reason.clone())));
+                }
+            }
+        }
+        for call in calls {
+            self.tell(Live::Call(call.id));
+        }
+        for (also, call_id, body) in notes {
+            let event = Event {
+                seq: self.next_seq(),
+                at_ms: now_ms,
+                call_id: Some(call_id),
+                conn_id: None,
+                user_id: None,
+                key_id: None,
+                device: None,
+                body,
+            };
+            if let Some(other) = also {
+                // The busy call's own timeline shows the refusal too.
+                if let Some(r) = self.state().calls.get_mut(&other) {
+                    insert_ordered(&mut r.events, Arc::new(event.clone()));
+                }
+                self.tell(Live::Call(other));
+            }
+            self.record(event);
+        }
+        (setups, outcomes)
+    }
+
+    fn upsert<'a>(&self, state: &'a mut State, call: &Call, now_ms: i64) -> &'a mut CallRecord {
+        let ended_now = !call.state.is_live()
+            && state
+                .calls
+                .get(&call.id)
+                .is_none_or(|r| r.ended_at_ms.is_none());
+        if ended_now {
+            state.ended.push_back(call.id);
+            while state.ended.len() > self.settings.recent_calls {
+                if let Some(old) = state.ended.pop_front() {
+                    state.calls.remove(&old);
+                }
+            }
+        }
+        let record = state.calls.entry(call.id).or_insert_with(|| CallRecord {
+            call: call.clone(),
+            seen_at_ms: now_ms,
+            ended_at_ms: None,
+            outcome: None,
+            events: VecDeque::new(),
+            dropped: 0,
+        });
+        record.call = call.clone();
+        if ended_now {
+            record.ended_at_ms = Some(now_ms);
+        }
+        record
+    }
+
+    /// The sessions, by connection.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.state().sessions.values().cloned().collect()
+    }
+
+    /// One session.
+    pub fn session(&self, conn_id: u64) -> Option<SessionInfo> {
+        self.state().sessions.get(&conn_id).cloned()
+    }
+
+    /// Every call record without its events: live ones, then ended ones newest first.
+    pub fn calls(&self) -> (Vec<CallRecord>, Vec<CallRecord>) {
+        let state = self.state();
+        let strip = |r: &CallRecord| CallRecord {
+            events: VecDeque::new(),
+            dropped: r.dropped + r.events.len() as u64,
+            ..r.clone()
+        };
+        let mut live: Vec<CallRecord> = state
+            .calls
+            .values()
+            .filter(|r| r.call.state.is_live())
+            .map(strip)
+            .collect();
+        live.sort_by_key(|r| std::cmp::Reverse(r.seen_at_ms));
+        let recent = state
+            .ended
+            .iter()
+            .rev()
+            .filter_map(|id| state.calls.get(id))
+            .map(strip)
+            .collect();
+        (live, recent)
+    }
+
+    /// One call with its events.
+    pub fn call(&self, id: i64) -> Option<CallRecord> {
+        self.state().calls.get(&id).cloned()
+    }
+
+    /// The live calls (for the busy and live-call gauges).
+    pub fn live_calls(&self) -> Vec<Call> {
+        self.state()
+            .calls
+            .values()
+            .filter(|r| r.call.state.is_live())
+            .map(|r| r.call.clone())
+            .collect()
+    }
+
+    /// The latest `n` events of the feed, oldest first.
+    pub fn feed(&self, n: usize) -> Vec<Arc<Event>> {
+        let state = self.state();
+        let skip = state.feed.len().saturating_sub(n);
+        state.feed.iter().skip(skip).cloned().collect()
+    }
+
+    /// An event by number, while it is still kept.
+    pub fn event(&self, seq: u64) -> Option<Arc<Event>> {
+        let state = self.state();
+        let find = |list: &VecDeque<Arc<Event>>| {
+            list.binary_search_by_key(&seq, |e| e.seq)
+                .ok()
+                .map(|i| list[i].clone())
+        };
+        find(&state.feed).or_else(|| state.calls.values().find_map(|r| find(&r.events)))
+    }
+}
+
+/// Inserts `event` keeping `list` in seq order (it is nearly always last).
+fn insert_ordered(list: &mut VecDeque<Arc<Event>>, event: Arc<Event>) {
+    let at = list.partition_point(|e| e.seq < event.seq);
+    list.insert(at, event);
+}
+
+/// The call ids an `Updates` speaks of (call state, signalling data, call-history messages).
+pub fn call_ids(updates: &enums::Updates) -> Vec<i64> {
+    update_list(updates).iter().filter_map(call_id_of).collect()
+}
+
+fn call_id_of(update: &enums::Update) -> Option<i64> {
+    match update {
+        enums::Update::PhoneCall(u) => Some(phone_call_id(&u.phone_call)),
+        enums::Update::PhoneCallSignalingData(u) => Some(u.phone_call_id),
+        enums::Update::NewMessage(u) => match &u.message {
+            enums::Message::Service(m) => match &m.action {
+                enums::MessageAction::PhoneCall(a) => Some(a.call_id),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The id of any `PhoneCall`.
+pub fn phone_call_id(call: &enums::PhoneCall) -> i64 {
+    match call {
+        enums::PhoneCall::Empty(c) => c.id,
+        enums::PhoneCall::Waiting(c) => c.id,
+        enums::PhoneCall::Requested(c) => c.id,
+        enums::PhoneCall::Accepted(c) => c.id,
+        enums::PhoneCall::PhoneCall(c) => c.id,
+        enums::PhoneCall::Discarded(c) => c.id,
+    }
+}
+
+/// The updates of an `Updates` (none for the forms without a list).
+pub fn update_list(updates: &enums::Updates) -> &[enums::Update] {
+    match updates {
+        enums::Updates::Updates(u) => &u.updates,
+        enums::Updates::UpdateShort(u) => std::slice::from_ref(&u.update),
+        _ => &[],
+    }
+}

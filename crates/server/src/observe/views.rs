@@ -1,0 +1,429 @@
+//! The inspector's record as JSON for the admin page and `mtcall users|calls|call show` (the
+//! API is described in the README's "Call inspector"). 64-bit ids (calls, sessions) are strings,
+//! since JavaScript numbers would round them. Users are named here, when someone looks.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use tl::{Decode, enums};
+
+use super::inspector::{CallRecord, Event, EventBody, SessionInfo};
+use crate::shared::{Shared, now_ms};
+
+/// Names of users, looked up once per view.
+#[derive(Default)]
+pub struct Names(HashMap<i64, String>);
+
+impl Names {
+    /// Looks up every id not yet known.
+    pub async fn load(&mut self, shared: &Shared, ids: impl IntoIterator<Item = i64>) {
+        for id in ids {
+            if self.0.contains_key(&id) {
+                continue;
+            }
+            let name = match shared.cache.user(shared.store.as_ref(), id).await {
+                Ok(Some(u)) => display_name(&u),
+                _ => format!("user {id}"),
+            };
+            self.0.insert(id, name);
+        }
+    }
+
+    /// Names a user.
+    pub fn insert(&mut self, id: i64, name: String) {
+        self.0.insert(id, name);
+    }
+
+    /// The name of a user.
+    pub fn get(&self, id: i64) -> String {
+        self.0
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("user {id}"))
+    }
+
+    fn user(&self, id: i64) -> Value {
+        json!({"id": id, "name": self.get(id)})
+    }
+}
+
+/// "First Last", or the username, or the id.
+pub fn display_name(u: &store::User) -> String {
+    let name = format!("{} {}", u.first_name, u.last_name);
+    let name = name.trim();
+    if !name.is_empty() {
+        name.to_owned()
+    } else if let Some(username) = &u.username {
+        format!("@{username}")
+    } else {
+        format!("user {}", u.id)
+    }
+}
+
+/// The users a set of events and records mention.
+pub fn user_ids<'a>(
+    records: impl IntoIterator<Item = &'a CallRecord>,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for r in records {
+        ids.extend([r.call.admin_id, r.call.participant_id]);
+    }
+    for e in events {
+        ids.extend(e.user_id);
+        if let EventBody::BusyRefusal { caller, callee, .. } = &e.body {
+            ids.extend([*caller, *callee]);
+        }
+    }
+    ids
+}
+
+/// A key id as the page shows it: its first 8 hex digits.
+pub fn short_key(key_id: i64) -> String {
+    format!("{:016x}", key_id as u64)[..8].to_owned()
+}
+
+/// A session.
+pub fn session(s: &SessionInfo, names: &Names, busy: &[i64]) -> Value {
+    let keyed = s.keyed.as_ref();
+    let user = keyed.and_then(|k| k.user_id);
+    json!({
+        "conn_id": s.conn_id,
+        "peer": s.peer.to_string(),
+        "transport": s.transport.map(|k| k.name()),
+        "obfuscated": s.obfuscated,
+        "connected_at_ms": s.connected_at_ms,
+        "auth_key": keyed.map(|k| short_key(k.key_id)),
+        "session_id": keyed.map(|k| k.session_id.to_string()),
+        "user": user.map(|u| names.user(u)),
+        "layer": keyed.and_then(|k| k.layer),
+        "client": keyed.and_then(|k| k.client.as_ref()).map(|c| json!({
+            "api_id": c.api_id,
+            "device_model": c.device_model,
+            "system_version": c.system_version,
+            "app_version": c.app_version,
+            "lang_code": c.lang_code,
+        })),
+        "busy": user.is_some_and(|u| busy.contains(&u)),
+    })
+}
+
+fn reason_name(r: &calls::Reason) -> &'static str {
+    match r {
+        calls::Reason::Missed => "missed",
+        calls::Reason::Disconnect => "disconnect",
+        calls::Reason::Hangup => "hangup",
+        calls::Reason::Busy => "busy",
+        calls::Reason::MigrateConferenceCall(_) => "migrate",
+    }
+}
+
+/// A call without its events.
+pub fn call_summary(r: &CallRecord, names: &Names) -> Value {
+    let c = &r.call;
+    let discard = c.discard.as_ref();
+    json!({
+        "id": c.id.to_string(),
+        "admin": names.user(c.admin_id),
+        "participant": names.user(c.participant_id),
+        "video": c.video,
+        "state": c.state.name(),
+        "live": c.state.is_live(),
+        "outcome": r.outcome.map(|o| o.name()),
+        "reason": discard.and_then(|d| d.reason.as_ref()).map(reason_name),
+        "created_at_ms": i64::from(c.date) * 1000,
+        "received_at": c.receive_date,
+        "accepted_at": c.accept_date,
+        "started_at": c.start_date,
+        "ended_at_ms": r.ended_at_ms.or(discard.map(|d| i64::from(d.at) * 1000)),
+        "duration": discard.and_then(|d| d.duration),
+        "events": r.events.len() as u64 + r.dropped,
+    })
+}
+
+/// A call with its events.
+pub fn call_full(r: &CallRecord, names: &Names) -> Value {
+    let mut v = call_summary(r, names);
+    v["events"] = Value::Array(r.events.iter().map(|e| event(e, names)).collect());
+    v["events_dropped"] = json!(r.dropped);
+    v
+}
+
+/// An event's one-line form.
+pub fn event(e: &Event, names: &Names) -> Value {
+    let (kind, name, detail, error, duration) = describe(e, names);
+    json!({
+        "seq": e.seq,
+        "at_ms": e.at_ms,
+        "call_id": e.call_id.map(|c| c.to_string()),
+        "kind": kind,
+        "conn_id": e.conn_id,
+        "user": e.user_id.map(|u| names.user(u)),
+        "device": e.device.as_deref(),
+        "auth_key": e.key_id.map(short_key),
+        "name": name,
+        "detail": detail,
+        "error": error.map(|(code, message)| json!({"code": code, "message": message})),
+        "duration_us": duration,
+    })
+}
+
+type Described = (
+    &'static str,
+    String,
+    String,
+    Option<(i32, String)>,
+    Option<u64>,
+);
+
+/// (kind, name, detail, error, duration) of an event.
+pub fn describe(e: &Event, names: &Names) -> Described {
+    match &e.body {
+        EventBody::Rpc {
+            method,
+            result,
+            error,
+            duration_us,
+            ..
+        } => (
+            "rpc",
+            (*method).to_owned(),
+            match (result, error) {
+                (Some(bytes), _) => result_detail(bytes),
+                (None, Some((_, message))) => message.clone(),
+                (None, None) => String::new(),
+            },
+            error.clone(),
+            Some(*duration_us),
+        ),
+        EventBody::Push(updates) => {
+            let list = super::inspector::update_list(updates);
+            let name = list
+                .iter()
+                .map(|u| u.constructor_name())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let detail = list
+                .iter()
+                .map(update_detail)
+                .collect::<Vec<_>>()
+                .join("; ");
+            ("push", name, detail, None, None)
+        }
+        EventBody::BusyRefusal {
+            caller,
+            callee,
+            refused,
+            busy_in,
+        } => {
+            let mut text = format!(
+                "{} → {} refused as busy (call {refused})",
+                names.get(*caller),
+                names.get(*callee)
+            );
+            if let Some(b) = busy_in {
+                text.push_str(&format!("; busy in call {b}"));
+            }
+            ("note", "busy refusal".to_owned(), text, None, None)
+        }
+        EventBody::TimerEnded(reason) => (
+            "note",
+            "timer".to_owned(),
+            format!(
+                "ended by the server's timer ({})",
+                reason.as_ref().map_or("no reason", reason_name)
+            ),
+            None,
+            None,
+        ),
+    }
+}
+
+/// "phoneCallWaiting receive_date=…" and the like.
+fn phone_call_detail(c: &enums::PhoneCall) -> String {
+    match c {
+        enums::PhoneCall::Empty(_) => "phoneCallEmpty".into(),
+        enums::PhoneCall::Waiting(w) => match w.receive_date {
+            Some(d) => format!("phoneCallWaiting receive_date={d}"),
+            None => "phoneCallWaiting".into(),
+        },
+        enums::PhoneCall::Requested(_) => "phoneCallRequested".into(),
+        enums::PhoneCall::Accepted(_) => "phoneCallAccepted".into(),
+        enums::PhoneCall::PhoneCall(p) => {
+            format!("phoneCall key_fingerprint={}", p.key_fingerprint)
+        }
+        enums::PhoneCall::Discarded(d) => {
+            let mut s = "phoneCallDiscarded".to_owned();
+            if let Some(r) = &d.reason {
+                s.push_str(" reason=");
+                s.push_str(discard_reason_name(r));
+            }
+            if let Some(dur) = d.duration {
+                s.push_str(&format!(" duration={dur}"));
+            }
+            s
+        }
+    }
+}
+
+fn discard_reason_name(r: &enums::PhoneCallDiscardReason) -> &'static str {
+    match r {
+        enums::PhoneCallDiscardReason::Missed(_) => "missed",
+        enums::PhoneCallDiscardReason::Disconnect(_) => "disconnect",
+        enums::PhoneCallDiscardReason::Hangup(_) => "hangup",
+        enums::PhoneCallDiscardReason::Busy(_) => "busy",
+        enums::PhoneCallDiscardReason::MigrateConferenceCall(_) => "migrate",
+    }
+}
+
+fn update_detail(u: &enums::Update) -> String {
+    match u {
+        enums::Update::PhoneCall(p) => phone_call_detail(&p.phone_call),
+        enums::Update::PhoneCallSignalingData(s) => {
+            format!("signaling data, {} bytes", s.data.len())
+        }
+        enums::Update::NewMessage(m) => format!("call history message, pts={}", m.pts),
+        other => other.constructor_name().to_owned(),
+    }
+}
+
+/// The result's constructor and what matters in it.
+fn result_detail(bytes: &[u8]) -> String {
+    let Some(id) = bytes
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    else {
+        return String::new();
+    };
+    let name = tl::schema::name_for_id(id).unwrap_or("?");
+    match name {
+        "phone.phoneCall" => match enums::phone::PhoneCall::from_bytes(bytes) {
+            Ok(enums::phone::PhoneCall::PhoneCall(p)) => {
+                format!("phone.phoneCall {}", phone_call_detail(&p.phone_call))
+            }
+            Err(_) => name.to_owned(),
+        },
+        "updates" => match enums::Updates::from_bytes(bytes) {
+            Ok(u) => {
+                let list = super::inspector::update_list(&u);
+                let inner: Vec<String> = list.iter().map(update_detail).collect();
+                format!("updates [{}]", inner.join("; "))
+            }
+            Err(_) => name.to_owned(),
+        },
+        other => other.to_owned(),
+    }
+}
+
+/// An event in full, its TL decoded (`GET /api/events/{seq}`).
+pub fn event_decoded(e: &Event, names: &Names) -> Value {
+    let mut v = event(e, names);
+    let (request, result, update) = match &e.body {
+        EventBody::Rpc {
+            request,
+            result,
+            error,
+            ..
+        } => {
+            let req = tl::functions::Request::from_bytes(request);
+            let request_json = match &req {
+                Ok(r) => serde_json::to_value(r).unwrap_or(Value::Null),
+                Err(err) => json!({"undecodable": err.to_string(), "hex": hex(request)}),
+            };
+            let result_json = match (result, error, &req) {
+                (Some(bytes), _, Ok(r)) => r
+                    .result_json(bytes)
+                    .unwrap_or_else(|err| json!({"undecodable": err, "hex": hex(bytes)})),
+                (Some(bytes), _, Err(_)) => json!({"hex": hex(bytes)}),
+                (None, Some((code, message)), _) => {
+                    json!({"_": "rpc_error", "error_code": code, "error_message": message})
+                }
+                (None, None, _) => Value::Null,
+            };
+            (request_json, result_json, Value::Null)
+        }
+        EventBody::Push(updates) => (
+            Value::Null,
+            Value::Null,
+            serde_json::to_value(updates.as_ref()).unwrap_or(Value::Null),
+        ),
+        _ => (Value::Null, Value::Null, Value::Null),
+    };
+    v["request"] = request;
+    v["result"] = result;
+    v["update"] = update;
+    v
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The page's start: node, sessions, calls, busy users and the latest events.
+pub async fn overview(shared: &Shared) -> Value {
+    let inspector = &shared.observe.inspector;
+    let sessions = inspector.sessions();
+    let (live, recent) = inspector.calls();
+    let feed = inspector.feed(200);
+    let busy = super::busy_users(shared).await;
+    let mut names = Names::default();
+    let mut ids = user_ids(live.iter().chain(&recent), feed.iter().map(|e| e.as_ref()));
+    ids.extend(sessions.iter().filter_map(|s| s.keyed.as_ref()?.user_id));
+    ids.extend(&busy);
+    names.load(shared, ids).await;
+    json!({
+        "node": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "mtproto_address": shared.config.public_address().to_string(),
+            "store": if shared.config.database.is_some() { "postgres" } else { "sqlite" },
+            "started_at_ms": shared.observe.started_at_ms,
+            "now_ms": now_ms(),
+        },
+        "sessions": sessions.iter().map(|s| session(s, &names, &busy)).collect::<Vec<_>>(),
+        "calls": {
+            "live": live.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
+            "recent": recent.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
+        },
+        "busy_users": busy.iter().map(|u| names.user(*u)).collect::<Vec<_>>(),
+        "feed": feed.iter().map(|e| event(e, &names)).collect::<Vec<_>>(),
+    })
+}
+
+/// Live and recent calls.
+pub async fn calls(shared: &Shared) -> Value {
+    let (live, recent) = shared.observe.inspector.calls();
+    let mut names = Names::default();
+    names
+        .load(shared, user_ids(live.iter().chain(&recent), []))
+        .await;
+    json!({
+        "live": live.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
+        "recent": recent.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
+    })
+}
+
+/// Every registered user, with their sessions on this node and whether they are busy.
+pub async fn users(shared: &Shared) -> Result<Value, store::StoreError> {
+    let users = shared.store.users().await?;
+    let sessions = shared.observe.inspector.sessions();
+    let busy = super::busy_users(shared).await;
+    let list: Vec<Value> = users
+        .iter()
+        .map(|u| {
+            let n = sessions
+                .iter()
+                .filter(|s| s.keyed.as_ref().and_then(|k| k.user_id) == Some(u.id))
+                .count();
+            json!({
+                "id": u.id,
+                "name": display_name(u),
+                "phone": u.phone,
+                "username": u.username,
+                "bot": u.bot,
+                "sessions": n,
+                "busy": busy.contains(&u.id),
+            })
+        })
+        .collect();
+    Ok(json!({ "users": list }))
+}
