@@ -69,6 +69,38 @@ pub struct Client {
     awaiting_pong: bool,
     /// Cached `messages.getDhConfig`.
     dh: Option<calls::DhConfig>,
+    /// How this client introduces itself in `initConnection` (shown by the server's
+    /// inspector); sent with the first request of every connection, as official clients do.
+    pub app: AppInfo,
+    /// Whether this connection's `initConnection` has been answered.
+    introduced: bool,
+}
+
+/// What a client says about itself in `initConnection`.
+#[derive(Clone, Debug)]
+pub struct AppInfo {
+    /// `api_id`.
+    pub api_id: i32,
+    /// `device_model`.
+    pub device_model: String,
+    /// `system_version`.
+    pub system_version: String,
+    /// `app_version`.
+    pub app_version: String,
+    /// `lang_code` and `system_lang_code`.
+    pub lang_code: String,
+}
+
+impl Default for AppInfo {
+    fn default() -> Self {
+        AppInfo {
+            api_id: 0,
+            device_model: "mtcall client".into(),
+            system_version: std::env::consts::OS.into(),
+            app_version: concat!("mtcall ", env!("CARGO_PKG_VERSION")).into(),
+            lang_code: "en".into(),
+        }
+    }
 }
 
 impl Client {
@@ -123,6 +155,8 @@ impl Client {
             behind: false,
             awaiting_pong: false,
             dh: None,
+            app: AppInfo::default(),
+            introduced: false,
         }
     }
 
@@ -135,6 +169,7 @@ impl Client {
         self.raw = raw;
         self.session = ClientSession::new(key, self.session.salt(), 0, &mut OsEntropy);
         self.awaiting_pong = false;
+        self.introduced = false;
         // Whatever was pushed meanwhile is lost with the old connection: fetch the difference
         // (from the server's current state if none was known; it lists the live calls).
         self.behind = true;
@@ -169,11 +204,40 @@ impl Client {
         }
     }
 
+    /// `body` wrapped in `invokeWithLayer(initConnection(...))` on a connection's first request.
+    fn introduce(&self, body: &[u8]) -> Vec<u8> {
+        if self.introduced {
+            return body.to_vec();
+        }
+        let init = tl::functions::InitConnection {
+            api_id: self.app.api_id,
+            device_model: self.app.device_model.clone(),
+            system_version: self.app.system_version.clone(),
+            app_version: self.app.app_version.clone(),
+            system_lang_code: self.app.lang_code.clone(),
+            lang_pack: String::new(),
+            lang_code: self.app.lang_code.clone(),
+            proxy: None,
+            params: None,
+            query: tl::Raw(body.to_vec()),
+        };
+        wrap_layer(self.layer.number(), init.to_bytes(self.layer))
+    }
+
     async fn call_once(&mut self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let result = self.call_introduced(body).await;
+        if matches!(&result, Ok(_) | Err(ClientError::Rpc { .. })) {
+            self.introduced = true;
+        }
+        result
+    }
+
+    async fn call_introduced(&mut self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let body = self.introduce(body);
         for _ in 0..3 {
             let (ids, packet) = self
                 .session
-                .encrypt(&[body.to_vec()], now_ms(), &mut OsEntropy);
+                .encrypt(&[body.clone()], now_ms(), &mut OsEntropy);
             self.raw.send(&packet).await?;
             loop {
                 let packet = self.raw.recv_packet().await?;

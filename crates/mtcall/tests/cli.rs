@@ -1,5 +1,7 @@
 //! The `mtcall` binary end to end: `serve`, two `login`s, `answer` and `call` as separate
-//! processes; both sides print the same key fingerprint, and Ctrl-C (SIGINT) hangs up.
+//! processes; both sides print the same key fingerprint, and Ctrl-C (SIGINT) hangs up. Then
+//! `users`, `calls` and `call show` against the running server's admin address and, once it
+//! has stopped, against its data directory; and the server's per-RPC log lines as JSON.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -58,18 +60,24 @@ fn login_call_answer_and_hang_up() {
     let dir = std::env::temp_dir().join(format!("mtcall-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
+    let admin = format!("127.0.0.1:{}", free_port());
     let data = dir.join("data");
+    let log = dir.join("server.log");
     let mut server = Kill(
         Command::new(BIN)
-            .args(["serve", "--listen", &addr])
+            .args(["serve", "--listen", &addr, "--admin-listen", &admin])
+            .args(["--log-format", "json"])
+            .env("RUST_LOG", "info,mtcall::rpc=debug")
             .arg("--data")
             .arg(&data)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
-    wait_for(&lines(&mut server.0), "listening");
+    let server_out = lines(&mut server.0);
+    wait_for(&server_out, "listening");
+    wait_for(&server_out, &format!("inspector on http://{admin}/"));
     for (phone, name) in [("9996680001", "a"), ("9996680002", "b")] {
         let status = Command::new(BIN)
             .args([
@@ -105,6 +113,15 @@ fn login_call_answer_and_hang_up() {
             .unwrap(),
     );
     let call_out = lines(&mut call.0);
+    let calling = wait_for(&call_out, "(call ");
+    let call_id = calling
+        .split("(call ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .to_owned();
     wait_for(&call_out, "ringing");
     let caller_side = wait_for(&call_out, "key fingerprint");
     let callee_side = wait_for(&answer_out, "key fingerprint");
@@ -189,6 +206,94 @@ fn login_call_answer_and_hang_up() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // What the server saw: users, calls and the call's timeline, from the admin address.
+    let inspect = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (users, _) = inspect(&["users", "--admin", &admin]);
+    assert!(users.starts_with("ID "), "{users}");
+    assert!(
+        users.contains("+9996680001") && users.contains("@cli_bot"),
+        "{users}"
+    );
+    let (calls, _) = inspect(&["calls", "--admin", &admin]);
+    assert!(
+        calls.contains("live calls: 0") && calls.contains("recent calls: 1"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains(&call_id) && calls.contains("a → b"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("discarded (hangup)") && calls.contains("answered"),
+        "{calls}"
+    );
+    let (timeline, _) = inspect(&["call", "show", &call_id, "--admin", &admin]);
+    let order = [
+        "→ server: phone.requestCall ⇒ phone.phoneCall phoneCallWaiting",
+        "server → b [",
+        "→ server: phone.receivedCall ⇒ boolTrue",
+        "phoneCallWaiting receive_date=",
+        "→ server: phone.acceptCall",
+        "→ server: phone.confirmCall",
+        "→ server: phone.discardCall",
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|o| {
+            timeline
+                .find(o)
+                .unwrap_or_else(|| panic!("{o:?} in {timeline}"))
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{timeline}");
+
+    // One JSON log line per RPC.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let rpc_line = logged
+        .lines()
+        .find(|l| l.contains("\"method\":\"phone.receivedCall\""))
+        .unwrap_or_else(|| panic!("no receivedCall line in {logged}"));
+    for field in [
+        "\"target\":\"mtcall::rpc\"",
+        "\"level\":\"DEBUG\"",
+        "\"result\":\"ok\"",
+        "\"user\":",
+        "\"key\":",
+    ] {
+        assert!(rpc_line.contains(field), "{field} in {rpc_line}");
+    }
     drop(server);
+
+    // With the server stopped, the same commands read the data directory.
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let data_arg = data.to_str().unwrap();
+    let (calls, note) = inspect(&["calls", "--admin", &nobody, "--data", data_arg]);
+    assert!(note.contains("no server at"), "{note}");
+    assert!(
+        calls.contains("recent calls: 1") && calls.contains(&call_id),
+        "{calls}"
+    );
+    let (shown, _) = inspect(&[
+        "call", "show", &call_id, "--admin", &nobody, "--data", data_arg,
+    ]);
+    assert!(
+        shown.starts_with(&format!("call {call_id} · a ("))
+            && shown.contains("discarded (hangup), answered"),
+        "{shown}"
+    );
+    let (users, _) = inspect(&["users", "--admin", &nobody, "--data", data_arg]);
+    assert!(users.contains("+9996680002"), "{users}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -186,7 +186,20 @@ async fn metrics_and_timeline_of_a_call_with_a_busy_refusal() {
         feed.iter()
             .any(|e| e["error"]["message"] == "CALL_PEER_INVALID")
     );
-    assert_eq!(overview["sessions"].as_array().unwrap().len(), 3);
+    let sessions = overview["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 3);
+    let bob_session = sessions
+        .iter()
+        .find(|s| s["user"]["name"] == "Bob")
+        .expect("Bob's session");
+    assert_eq!(bob_session["transport"], "intermediate");
+    assert_eq!(bob_session["obfuscated"], true);
+    assert_eq!(bob_session["layer"], tl::Layer::LATEST.number());
+    assert_eq!(
+        bob_session["client"]["app_version"],
+        concat!("mtcall ", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(bob_session["client"]["device_model"], "mtcall client");
     assert_eq!(overview["calls"]["recent"].as_array().unwrap().len(), 2);
 
     // Each message decoded on request.

@@ -23,7 +23,7 @@
     skew: 0, // server clock minus ours, ms
     sessions: new Map(), // conn_id -> Session
     calls: new Map(), // call id -> CallSummary
-    busyKnown: new Map(), // user id -> name, from the overview's busy_users
+    busyKnown: new Map(), // user id -> name: the server said busy (overview, session), no call of theirs ended since
     feed: [], // Events, seq order
     feedSeqs: new Set(),
     selected: null, // {id, events: Map(seq -> Event), explicit: bool}
@@ -78,9 +78,15 @@
   const who = (u) => (u ? u.name || `user ${u.id}` : '');
   const now = () => Date.now() + S.skew;
 
+  /** Who is busy: what the server said, and what the live calls imply (shared/spec/calls.md §2: the caller
+   * of a live call, and its callee from the first receivedCall on). */
   function busyUsers() {
     const m = new Map(S.busyKnown);
-    for (const s of S.sessions.values()) if (s.busy && s.user) m.set(s.user.id, s.user.name);
+    for (const c of S.calls.values()) {
+      if (!c.live) continue;
+      m.set(c.admin.id, c.admin.name);
+      if (['received', 'accepted', 'confirmed'].includes(c.state)) m.set(c.participant.id, c.participant.name);
+    }
     return m;
   }
 
@@ -93,10 +99,17 @@
     const calls = o.calls || {};
     for (const c of [...(calls.live || []), ...(calls.recent || [])]) S.calls.set(c.id, c);
     S.busyKnown = new Map((o.busy_users || []).map((u) => [u.id, u.name]));
+    for (const s of S.sessions.values()) if (s.busy && s.user) S.busyKnown.set(s.user.id, s.user.name);
     S.feed = [];
     S.feedSeqs = new Set();
     for (const e of o.feed || []) addFeed(e, false);
     for (const d of ['header', 'sessions', 'calls', 'feed-reset', 'detail']) dirty.add(d);
+  }
+
+  /** Whether an event is drawn in call `id`'s timeline: its own, and notes about it (a busy refusal
+   * names the call that made the callee busy). */
+  function belongs(ev, id) {
+    return ev.call_id === id || (ev.kind === 'note' && typeof ev.detail === 'string' && ev.detail.includes(id));
   }
 
   function addFeed(ev, incremental) {
@@ -126,21 +139,30 @@
       case 'event':
         addFeed(d, true);
         dirty.add('feed');
-        if (S.selected && d.call_id === S.selected.id) {
+        if (d.call_id && S.calls.has(d.call_id)) dirty.add('calls');
+        if (S.selected && belongs(d, S.selected.id)) {
           S.selected.events.set(d.seq, d);
           dirty.add('detail');
         }
         break;
       case 'call':
         mergeCall(d);
+        if (!d.live) {
+          // the end of a call releases its users (still busy through another live call, busyUsers() says so)
+          S.busyKnown.delete(d.admin.id);
+          S.busyKnown.delete(d.participant.id);
+          dirty.add('sessions');
+        }
         dirty.add('calls');
         dirty.add('header');
+        dirty.add('sessions');
         if (S.selected && S.selected.id === d.id) dirty.add('detail');
         else if (!S.selected && d.live) select(d.id, false); // follow the first live call until one is picked
         break;
       case 'session':
         S.sessions.set(d.conn_id, d);
-        if (d.user && !d.busy) S.busyKnown.delete(d.user.id);
+        if (d.user && d.busy) S.busyKnown.set(d.user.id, d.user.name);
+        else if (d.user) S.busyKnown.delete(d.user.id);
         dirty.add('sessions');
         dirty.add('header');
         dirty.add('calls');
@@ -216,7 +238,8 @@
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
       const c = await r.json();
       if (!S.selected || S.selected.id !== id) return;
-      const { events, ...summary } = c;
+      const { events, ...summary } = c; // here `events` is the list, not the summary's count
+      summary.events = Array.isArray(events) ? events.length : events;
       mergeCall(summary);
       for (const e of events || []) S.selected.events.set(e.seq, e);
       S.selected.loaded = true;
@@ -230,11 +253,14 @@
 
   function select(id, explicit) {
     if (S.selected && S.selected.id === id) {
-      S.selected.explicit = S.selected.explicit || explicit;
+      if (explicit) {
+        S.selected.explicit = true;
+        $('diagram-scroll').scrollTop = 0;
+      }
       return;
     }
     S.selected = { id, events: new Map(), explicit, loaded: false };
-    for (const e of S.feed) if (e.call_id === id) S.selected.events.set(e.seq, e);
+    for (const e of S.feed) if (belongs(e, id)) S.selected.events.set(e.seq, e);
     dirty.add('detail');
     dirty.add('calls');
     schedule();
@@ -350,7 +376,7 @@
   /** Once a second: uptime and the running durations of live calls. */
   function tick() {
     if (S.node && S.node.started_at_ms) $('node-uptime').textContent = span(now() - S.node.started_at_ms);
-    for (const td of document.querySelectorAll('td[data-live-since]')) td.textContent = span(now() - Number(td.dataset.liveSince));
+    for (const e of document.querySelectorAll('[data-live-since]')) e.textContent = span(now() - Number(e.dataset.liveSince));
   }
 
   function deviceOf(s) {
@@ -369,7 +395,7 @@
     });
     const busy = busyUsers();
     $('sessions-body').replaceChildren(...rows.map((s) => {
-      const isBusy = s.busy || (s.user && busy.has(s.user.id));
+      const isBusy = !!(s.user && busy.has(s.user.id));
       return el('tr', {
         'data-testid': 'session-row', 'data-conn-id': s.conn_id, 'data-user-id': s.user ? s.user.id : '',
         'data-busy': isBusy ? 'true' : 'false', 'data-layer': s.layer ?? '', 'data-transport': s.transport ?? '',
@@ -377,7 +403,8 @@
       },
       el('td', {},
         el('div', { class: 'strong' }, s.user ? who(s.user) : 'not logged in'),
-        el('div', { class: 'small' }, `${s.user ? `id ${s.user.id} · ` : ''}conn ${s.conn_id} · ${span(now() - s.connected_at_ms)}`)),
+        el('div', { class: 'small', title: `connected ${clock(s.connected_at_ms)}` }, `${s.user ? `id ${s.user.id} · ` : ''}conn ${s.conn_id} · `,
+          el('span', { 'data-live-since': s.connected_at_ms }, span(now() - s.connected_at_ms)))),
       deviceOf(s),
       el('td', { class: 'num' }, s.layer ?? '–'),
       el('td', {},
@@ -387,6 +414,18 @@
       el('td', {}, isBusy ? el('span', { class: 'badge busy', 'data-testid': 'busy-badge' }, 'busy') : null));
     }));
     $('sessions-empty').hidden = rows.length > 0;
+  }
+
+  /** A call's event count: its summary's, or more if more of its events have been seen since. */
+  function eventCount(c) {
+    let n = 0;
+    for (const e of S.feed) if (e.call_id === c.id) n += 1;
+    if (S.selected && S.selected.id === c.id) {
+      let own = 0;
+      for (const e of S.selected.events.values()) if (e.call_id === c.id) own += 1;
+      n = Math.max(n, own);
+    }
+    return Math.max(c.events || 0, n);
   }
 
   function outcomeText(c) {
@@ -399,9 +438,7 @@
     const all = [...S.calls.values()];
     const live = all.filter((c) => c.live).sort((a, b) => b.created_at_ms - a.created_at_ms);
     const recent = all.filter((c) => !c.live).sort((a, b) => b.created_at_ms - a.created_at_ms);
-    const busy = busyUsers();
-    const person = (u) => el('span', { class: busy.has(u.id) ? 'is-busy' : '' }, who(u),
-      busy.has(u.id) ? el('span', { class: 'badge busy small-badge' }, 'busy') : null);
+    const person = (u) => el('span', { title: `user ${u.id}` }, who(u));
     const rows = [...live, ...recent].map((c) => el('tr', {
       'data-testid': 'call-row', 'data-call-id': c.id, 'data-state': c.state, 'data-live': c.live ? 'true' : 'false',
       'data-outcome': c.outcome || '', 'data-reason': c.reason || '',
@@ -417,7 +454,7 @@
     c.live ? el('td', { class: 'num', 'data-live-since': c.created_at_ms }, span(now() - c.created_at_ms))
       : el('td', { class: 'num', title: c.duration !== null && c.duration !== undefined ? `reported duration ${c.duration} s` : '' },
         span((c.ended_at_ms || c.created_at_ms) - c.created_at_ms)),
-    el('td', { class: 'num' }, c.events)));
+    el('td', { class: 'num' }, eventCount(c))));
     $('calls-body').replaceChildren(...rows);
     $('calls-empty').hidden = rows.length > 0;
   }
@@ -555,15 +592,19 @@
         ? [el('b', { class: 'err' }, ev.error.message), ` ${ev.error.code}`]
         : [ev.detail || 'ok'];
       return el('div', attrs, time,
-        label(li, si, n, 2, [el('b', {}, ev.name)]),
-        arrow(li, si, n, 19, 'req'),
-        label(si, li, n, 23, [...answer, ev.duration_us !== null && ev.duration_us !== undefined ? el('span', { class: 'dur' }, ` ${micros(ev.duration_us)}`) : null], ev.error ? 'error' : ''),
-        arrow(si, li, n, 40, `res${ev.error ? ' error' : ''}`));
+        label(li, si, n, 1, [el('b', {}, ev.name)]),
+        arrow(li, si, n, 17, 'req'),
+        label(si, li, n, 20, [...answer, ev.duration_us !== null && ev.duration_us !== undefined ? el('span', { class: 'dur' }, ` ${micros(ev.duration_us)}`) : null], ev.error ? 'error' : ''),
+        arrow(si, li, n, 36, `res${ev.error ? ' error' : ''}`));
     }
     if (ev.kind === 'push') {
       return el('div', attrs, time,
-        label(si, li, n, 2, [el('b', {}, ev.name), ev.detail ? ` ${ev.detail}` : '']),
-        arrow(si, li, n, 19, 'push'));
+        label(si, li, n, 1, [el('b', {}, ev.name), ev.detail ? ` ${ev.detail}` : '']),
+        arrow(si, li, n, 17, 'push'));
+    }
+    if (ev.call_id && ev.call_id !== S.selected.id) {
+      attrs['data-related'] = 'true';
+      attrs.class += ' related';
     }
     return el('div', attrs, time,
       el('div', { class: 'note' }, el('b', {}, ev.name), ev.detail ? ` ${ev.detail}` : ''));
@@ -587,7 +628,7 @@
         call.ended_at_ms ? el('span', {}, `ended ${clock(call.ended_at_ms)} (${span(call.ended_at_ms - call.created_at_ms)})`) : null,
         call.duration !== null && call.duration !== undefined ? el('span', {}, `reported duration ${call.duration} s`) : null,
         call.video ? el('span', { class: 'badge' }, 'video') : null,
-        el('span', {}, `${call.events} events`),
+        el('span', {}, `${eventCount(call)} events`),
         el('a', { href: api(`api/calls/${encodeURIComponent(sel.id)}/text`), target: '_blank', rel: 'noopener' }, 'text timeline'),
       ].filter(Boolean));
     } else {
@@ -604,7 +645,7 @@
       l.side === 'server'
         ? [el('div', { class: 'strong' }, 'server'), el('div', { class: 'small' }, S.node ? S.node.mtproto_address : '')]
         : [el('div', { class: 'strong' }, `${who(l.user)}${l.side === 'caller' ? ' (caller)' : l.side === 'callee' ? ' (callee)' : ''}`),
-          el('div', { class: 'small' }, l.conn_id !== null ? `${l.device || 'device ?'} · conn ${l.conn_id}` : 'no device seen')])));
+          el('div', { class: 'small' }, l.conn_id !== null ? `conn ${l.conn_id} · ${l.device || 'device ?'}` : 'no device seen')])));
     const lines = lanes.map((l) => el('div', {
       class: `lifeline side-${l.side}`,
       style: `left:calc(var(--tc) + (100% - var(--tc)) * ${l.index + 0.5} / ${n})`,
