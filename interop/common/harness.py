@@ -88,10 +88,12 @@ def client_env():
 class Server:
     """`mtcall serve --data DATA --listen 127.0.0.1:PORT` with RUST_LOG=info,server=debug, stderr appended
     to `log`, stdout to `log` with the suffix .stdout. Without a `port` each start attempt takes a free
-    one; a given port is kept (a restart on the same data dir and port)."""
+    one; a given port is kept (a restart on the same data dir and port). `extra_args` are appended to the
+    command line."""
 
-    def __init__(self, binary, data, log, port=None):
+    def __init__(self, binary, data, log, port=None, extra_args=()):
         self.binary, self.data, self.log = binary, data, log
+        self.extra_args = list(extra_args)
         self.port, self.fixed_port = port, port is not None
         self.proc = None
         self.banner = ""
@@ -106,7 +108,8 @@ class Server:
             out = self.log.with_suffix(".stdout")
             with open(self.log, "ab") as err, open(out, "wb") as stdout:
                 self.proc = subprocess.Popen(
-                    [self.binary, "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}"],
+                    [self.binary, "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}",
+                     *self.extra_args],
                     stdout=stdout, stderr=err, stdin=subprocess.DEVNULL, env=env)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:

@@ -235,9 +235,9 @@ impl Client {
     async fn call_introduced(&mut self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
         let body = self.introduce(body);
         for _ in 0..3 {
-            let (ids, packet) = self
-                .session
-                .encrypt(&[body.clone()], now_ms(), &mut OsEntropy);
+            let (ids, packet) =
+                self.session
+                    .encrypt(std::slice::from_ref(&body), now_ms(), &mut OsEntropy);
             self.raw.send(&packet).await?;
             loop {
                 let packet = self.raw.recv_packet().await?;
