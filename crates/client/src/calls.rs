@@ -139,15 +139,7 @@ impl Client {
     async fn next_call_state(&mut self, call_id: i64) -> Result<enums::PhoneCall, ClientError> {
         loop {
             if let enums::Update::PhoneCall(p) = self.next_update().await? {
-                let id = match &p.phone_call {
-                    enums::PhoneCall::Empty(c) => c.id,
-                    enums::PhoneCall::Waiting(c) => c.id,
-                    enums::PhoneCall::Requested(c) => c.id,
-                    enums::PhoneCall::Accepted(c) => c.id,
-                    enums::PhoneCall::PhoneCall(c) => c.id,
-                    enums::PhoneCall::Discarded(c) => c.id,
-                };
-                if id == call_id {
+                if p.phone_call.id() == call_id {
                     return Ok(p.phone_call);
                 }
             }

@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accessors;
 mod error;
 #[cfg(feature = "json")]
 pub mod json;

@@ -242,4 +242,30 @@ mod tests {
             assert_eq!(parse(bad).unwrap_err(), ReadError::Malformed, "{bad:?}");
         }
     }
+
+    #[test]
+    fn mutated_requests_never_panic() {
+        let valid = b"GET /api/events/12?token=%41b HTTP/1.1\r\nHost: [::1]:4431\r\nAuthorization: Bearer x";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut input = valid.to_vec();
+            for _ in 0..(next() % 6) {
+                let at = (next() as usize) % input.len();
+                match next() % 3 {
+                    0 => input[at] = next() as u8,
+                    1 => {
+                        input.remove(at);
+                    }
+                    _ => input.insert(at, b"%?&=:[]\r\n "[(next() % 10) as usize]),
+                }
+            }
+            let _ = parse(&input);
+        }
+    }
 }

@@ -485,7 +485,7 @@ pub fn call_ids(updates: &enums::Updates) -> Vec<i64> {
 
 fn call_id_of(update: &enums::Update) -> Option<i64> {
     match update {
-        enums::Update::PhoneCall(u) => Some(phone_call_id(&u.phone_call)),
+        enums::Update::PhoneCall(u) => Some(u.phone_call.id()),
         enums::Update::PhoneCallSignalingData(u) => Some(u.phone_call_id),
         enums::Update::NewMessage(u) => match &u.message {
             enums::Message::Service(m) => match &m.action {
@@ -495,18 +495,6 @@ fn call_id_of(update: &enums::Update) -> Option<i64> {
             _ => None,
         },
         _ => None,
-    }
-}
-
-/// The id of any `PhoneCall`.
-pub fn phone_call_id(call: &enums::PhoneCall) -> i64 {
-    match call {
-        enums::PhoneCall::Empty(c) => c.id,
-        enums::PhoneCall::Waiting(c) => c.id,
-        enums::PhoneCall::Requested(c) => c.id,
-        enums::PhoneCall::Accepted(c) => c.id,
-        enums::PhoneCall::PhoneCall(c) => c.id,
-        enums::PhoneCall::Discarded(c) => c.id,
     }
 }
 

@@ -151,13 +151,11 @@
           // the end of a call releases its users (still busy through another live call, busyUsers() says so)
           S.busyKnown.delete(d.admin.id);
           S.busyKnown.delete(d.participant.id);
-          dirty.add('sessions');
         }
         dirty.add('calls');
         dirty.add('header');
-        dirty.add('sessions');
         if (S.selected && S.selected.id === d.id) dirty.add('detail');
-        else if (!S.selected && d.live) select(d.id, false); // follow the first live call until one is picked
+        else if (d.live && following()) select(d.id, false);
         break;
       case 'session':
         S.sessions.set(d.conn_id, d);
@@ -249,6 +247,14 @@
     } catch (e) {
       banner(`cannot load call ${id}: ${e.message}`);
     }
+  }
+
+  /** Until a call is picked, the page follows the newest live call (keeping one while it is live). */
+  function following() {
+    if (!S.selected) return true;
+    if (S.selected.explicit) return false;
+    const c = S.calls.get(S.selected.id);
+    return !c || !c.live;
   }
 
   function select(id, explicit) {
@@ -345,9 +351,19 @@
     setTimeout(run, 100); // hidden tabs get no animation frames
   }
 
+  let busyKey = '';
   function render() {
     const d = new Set(dirty);
     dirty.clear();
+    if (d.has('calls') || d.has('sessions')) {
+      // busy follows the calls: redraw the sessions and the header when it changes
+      const key = [...busyUsers().keys()].sort().join(',');
+      if (key !== busyKey) {
+        busyKey = key;
+        d.add('sessions');
+        d.add('header');
+      }
+    }
     if (d.has('header')) renderHeader();
     if (d.has('sessions')) renderSessions();
     if (d.has('calls')) renderCalls();
@@ -416,10 +432,10 @@
     $('sessions-empty').hidden = rows.length > 0;
   }
 
-  /** A call's event count: its summary's, or more if more of its events have been seen since. */
-  function eventCount(c) {
-    let n = 0;
-    for (const e of S.feed) if (e.call_id === c.id) n += 1;
+  /** A call's event count: its summary's, or more if more of its events have been seen since (the
+   * stream's summaries can be sent before the events of the same change). */
+  function eventCount(c, inFeed) {
+    let n = inFeed ? inFeed.get(c.id) || 0 : S.feed.filter((e) => e.call_id === c.id).length;
     if (S.selected && S.selected.id === c.id) {
       let own = 0;
       for (const e of S.selected.events.values()) if (e.call_id === c.id) own += 1;
@@ -439,6 +455,8 @@
     const live = all.filter((c) => c.live).sort((a, b) => b.created_at_ms - a.created_at_ms);
     const recent = all.filter((c) => !c.live).sort((a, b) => b.created_at_ms - a.created_at_ms);
     const person = (u) => el('span', { title: `user ${u.id}` }, who(u));
+    const inFeed = new Map();
+    for (const e of S.feed) if (e.call_id) inFeed.set(e.call_id, (inFeed.get(e.call_id) || 0) + 1);
     const rows = [...live, ...recent].map((c) => el('tr', {
       'data-testid': 'call-row', 'data-call-id': c.id, 'data-state': c.state, 'data-live': c.live ? 'true' : 'false',
       'data-outcome': c.outcome || '', 'data-reason': c.reason || '',
@@ -454,7 +472,7 @@
     c.live ? el('td', { class: 'num', 'data-live-since': c.created_at_ms }, span(now() - c.created_at_ms))
       : el('td', { class: 'num', title: c.duration !== null && c.duration !== undefined ? `reported duration ${c.duration} s` : '' },
         span((c.ended_at_ms || c.created_at_ms) - c.created_at_ms)),
-    el('td', { class: 'num' }, eventCount(c))));
+    el('td', { class: 'num' }, eventCount(c, inFeed))));
     $('calls-body').replaceChildren(...rows);
     $('calls-empty').hidden = rows.length > 0;
   }
