@@ -83,38 +83,12 @@ class Tally(harness.Tally):
         super().fail(name, reason)
 
 
-class CheckFailed(Exception):
-    pass
+CheckFailed, expect = harness.CheckFailed, harness.expect
 
 
-def expect(cond, msg):
-    if not cond:
-        raise CheckFailed(msg)
-
-
-class Scenario:
-    """Runs named steps in order; once one fails, the rest are reported as failed (not run)."""
-
-    def __init__(self, tally, title):
-        self.tally, self.title, self.broken = tally, title, None
-
-    def step(self, name):
-        def run(fn):
-            full = f"{self.title} / {name}"
-            if self.broken:
-                self.tally.fail(full, f"not run ({self.broken})")
-                return None
-            try:
-                fn()
-            except Exception as e:  # noqa: BLE001 - every failure is one failed check
-                reason = str(e) if isinstance(e, (CheckFailed, AgentError)) else f"{type(e).__name__}: {e}"
-                self.tally.fail(full, reason)
-                self.broken = f"'{name}' failed"
-                return None
-            self.tally.ok(full)
-            return None
-
-        return run
+def Scenario(tally, title):  # noqa: N802 - reads as the class it was
+    """Steps in order under a title; once one fails, the rest are reported as failed (not run)."""
+    return harness.Steps(tally, title, clean=(CheckFailed, AgentError))
 
 
 # ------------------------------------------------------------------------------------------ handshake

@@ -78,6 +78,48 @@ def log_tail(path, n=40):
     return log_lines(path)[-n:]
 
 
+class CheckFailed(Exception):
+    """A check's condition did not hold; its message is the reason reported."""
+
+
+def expect(cond, msg):
+    if not cond:
+        raise CheckFailed(msg)
+
+
+class Steps:
+    """Named checks run in order as decorated functions: `@steps("name")` (or `@steps.step("name")`) runs
+    the function at once and tallies `ok NAME [(DETAIL)]` with what it returned, or `FAIL NAME: REASON`.
+    Once one fails the rest are failed as not run, unless `soft` (then each check stands alone). Names get
+    `title / ` in front when a title is given; exceptions of the `clean` classes are reported by their
+    message alone, others with their class name."""
+
+    def __init__(self, tally, title=None, soft=False, clean=(CheckFailed,)):
+        self.tally, self.title, self.soft, self.clean = tally, title, soft, clean
+        self.broken = None
+
+    def __call__(self, name):
+        full = f"{self.title} / {name}" if self.title else name
+
+        def run(fn):
+            if self.broken:
+                self.tally.fail(full, f"not run ({self.broken})")
+                return
+            try:
+                detail = fn()
+            except Exception as e:  # noqa: BLE001 - every failure is one failed check
+                reason = str(e) if isinstance(e, self.clean) else f"{type(e).__name__}: {e}"
+                self.tally.fail(full, " ".join(reason.split()))
+                if not self.soft:
+                    self.broken = f"'{name}' failed"
+                return
+            self.tally.ok(full, detail or "")
+
+        return run
+
+    step = __call__
+
+
 def client_env():
     """The environment for the clients and mtcall's client commands: ours without RUST_LOG."""
     env = dict(os.environ)

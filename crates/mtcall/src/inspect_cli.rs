@@ -134,7 +134,6 @@ async fn stored_calls(config: &Config) -> Result<(Vec<CallRecord>, views::Names)
                 .accept_date
                 .map(|_| server::observe::metrics::Outcome::Answered)),
             events: Default::default(),
-            dropped: 0,
             call,
         })
         .collect();

@@ -62,6 +62,8 @@ pub struct AdminSettings {
     pub events_per_call: usize,
     /// Messages kept in the feed of all calls.
     pub feed_events: usize,
+    /// Record each call's messages (off: the inspector lists sessions and calls only).
+    pub record_messages: bool,
 }
 
 impl Default for AdminSettings {
@@ -74,6 +76,7 @@ impl Default for AdminSettings {
             recent_calls: inspector.recent_calls,
             events_per_call: inspector.events_per_call,
             feed_events: inspector.feed,
+            record_messages: inspector.enabled,
         }
     }
 }
@@ -89,6 +92,7 @@ impl AdminSettings {
             recent_calls: self.recent_calls,
             events_per_call: self.events_per_call,
             feed: self.feed_events,
+            enabled: self.record_messages,
         }
     }
 

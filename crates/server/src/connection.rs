@@ -46,7 +46,8 @@ struct Connection {
 #[derive(Default)]
 struct Reported {
     transport: bool,
-    session: Option<u64>,
+    /// (key, session, user, revision) when last told.
+    session: Option<(i64, i64, Option<i64>, u32)>,
 }
 
 /// Serves one accepted TCP connection until it closes.
@@ -311,6 +312,7 @@ impl Connection {
                 announced_layer: row.layer,
                 client: row.client,
                 session_id: 0,
+                revision: 0,
             },
             session: ServerSession::new(AuthKey::from_bytes(bytes), config),
             wants_updates: true,
@@ -376,7 +378,7 @@ impl Connection {
             keyed.wants_updates = !ctx.without_updates;
             let trace = std::mem::take(&mut ctx.trace);
             let elapsed = started.elapsed();
-            let label = result.as_ref().map_or_else(|e| e.name(), |_| "ok");
+            let label = result.as_ref().err().map(|e| e.name());
             self.shared
                 .observe
                 .metrics
@@ -430,26 +432,23 @@ impl Connection {
         let Some(keyed) = &self.keyed else {
             return;
         };
-        let info = KeyedInfo {
-            key_id: keyed.info.key_id,
-            session_id: keyed.info.session_id,
-            user_id: keyed.info.user_id,
-            layer: keyed.info.announced_layer,
-            client: keyed.info.client.clone(),
-        };
-        let digest = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            info.hash(&mut h);
-            h.finish()
-        };
-        if self.reported.session != Some(digest) {
-            self.reported.session = Some(digest);
-            self.shared
-                .observe
-                .inspector
-                .session_keyed(self.conn_id, info);
+        let k = &keyed.info;
+        let digest = (k.key_id, k.session_id, k.user_id, k.revision);
+        if self.reported.session == Some(digest) {
+            return;
         }
+        self.reported.session = Some(digest);
+        let info = KeyedInfo {
+            key_id: k.key_id,
+            session_id: k.session_id,
+            user_id: k.user_id,
+            layer: k.announced_layer,
+            client: k.client.clone(),
+        };
+        self.shared
+            .observe
+            .inspector
+            .session_keyed(self.conn_id, info);
     }
 
     /// Keeps the hub registration in step with who is logged in on this connection.

@@ -78,6 +78,9 @@ pub struct KeyInfo {
     pub client: Option<ClientInfo>,
     /// The MTProto session id of the connection.
     pub session_id: i64,
+    /// Bumped when `initConnection` or `invokeWithLayer` changes `client` or `layer`, so the
+    /// connection tells the inspector without comparing strings per packet.
+    pub revision: u32,
 }
 
 /// One request in flight.

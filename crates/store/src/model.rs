@@ -24,7 +24,7 @@ pub struct AuthKeyRow {
 }
 
 /// What a client said about itself in `initConnection`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientInfo {
     /// `api_id`.
     pub api_id: i32,

@@ -60,6 +60,10 @@ pub struct Options {
     /// (each pair's caller and callee on different nodes when there are several).
     #[arg(long, default_value_t = 1, global = true)]
     pub nodes: usize,
+    /// Run the in-process servers without recording messages for the call inspector
+    /// (`[admin] record_messages = false`), to measure what recording costs.
+    #[arg(long, global = true)]
+    pub no_record: bool,
 }
 
 /// The server under load.
@@ -100,12 +104,13 @@ impl Target {
             ),
             None => None,
         };
-        let config = server::Config {
+        let mut config = server::Config {
             data_dir: dir.clone(),
             listen: "127.0.0.1:0".parse().expect("address"),
             database,
             ..server::Config::default()
         };
+        config.admin.record_messages = !o.no_record;
         let mut servers = Vec::new();
         for _ in 0..o.nodes.max(1) {
             servers.push(server::Server::start(config.clone()).await?);

@@ -205,7 +205,7 @@ async fn stream_changes(
     mut stream: TcpStream,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut changes = shared.observe.inspector.subscribe();
+    let mut subscription = shared.observe.inspector.subscribe();
     if stream
         .write_all(http::EVENT_STREAM_HEAD.as_bytes())
         .await
@@ -216,7 +216,7 @@ async fn stream_changes(
     let _ = stream.write_all(b"retry: 1000\n\n").await;
     loop {
         let message = tokio::select! {
-            change = changes.recv() => match change {
+            change = subscription.changes.recv() => match change {
                 Ok(change) => sse_message(shared, change).await,
                 Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => break,
             },

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use calls::Call;
@@ -30,6 +30,8 @@ pub struct InspectorSettings {
     pub events_per_call: usize,
     /// Events kept in the feed of all calls.
     pub feed: usize,
+    /// Record messages at all (sessions and calls are always kept).
+    pub enabled: bool,
 }
 
 impl Default for InspectorSettings {
@@ -38,6 +40,7 @@ impl Default for InspectorSettings {
             recent_calls: 1000,
             events_per_call: 256,
             feed: 1000,
+            enabled: true,
         }
     }
 }
@@ -114,10 +117,12 @@ pub struct SessionInfo {
     pub obfuscated: bool,
     /// What the encrypted session says about itself.
     pub keyed: Option<KeyedInfo>,
+    /// Its device line, made once from `keyed.client`.
+    device: Option<Arc<str>>,
 }
 
 /// A connection's key, login and client.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyedInfo {
     /// The auth key.
     pub key_id: i64,
@@ -160,10 +165,79 @@ pub struct CallRecord {
     pub ended_at_ms: Option<i64>,
     /// How its setup settled.
     pub outcome: Option<Outcome>,
-    /// Its events, oldest first.
-    pub events: VecDeque<Arc<Event>>,
-    /// Events dropped beyond the per-call bound.
-    pub dropped: u64,
+    /// Its events.
+    pub events: Timeline,
+}
+
+/// A call's events in order: the first quarter of the bound kept for good (how the call
+/// began), then the latest in a ring; what fell out between is counted. A call flooded with
+/// repeated requests still shows its start and its end.
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    head: Vec<Arc<Event>>,
+    tail: VecDeque<Arc<Event>>,
+    dropped: u64,
+}
+
+impl Timeline {
+    /// Adds an event in seq order; returns the one that fell out, if the bound was reached.
+    pub fn insert(&mut self, event: Arc<Event>, bound: usize) -> Option<Arc<Event>> {
+        let head_bound = bound / 4;
+        if self.tail.is_empty() && self.dropped == 0 && self.head.len() < head_bound {
+            match self.head.last() {
+                Some(last) if event.seq < last.seq => {
+                    let at = self.head.partition_point(|e| e.seq < event.seq);
+                    self.head.insert(at, event);
+                }
+                _ => self.head.push(event),
+            }
+            return None;
+        }
+        if self.head.last().is_some_and(|last| event.seq < last.seq) {
+            // Late for the head (an RPC is numbered when it arrives, recorded when answered):
+            // it takes its place there, and the head's last moves on.
+            let at = self.head.partition_point(|e| e.seq < event.seq);
+            self.head.insert(at, event);
+            if let Some(moved) = self.head.pop() {
+                insert_ordered(&mut self.tail, moved);
+            }
+        } else {
+            insert_ordered(&mut self.tail, event);
+        }
+        if self.head.len() + self.tail.len() > bound.max(1) {
+            self.dropped += 1;
+            return self.tail.pop_front();
+        }
+        None
+    }
+
+    /// The kept events, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Event>> {
+        self.head.iter().chain(&self.tail)
+    }
+
+    /// How many are kept.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many fell out, and the seq of the last event kept before them.
+    pub fn dropped(&self) -> (u64, Option<u64>) {
+        (self.dropped, self.head.last().map(|e| e.seq))
+    }
+
+    fn find(&self, seq: u64) -> Option<Arc<Event>> {
+        if let Ok(i) = self.head.binary_search_by_key(&seq, |e| e.seq) {
+            return Some(self.head[i].clone());
+        }
+        let i = self.tail.binary_search_by_key(&seq, |e| e.seq).ok()?;
+        Some(self.tail[i].clone())
+    }
 }
 
 /// A change the live page hears of.
@@ -194,6 +268,21 @@ pub struct Inspector {
     next_seq: AtomicU64,
     state: Mutex<State>,
     live: broadcast::Sender<Live>,
+    /// Live subscriptions; without any, changes are not even offered to the channel.
+    watching: Arc<AtomicUsize>,
+}
+
+/// A live subscription to the inspector's changes.
+pub struct Subscription {
+    /// The changes.
+    pub changes: broadcast::Receiver<Live>,
+    watching: Arc<AtomicUsize>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.watching.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Inspector {
@@ -204,6 +293,7 @@ impl Inspector {
             next_seq: AtomicU64::new(1),
             state: Mutex::default(),
             live: broadcast::channel(4096).0,
+            watching: Arc::default(),
         }
     }
 
@@ -217,13 +307,19 @@ impl Inspector {
     }
 
     /// The live stream of changes.
-    pub fn subscribe(&self) -> broadcast::Receiver<Live> {
-        self.live.subscribe()
+    pub fn subscribe(&self) -> Subscription {
+        self.watching.fetch_add(1, Ordering::Relaxed);
+        Subscription {
+            changes: self.live.subscribe(),
+            watching: self.watching.clone(),
+        }
     }
 
     fn tell(&self, change: Live) {
-        // No subscriber is not an error: nobody is looking.
-        let _ = self.live.send(change);
+        if self.watching.load(Ordering::Relaxed) > 0 {
+            // A subscriber that left meanwhile is not an error.
+            let _ = self.live.send(change);
+        }
     }
 
     /// A connection was accepted.
@@ -237,6 +333,7 @@ impl Inspector {
                 transport: None,
                 obfuscated: false,
                 keyed: None,
+                device: None,
             },
         );
         self.tell(Live::Session(conn_id));
@@ -259,6 +356,7 @@ impl Inspector {
     /// The connection's key, session, login, layer or client changed.
     pub fn session_keyed(&self, conn_id: u64, keyed: KeyedInfo) {
         if let Some(s) = self.state().sessions.get_mut(&conn_id) {
+            s.device = keyed.device();
             s.keyed = Some(keyed);
         }
         self.tell(Live::Session(conn_id));
@@ -272,27 +370,31 @@ impl Inspector {
 
     /// Records an event: in its call's record (if this node knows the call) and in the feed.
     pub fn record(&self, mut event: Event) {
+        if !self.settings.enabled {
+            return;
+        }
         let mut state = self.state();
         if let Some(s) = event.conn_id.and_then(|c| state.sessions.get(&c))
             && let Some(k) = &s.keyed
         {
             event.user_id = event.user_id.or(k.user_id);
             event.key_id = event.key_id.or(Some(k.key_id));
-            event.device = event.device.or_else(|| k.device());
+            event.device = event.device.or_else(|| s.device.clone());
         }
         let event = Arc::new(event);
+        let mut evicted = None;
         if let Some(record) = event.call_id.and_then(|id| state.calls.get_mut(&id)) {
-            insert_ordered(&mut record.events, event.clone());
-            if record.events.len() > self.settings.events_per_call {
-                record.events.pop_front();
-                record.dropped += 1;
-            }
+            evicted = record
+                .events
+                .insert(event.clone(), self.settings.events_per_call);
         }
         insert_ordered(&mut state.feed, event.clone());
-        if state.feed.len() > self.settings.feed {
-            state.feed.pop_front();
-        }
+        let old = (state.feed.len() > self.settings.feed)
+            .then(|| state.feed.pop_front())
+            .flatten();
         drop(state);
+        // What fell out is freed outside the lock.
+        drop((evicted, old));
         self.tell(Live::Event(event));
     }
 
@@ -365,7 +467,8 @@ impl Inspector {
             if let Some(other) = also {
                 // The busy call's own timeline shows the refusal too.
                 if let Some(r) = self.state().calls.get_mut(&other) {
-                    insert_ordered(&mut r.events, Arc::new(event.clone()));
+                    r.events
+                        .insert(Arc::new(event.clone()), self.settings.events_per_call);
                 }
                 self.tell(Live::Call(other));
             }
@@ -393,8 +496,7 @@ impl Inspector {
             seen_at_ms: now_ms,
             ended_at_ms: None,
             outcome: None,
-            events: VecDeque::new(),
-            dropped: 0,
+            events: Timeline::default(),
         });
         record.call = call.clone();
         if ended_now {
@@ -417,9 +519,14 @@ impl Inspector {
     pub fn calls(&self) -> (Vec<CallRecord>, Vec<CallRecord>) {
         let state = self.state();
         let strip = |r: &CallRecord| CallRecord {
-            events: VecDeque::new(),
-            dropped: r.dropped + r.events.len() as u64,
-            ..r.clone()
+            call: r.call.clone(),
+            seen_at_ms: r.seen_at_ms,
+            ended_at_ms: r.ended_at_ms,
+            outcome: r.outcome,
+            events: Timeline {
+                dropped: r.events.dropped + r.events.len() as u64,
+                ..Timeline::default()
+            },
         };
         let mut live: Vec<CallRecord> = state
             .calls
@@ -468,12 +575,17 @@ impl Inspector {
                 .ok()
                 .map(|i| list[i].clone())
         };
-        find(&state.feed).or_else(|| state.calls.values().find_map(|r| find(&r.events)))
+        find(&state.feed).or_else(|| state.calls.values().find_map(|r| r.events.find(seq)))
     }
 }
 
-/// Inserts `event` keeping `list` in seq order (it is nearly always last).
+/// Inserts `event` keeping `list` in seq order (it is nearly always last, which costs one
+/// comparison).
 fn insert_ordered(list: &mut VecDeque<Arc<Event>>, event: Arc<Event>) {
+    if list.back().is_none_or(|last| last.seq < event.seq) {
+        list.push_back(event);
+        return;
+    }
     let at = list.partition_point(|e| e.seq < event.seq);
     list.insert(at, event);
 }
@@ -504,5 +616,40 @@ pub fn update_list(updates: &enums::Updates) -> &[enums::Update] {
         enums::Updates::Updates(u) => &u.updates,
         enums::Updates::UpdateShort(u) => std::slice::from_ref(&u.update),
         _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64) -> Arc<Event> {
+        Arc::new(Event {
+            seq,
+            at_ms: 0,
+            call_id: Some(1),
+            conn_id: None,
+            user_id: None,
+            key_id: None,
+            device: None,
+            body: EventBody::TimerEnded(None),
+        })
+    }
+
+    #[test]
+    fn a_flooded_timeline_keeps_its_start_and_its_latest() {
+        let mut t = Timeline::default();
+        // The second event arrives late (an RPC numbered on arrival, recorded when answered).
+        for seq in [1, 3, 2, 4] {
+            assert!(t.insert(event(seq), 8).is_none());
+        }
+        for seq in 5..=100 {
+            t.insert(event(seq), 8);
+        }
+        let kept: Vec<u64> = t.iter().map(|e| e.seq).collect();
+        assert_eq!(kept, [1, 2, 95, 96, 97, 98, 99, 100]);
+        assert_eq!(t.dropped(), (92, Some(2)));
+        assert_eq!(t.find(96).map(|e| e.seq), Some(96));
+        assert!(t.find(50).is_none());
     }
 }

@@ -4,10 +4,10 @@
 //! busy users) are computed when `/metrics` is scraped, from the inspector and the hub, so they
 //! cannot drift from what they count.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, seconds (100 µs to 2.5 s).
@@ -110,10 +110,39 @@ impl Outcome {
     }
 }
 
+/// One method's counters: atomics, so RPCs on two threads never wait for each other.
 #[derive(Default)]
 struct MethodStats {
-    results: BTreeMap<&'static str, u64>,
-    latency: Histogram,
+    ok: AtomicU64,
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+    latency: AtomicHistogram,
+}
+
+/// A latency histogram of atomics (nanosecond sum), read into a [`Histogram`] to render.
+#[derive(Default)]
+struct AtomicHistogram {
+    buckets: [AtomicU64; BOUNDS.len() + 1],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl AtomicHistogram {
+    fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let i = BOUNDS.partition_point(|b| *b < secs);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Histogram {
+        Histogram {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            count: self.count.load(Ordering::Relaxed),
+            sum: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        }
+    }
 }
 
 /// Everything counted since the server started.
@@ -124,7 +153,7 @@ pub struct Metrics {
     auth_keys_temporary: AtomicU64,
     call_setups: AtomicU64,
     outcomes: [AtomicU64; 5],
-    rpc: Mutex<BTreeMap<&'static str, MethodStats>>,
+    rpc: RwLock<HashMap<&'static str, MethodStats>>,
     updates_pushed: Mutex<BTreeMap<&'static str, u64>>,
     store_commit: Mutex<BTreeMap<&'static str, Histogram>>,
 }
@@ -158,12 +187,29 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// An RPC was answered: `result` is "ok" or the error's name.
-    pub fn rpc(&self, method: &'static str, result: &'static str, elapsed: Duration) {
-        let mut rpc = self.rpc.lock().unwrap_or_else(|e| e.into_inner());
-        let stats = rpc.entry(method).or_default();
-        *stats.results.entry(result).or_default() += 1;
-        stats.latency.observe(elapsed);
+    /// An RPC was answered: `result` is `None` for success or the error's name.
+    pub fn rpc(&self, method: &'static str, result: Option<&'static str>, elapsed: Duration) {
+        let count = |stats: &MethodStats| {
+            match result {
+                None => {
+                    stats.ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(error) => {
+                    let mut errors = stats.errors.lock().unwrap_or_else(|e| e.into_inner());
+                    *errors.entry(error).or_default() += 1;
+                }
+            }
+            stats.latency.observe(elapsed);
+        };
+        {
+            let rpc = self.rpc.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(stats) = rpc.get(method) {
+                count(stats);
+                return;
+            }
+        }
+        let mut rpc = self.rpc.write().unwrap_or_else(|e| e.into_inner());
+        count(rpc.entry(method).or_default());
     }
 
     /// A call was created by `phone.requestCall` (busy refusals included).
@@ -242,15 +288,20 @@ impl Metrics {
             load(&self.auth_keys_temporary)
         );
         {
-            let rpc = self.rpc.lock().unwrap_or_else(|e| e.into_inner());
+            let rpc = self.rpc.read().unwrap_or_else(|e| e.into_inner());
+            let mut methods: Vec<(&&str, &MethodStats)> = rpc.iter().collect();
+            methods.sort_by_key(|(m, _)| **m);
             header(
                 &mut out,
                 "mtcall_rpc_total",
                 "counter",
                 "RPCs answered, by method and result (ok or the error name).",
             );
-            for (method, stats) in rpc.iter() {
-                for (result, n) in &stats.results {
+            for (method, stats) in &methods {
+                let ok = stats.ok.load(Ordering::Relaxed);
+                let errors = stats.errors.lock().unwrap_or_else(|e| e.into_inner());
+                let results = (ok > 0).then_some(("ok", ok)).into_iter();
+                for (result, n) in results.chain(errors.iter().map(|(e, n)| (*e, *n))) {
                     let _ = writeln!(
                         out,
                         "mtcall_rpc_total{{method=\"{method}\",result=\"{result}\"}} {n}"
@@ -263,8 +314,8 @@ impl Metrics {
                 "histogram",
                 "Time from a request's decryption to its answer being queued, by method.",
             );
-            for (method, stats) in rpc.iter() {
-                stats.latency.render(
+            for (method, stats) in &methods {
+                stats.latency.snapshot().render(
                     &mut out,
                     "mtcall_rpc_duration_seconds",
                     &format!("method=\"{method}\""),
@@ -368,11 +419,11 @@ mod tests {
     #[test]
     fn histograms_are_cumulative_and_counters_render() {
         let m = Metrics::default();
-        m.rpc("phone.receivedCall", "ok", Duration::from_micros(50));
-        m.rpc("phone.receivedCall", "ok", Duration::from_millis(3));
+        m.rpc("phone.receivedCall", None, Duration::from_micros(50));
+        m.rpc("phone.receivedCall", None, Duration::from_millis(3));
         m.rpc(
             "phone.receivedCall",
-            "CALL_PEER_INVALID",
+            Some("CALL_PEER_INVALID"),
             Duration::from_secs(10),
         );
         m.outcome(Outcome::BusyRefused);

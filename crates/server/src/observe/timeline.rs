@@ -67,13 +67,16 @@ pub fn text(call: &Value) -> String {
         let _ = writeln!(out, "created {} UTC", time_of_day(ms));
     }
     let events = call["events"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    if let Some(n) = call["events_dropped"].as_u64().filter(|n| *n > 0) {
-        let _ = writeln!(out, "({n} earlier events no longer kept)");
-    }
+    let dropped = call["events_dropped"].as_u64().unwrap_or(0);
+    let gap_after = call["events_dropped_after_seq"].as_u64();
+    let gap = format!("              … {dropped} messages not kept …\n");
     if events.is_empty() {
         out.push_str(
             "(no messages recorded: the running server that handled this call keeps them)\n",
         );
+    }
+    if dropped > 0 && gap_after.is_none() {
+        out.push_str(&gap);
     }
     for e in events {
         let at = time_of_day(e["at_ms"].as_i64().unwrap_or(0));
@@ -94,7 +97,11 @@ pub fn text(call: &Value) -> String {
             Some("push") => format!("server → {}: {name}: {detail}", who(e)),
             _ => format!("── {name}: {detail}"),
         };
-        let _ = writeln!(out, "{at}  #{:<6} {line}", e["seq"].as_u64().unwrap_or(0));
+        let seq = e["seq"].as_u64().unwrap_or(0);
+        let _ = writeln!(out, "{at}  #{seq:<6} {line}");
+        if dropped > 0 && gap_after == Some(seq) {
+            out.push_str(&gap);
+        }
     }
     out
 }

@@ -131,13 +131,19 @@ pub fn call_summary(r: &CallRecord, names: &Names) -> Value {
         "live": c.state.is_live(),
         "outcome": r.outcome.map(|o| o.name()),
         "reason": discard.and_then(|d| d.reason.as_ref()).map(reason_name),
-        "created_at_ms": i64::from(c.date) * 1000,
+        // `date` has whole seconds; when this node saw the call created, its own clock reading
+        // has the milliseconds.
+        "created_at_ms": if r.seen_at_ms / 1000 == i64::from(c.date) {
+            r.seen_at_ms
+        } else {
+            i64::from(c.date) * 1000
+        },
         "received_at": c.receive_date,
         "accepted_at": c.accept_date,
         "started_at": c.start_date,
         "ended_at_ms": r.ended_at_ms.or(discard.map(|d| i64::from(d.at) * 1000)),
         "duration": discard.and_then(|d| d.duration),
-        "events": r.events.len() as u64 + r.dropped,
+        "events": r.events.len() as u64 + r.events.dropped().0,
     })
 }
 
@@ -145,7 +151,9 @@ pub fn call_summary(r: &CallRecord, names: &Names) -> Value {
 pub fn call_full(r: &CallRecord, names: &Names) -> Value {
     let mut v = call_summary(r, names);
     v["events"] = Value::Array(r.events.iter().map(|e| event(e, names)).collect());
-    v["events_dropped"] = json!(r.dropped);
+    let (dropped, after) = r.events.dropped();
+    v["events_dropped"] = json!(dropped);
+    v["events_dropped_after_seq"] = json!(after);
     v
 }
 

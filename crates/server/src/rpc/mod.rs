@@ -71,6 +71,7 @@ async fn unwrap(ctx: &mut RpcCtx<'_>, mut body: Vec<u8>) -> Result<Vec<u8>, RpcE
                 ctx.key.layer = Layer::serving(w.layer);
                 if ctx.key.announced_layer != Some(w.layer) {
                     ctx.key.announced_layer = Some(w.layer);
+                    ctx.key.revision = ctx.key.revision.wrapping_add(1);
                     ctx.shared
                         .store
                         .set_key_client(ctx.key.key_id, Some(w.layer), None)
@@ -93,6 +94,7 @@ async fn unwrap(ctx: &mut RpcCtx<'_>, mut body: Vec<u8>) -> Result<Vec<u8>, RpcE
                         .set_key_client(ctx.key.key_id, None, Some(info.clone()))
                         .await?;
                     ctx.key.client = Some(info);
+                    ctx.key.revision = ctx.key.revision.wrapping_add(1);
                 }
                 w.query.0
             }

@@ -26,11 +26,13 @@
     busyKnown: new Map(), // user id -> name: the server said busy (overview, session), no call of theirs ended since
     feed: [], // Events, seq order
     feedSeqs: new Set(),
+    firstAt: new Map(), // call id -> at_ms of its earliest event seen
     selected: null, // {id, events: Map(seq -> Event), explicit: bool}
     activeSeq: null, // the event whose TL is shown
     loading: 0, // overview generation being loaded (0: none)
     generation: 0,
     pending: [], // stream messages received while an overview is loading
+    feedNew: [], // events to append to the feed's table at the next render
   };
   const dirty = new Set();
   const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
@@ -112,25 +114,47 @@
     return ev.call_id === id || (ev.kind === 'note' && typeof ev.detail === 'string' && ev.detail.includes(id));
   }
 
+  function seen(ev) {
+    if (!ev.call_id) return;
+    const t = S.firstAt.get(ev.call_id);
+    if (t === undefined || ev.at_ms < t) S.firstAt.set(ev.call_id, ev.at_ms);
+  }
+
+  /** When a call started: created_at_ms can be whole seconds (the call's TL `date`); its first event, when
+   * within that second, is more exact. */
+  function startOf(c) {
+    const t = S.firstAt.get(c.id);
+    return t !== undefined && t >= c.created_at_ms && t - c.created_at_ms < 1000 ? t : c.created_at_ms;
+  }
+
   function addFeed(ev, incremental) {
+    seen(ev);
     if (S.feedSeqs.has(ev.seq)) return;
     S.feedSeqs.add(ev.seq);
     let i = S.feed.length;
     while (i > 0 && S.feed[i - 1].seq > ev.seq) i -= 1;
     S.feed.splice(i, 0, ev);
     while (S.feed.length > FEED_MAX) S.feedSeqs.delete(S.feed.shift().seq);
-    if (incremental) (S.feedNew = S.feedNew || []).push(ev);
+    if (incremental) S.feedNew.push(ev);
   }
 
-  /** A call summary from the stream; an older snapshot of the same call (fewer events) is ignored. */
+  const RANK = { requested: 0, received: 1, accepted: 2, confirmed: 3, discarded: 4 };
+  const rank = (c) => (c.live ? RANK[c.state] ?? 0 : 5);
+
+  /** A call summary (stream, overview or api/calls/{id}); an older snapshot of the call is ignored. The event
+   * count only grows (a summary can be sent before the events of its own change). */
   function mergeCall(c) {
     const old = S.calls.get(c.id);
-    if (old && (old.events > c.events || (!old.live && c.live && old.events >= c.events))) return;
-    S.calls.set(c.id, c);
+    if (old && rank(c) < rank(old)) return;
+    S.calls.set(c.id, old ? { ...c, events: Math.max(old.events || 0, c.events || 0) } : c);
     const ended = [...S.calls.values()].filter((x) => !x.live);
     if (ended.length > RECENT_MAX) {
       ended.sort((a, b) => (b.ended_at_ms || b.created_at_ms) - (a.ended_at_ms || a.created_at_ms));
-      for (const x of ended.slice(RECENT_MAX)) if (!S.selected || S.selected.id !== x.id) S.calls.delete(x.id);
+      for (const x of ended.slice(RECENT_MAX)) {
+        if (S.selected && S.selected.id === x.id) continue;
+        S.calls.delete(x.id);
+        S.firstAt.delete(x.id);
+      }
     }
   }
 
@@ -163,7 +187,6 @@
         else if (d.user) S.busyKnown.delete(d.user.id);
         dirty.add('sessions');
         dirty.add('header');
-        dirty.add('calls');
         break;
       case 'session_closed':
         S.sessions.delete(d.conn_id);
@@ -237,9 +260,12 @@
       const c = await r.json();
       if (!S.selected || S.selected.id !== id) return;
       const { events, ...summary } = c; // here `events` is the list, not the summary's count
-      summary.events = Array.isArray(events) ? events.length : events;
+      summary.events = Array.isArray(events) ? events.length + (c.events_dropped || 0) : events;
       mergeCall(summary);
-      for (const e of events || []) S.selected.events.set(e.seq, e);
+      for (const e of events || []) {
+        S.selected.events.set(e.seq, e);
+        seen(e);
+      }
       S.selected.loaded = true;
       dirty.add('detail');
       dirty.add('calls');
@@ -276,7 +302,7 @@
   async function showEvent(seq) {
     S.activeSeq = seq;
     for (const r of document.querySelectorAll('.active-ev')) r.classList.remove('active-ev');
-    for (const r of document.querySelectorAll(`[data-seq="${seq}"]`)) r.classList.add('active-ev');
+    for (const r of document.querySelectorAll(`tr[data-seq="${seq}"], .ev[data-seq="${seq}"]`)) r.classList.add('active-ev');
     const pre = $('tl-json');
     const title = $('tl-title');
     const ev = S.feed.find((e) => e.seq === seq) || (S.selected && S.selected.events.get(seq));
@@ -418,7 +444,8 @@
         class: s.user ? '' : 'anon',
       },
       el('td', {},
-        el('div', { class: 'strong' }, s.user ? who(s.user) : 'not logged in'),
+        el('div', { class: 'strong' }, s.user ? who(s.user) : 'not logged in',
+          isBusy ? el('span', { class: 'badge busy', 'data-testid': 'busy-badge' }, 'busy') : null),
         el('div', { class: 'small', title: `connected ${clock(s.connected_at_ms)}` }, `${s.user ? `id ${s.user.id} · ` : ''}conn ${s.conn_id} · `,
           el('span', { 'data-live-since': s.connected_at_ms }, span(now() - s.connected_at_ms)))),
       deviceOf(s),
@@ -426,8 +453,7 @@
       el('td', {},
         el('div', {}, s.transport || '–', s.obfuscated ? el('span', { class: 'badge obf', title: 'obfuscated2' }, 'obf') : null),
         el('div', { class: 'small mono' }, s.peer)),
-      el('td', { class: 'mono', title: s.session_id ? `session ${s.session_id}` : '' }, s.auth_key || '–'),
-      el('td', {}, isBusy ? el('span', { class: 'badge busy', 'data-testid': 'busy-badge' }, 'busy') : null));
+      el('td', { class: 'mono', title: s.session_id ? `session ${s.session_id}` : '' }, s.auth_key || '–'));
     }));
     $('sessions-empty').hidden = rows.length > 0;
   }
@@ -468,10 +494,10 @@
     el('td', {}, el('span', { class: `state st-${c.state}` }, c.state)),
     el('td', { class: `outcome oc-${c.outcome || 'none'}`, title: outcomeText(c) }, c.outcome || c.reason || '',
       c.outcome && c.reason ? el('span', { class: 'small' }, ` ${c.reason}`) : null),
-    el('td', { class: 'mono small', title: clock(c.created_at_ms) }, clock(c.created_at_ms).slice(0, 8)),
-    c.live ? el('td', { class: 'num', 'data-live-since': c.created_at_ms }, span(now() - c.created_at_ms))
+    el('td', { class: 'mono small', title: clock(startOf(c)) }, clock(startOf(c)).slice(0, 8)),
+    c.live ? el('td', { class: 'num', 'data-live-since': startOf(c) }, span(now() - startOf(c)))
       : el('td', { class: 'num', title: c.duration !== null && c.duration !== undefined ? `reported duration ${c.duration} s` : '' },
-        span((c.ended_at_ms || c.created_at_ms) - c.created_at_ms)),
+        span(Math.max(0, (c.ended_at_ms || startOf(c)) - startOf(c)))),
     el('td', { class: 'num' }, eventCount(c, inFeed))));
     $('calls-body').replaceChildren(...rows);
     $('calls-empty').hidden = rows.length > 0;
@@ -506,7 +532,7 @@
     const body = $('feed-body');
     const scroller = $('feed-scroll');
     const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
-    const fresh = S.feedNew || [];
+    const fresh = S.feedNew;
     S.feedNew = [];
     if (reset) {
       body.replaceChildren(...S.feed.map(feedRow));
@@ -642,8 +668,8 @@
         el('span', { class: `state st-${call.state}` }, call.state),
         call.live ? el('span', { class: 'badge live-badge' }, 'live') : null,
         outcomeText(call) ? el('span', { class: `outcome oc-${call.outcome || 'none'}` }, outcomeText(call)) : null,
-        el('span', {}, `started ${clock(call.created_at_ms)}`),
-        call.ended_at_ms ? el('span', {}, `ended ${clock(call.ended_at_ms)} (${span(call.ended_at_ms - call.created_at_ms)})`) : null,
+        el('span', {}, `started ${clock(startOf(call))}`),
+        call.ended_at_ms ? el('span', {}, `ended ${clock(call.ended_at_ms)} (${span(Math.max(0, call.ended_at_ms - startOf(call)))})`) : null,
         call.duration !== null && call.duration !== undefined ? el('span', {}, `reported duration ${call.duration} s`) : null,
         call.video ? el('span', { class: 'badge' }, 'video') : null,
         el('span', {}, `${eventCount(call)} events`),
@@ -662,8 +688,9 @@
       },
       l.side === 'server'
         ? [el('div', { class: 'strong' }, 'server'), el('div', { class: 'small' }, S.node ? S.node.mtproto_address : '')]
-        : [el('div', { class: 'strong' }, `${who(l.user)}${l.side === 'caller' ? ' (caller)' : l.side === 'callee' ? ' (callee)' : ''}`),
-          el('div', { class: 'small' }, l.conn_id !== null ? `conn ${l.conn_id} · ${l.device || 'device ?'}` : 'no device seen')])));
+        : [el('div', { class: 'strong', title: `${who(l.user)} (${l.side}${l.user ? `, user ${l.user.id}` : ''})` },
+          who(l.user), n <= 3 && l.side !== 'other' ? el('span', { class: 'role' }, ` ${l.side}`) : null),
+        el('div', { class: 'small', title: l.device || '' }, l.conn_id !== null ? `conn ${l.conn_id} · ${l.device || 'device ?'}` : 'no device seen')])));
     const lines = lanes.map((l) => el('div', {
       class: `lifeline side-${l.side}`,
       style: `left:calc(var(--tc) + (100% - var(--tc)) * ${l.index + 0.5} / ${n})`,
