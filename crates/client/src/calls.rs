@@ -138,10 +138,10 @@ impl Client {
 
     async fn next_call_state(&mut self, call_id: i64) -> Result<enums::PhoneCall, ClientError> {
         loop {
-            if let enums::Update::PhoneCall(p) = self.next_update().await? {
-                if p.phone_call.id() == call_id {
-                    return Ok(p.phone_call);
-                }
+            if let enums::Update::PhoneCall(p) = self.next_update().await?
+                && p.phone_call.id() == call_id
+            {
+                return Ok(p.phone_call);
             }
         }
     }
