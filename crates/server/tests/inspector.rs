@@ -243,6 +243,9 @@ async fn metrics_and_timeline_of_a_call_with_a_busy_refusal() {
     assert!(seen.contains("event: event\ndata: {"));
     assert!(seen.contains("event: call\ndata: {"));
     assert!(seen.contains("\"name\":\"phone.receivedCall\""));
+    // Alice and Bob were told busy while the call lasted (and free again after).
+    assert!(seen.contains("event: session\ndata: {"));
+    assert!(seen.contains("\"busy\":true"), "{seen}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -197,7 +197,7 @@ fn reason(status: u16) -> &'static str {
 /// Writes `response` and closes (`HEAD` gets the head only).
 pub async fn write_response(stream: &mut TcpStream, response: Response, head_only: bool) {
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n{SECURITY_HEADERS}Connection: close\r\n",
         response.status,
         reason(response.status),
         response.content_type,
@@ -214,6 +214,10 @@ pub async fn write_response(stream: &mut TcpStream, response: Response, head_onl
     let _ = stream.write_all(&bytes).await;
     let _ = stream.shutdown().await;
 }
+
+/// Sent with every response: the page loads only its own script and style sheet, and no other
+/// site may frame it.
+const SECURITY_HEADERS: &str = "Content-Security-Policy: default-src 'self'; img-src 'self' data:; frame-ancestors 'none'\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n";
 
 /// The head of a server-sent-event stream.
 pub const EVENT_STREAM_HEAD: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n";

@@ -453,6 +453,28 @@ impl Inspector {
         for call in calls {
             self.tell(Live::Call(call.id));
         }
+        // Who is busy may have changed: the parties' sessions are told again.
+        if self.watching.load(Ordering::Relaxed) > 0 {
+            let parties: Vec<i64> = calls
+                .iter()
+                .flat_map(|c| [c.admin_id, c.participant_id])
+                .collect();
+            let conns: Vec<u64> = self
+                .state()
+                .sessions
+                .values()
+                .filter(|s| {
+                    s.keyed
+                        .as_ref()
+                        .and_then(|k| k.user_id)
+                        .is_some_and(|u| parties.contains(&u))
+                })
+                .map(|s| s.conn_id)
+                .collect();
+            for conn in conns {
+                self.tell(Live::Session(conn));
+            }
+        }
         for (also, call_id, body) in notes {
             let event = Event {
                 seq: self.next_seq(),
