@@ -35,7 +35,6 @@ import struct
 import threading
 import time
 import zlib
-from concurrent.futures import Future
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -113,105 +112,14 @@ def res_pq(port):
 
 
 # ------------------------------------------------------------------------------------------ agents
-class AgentError(Exception):
-    """An agent request that failed; .error is the agent's error object ({rpc, code, class, text})."""
-
-    def __init__(self, lib, op, error):
-        self.lib, self.op, self.error = lib, op, error
-        super().__init__(f"{lib} {op}: " + (f"{error.get('class')}: {error.get('text')}"
-                                            if error.get("class") else str(error.get("text"))))
+AgentError = harness.AgentError
 
 
-class Agent:
+class Agent(harness.JsonLines):
     """One agent process (gramjs_agent.js or telethon_agent.py) and its JSON-lines channel."""
 
     def __init__(self, lib, cmd, env, log_path):
-        self.lib = lib
-        self.log_path = log_path
-        self.stderr = open(log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     env=env, text=True, bufsize=1)
-        self.pending = {}
-        self.lock = threading.Lock()
-        self.next_id = 0
-        self.dead = None  # reason, once the agent hung or exited
-        self.ready = queue.Queue()
-        threading.Thread(target=self._reader, daemon=True).start()
-
-    def _reader(self):
-        for line in self.proc.stdout:
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if msg.get("ready"):
-                self.ready.put(msg)
-                continue
-            with self.lock:
-                fut = self.pending.pop(msg.get("id"), None)
-            if fut is not None and not fut.done():
-                fut.set_result(msg)
-        with self.lock:
-            self.dead = self.dead or f"{self.lib} agent exited (status {self.proc.poll()})"
-            pending, self.pending = self.pending, {}
-        for fut in pending.values():
-            if not fut.done():
-                fut.set_result({"ok": False, "error": {"text": self.dead}})
-
-    def wait_ready(self, timeout=30):
-        try:
-            return self.ready.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError(f"{self.lib} agent not ready within {timeout}s (log {self.log_path})") from None
-
-    def send(self, op, **args):
-        fut = Future()
-        fut.op = op
-        with self.lock:
-            if self.dead:
-                fut.set_result({"ok": False, "error": {"text": self.dead}})
-                return fut
-            self.next_id += 1
-            rid = self.next_id
-            self.pending[rid] = fut
-        try:
-            self.proc.stdin.write(json.dumps(dict(args, id=rid, op=op)) + "\n")
-            self.proc.stdin.flush()
-        except OSError as e:
-            with self.lock:
-                self.pending.pop(rid, None)
-            fut.set_result({"ok": False, "error": {"text": f"{self.lib} agent: {e}"}})
-        return fut
-
-    def result(self, fut, timeout=OP_TIMEOUT):
-        try:
-            msg = fut.result(timeout)
-        except TimeoutError:
-            # A synchronous hang (e.g. GramJS spinning in its handshake) blocks the whole agent: end it,
-            # so the remaining requests fail at once instead of each waiting for its timeout.
-            self.kill(f"{self.lib} agent killed: '{fut.op}' hung for {timeout:.0f}s")
-            raise AgentError(self.lib, fut.op, {"text": f"no answer within {timeout:.0f}s (agent killed)"}) from None
-        if not msg.get("ok"):
-            raise AgentError(self.lib, fut.op, msg.get("error") or {})
-        return msg.get("result")
-
-    def do(self, op, op_timeout=OP_TIMEOUT, **args):
-        return self.result(self.send(op, **args), op_timeout)
-
-    def kill(self, reason):
-        with self.lock:
-            self.dead = self.dead or reason
-        if self.proc.poll() is None:
-            self.proc.kill()
-
-    def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.do("exit", op_timeout=10)
-                self.proc.wait(10)
-            except Exception:  # noqa: BLE001
-                self.proc.kill()
-        self.stderr.close()
+        super().__init__(lib, cmd, env, log_path, OP_TIMEOUT)
 
     def stderr_tail(self, n=20):
         try:

@@ -1,5 +1,6 @@
-"""What the interop drivers (interop/clients/run.py, interop/calls/run.py) share: the tally of checks,
-a free port below 32768, the `mtcall serve` process and its log, and the environment for the clients.
+"""What the interop drivers (interop/clients/run.py, interop/calls/run.py, interop/inspector/run.py)
+share: the tally of checks, named steps, a free port below 32768, the `mtcall serve` process and its
+log, child processes spoken to in JSON lines, and the environment for the clients.
 
 A driver imports it with
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "common"))
@@ -7,7 +8,9 @@ A driver imports it with
 Python 3.11 standard library only.
 """
 
+import json
 import os
+import queue
 import random
 import re
 import signal
@@ -15,6 +18,7 @@ import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -118,6 +122,135 @@ class Steps:
         return run
 
     step = __call__
+
+
+class AgentError(CheckFailed):
+    """A request to a JSON-lines child that failed; .error is its error object ({rpc, code, class, text})."""
+
+    def __init__(self, lib, op, error):
+        self.lib, self.op, self.error = lib, op, error
+        super().__init__(f"{lib} {op}: " + (f"{error.get('class')}: {error.get('text')}"
+                                            if error.get("class") else str(error.get("text"))))
+
+
+class JsonLines:
+    """A child process spoken to in JSON lines (the call agents, the inspector's page checker): requests
+    {"id", "op", ...} are answered by {"id", "ok", "result"|"error"}; every other line it prints (such as
+    {"ready": ...}) is queued for next(). stderr goes to log_path. A request that hangs kills the child,
+    so the requests after it fail at once instead of each waiting out its timeout."""
+
+    def __init__(self, lib, cmd, env, log_path, op_timeout=15.0):
+        self.lib, self.log_path, self.op_timeout = lib, log_path, op_timeout
+        self.stderr = open(log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     env=env, text=True, bufsize=1)
+        self.pending = {}
+        self.lock = threading.Lock()
+        self.next_id = 0
+        self.dead = None  # reason, once the child hung or exited
+        self.lines = queue.Queue()  # what is not an answer; None once the child exited
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self):
+        for line in self.proc.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            with self.lock:
+                fut = self.pending.pop(msg.get("id"), None) if "id" in msg else None
+            if fut is None:
+                self.lines.put(msg)
+            elif not fut.done():
+                fut.set_result(msg)
+        with self.lock:
+            self.dead = self.dead or f"{self.lib} exited (status {self.proc.poll()})"
+            pending, self.pending = self.pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_result({"ok": False, "error": {"text": self.dead}})
+        self.lines.put(None)
+
+    def write(self, obj):
+        """Sends one line as it is (no answer is awaited)."""
+        self.proc.stdin.write(json.dumps(obj) + "\n")
+        self.proc.stdin.flush()
+
+    def next(self, timeout):
+        """The next line that is not an answer; CheckFailed when none comes in time or the child exited."""
+        try:
+            msg = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise CheckFailed(f"{self.lib}: nothing within {timeout:.0f}s; stderr {self.tail()}") from None
+        if msg is None:
+            self.lines.put(None)
+            raise CheckFailed(f"{self.lib} exited ({self.proc.poll()}); stderr {self.tail()}")
+        return msg
+
+    def wait_ready(self, timeout=30):
+        """The child's {"ready": ...} line."""
+        msg = self.next(timeout)
+        if not msg.get("ready"):
+            raise CheckFailed(f"{self.lib}: expected a ready line, got {msg}")
+        return msg
+
+    def send(self, op, **args):
+        """Sends a request; returns a Future of its answer (with .op)."""
+        fut = Future()
+        fut.op = op
+        with self.lock:
+            if self.dead:
+                fut.set_result({"ok": False, "error": {"text": self.dead}})
+                return fut
+            self.next_id += 1
+            rid = self.next_id
+            self.pending[rid] = fut
+        try:
+            self.write(dict(args, id=rid, op=op))
+        except OSError as e:
+            with self.lock:
+                self.pending.pop(rid, None)
+            fut.set_result({"ok": False, "error": {"text": f"{self.lib}: {e}"}})
+        return fut
+
+    def result(self, fut, timeout=None):
+        """The answer's result, or AgentError."""
+        timeout = self.op_timeout if timeout is None else timeout
+        try:
+            msg = fut.result(timeout)
+        except TimeoutError:
+            self.kill(f"{self.lib} killed: '{fut.op}' hung for {timeout:.0f}s")
+            raise AgentError(self.lib, fut.op, {"text": f"no answer within {timeout:.0f}s (killed)"}) from None
+        if not msg.get("ok"):
+            raise AgentError(self.lib, fut.op, msg.get("error") or {})
+        return msg.get("result")
+
+    def do(self, op, op_timeout=None, **args):
+        """A request and its result."""
+        return self.result(self.send(op, **args), op_timeout)
+
+    def kill(self, reason):
+        with self.lock:
+            self.dead = self.dead or reason
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+    def tail(self, n=8):
+        return " | ".join(log_tail(self.log_path, n)) or "empty"
+
+    def close(self, exit_op=True):
+        """Asks it to exit (an "exit" request, unless not exit_op), closes its stdin and waits; kills it if
+        it does not go."""
+        if self.proc.poll() is None:
+            try:
+                if exit_op:
+                    self.do("exit", op_timeout=10)
+                self.proc.stdin.close()
+                self.proc.wait(10)
+            except Exception:  # noqa: BLE001
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
 
 
 def client_env():

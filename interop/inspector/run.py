@@ -29,7 +29,6 @@ Python 3.11 standard library only.
 import argparse
 import json
 import os
-import queue
 import re
 import shutil
 import subprocess
@@ -39,7 +38,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import Future
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -59,85 +57,15 @@ CheckFailed, expect, Steps = harness.CheckFailed, harness.expect, harness.Steps
 
 
 # ------------------------------------------------------------------ JSON-lines child processes
-class Child:
+AgentError = harness.AgentError
+
+
+class Child(harness.JsonLines):
     """A child speaking JSON lines on stdin/stdout (the call agents, page_check.js); stderr to a log."""
-
-    def __init__(self, name, cmd, env, log_path):
-        self.name, self.log_path = name, log_path
-        with open(log_path, "wb") as err:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
-                                         text=True, bufsize=1)
-        self.lines = queue.Queue()  # every message that is not the answer to a request
-        self.pending, self.next_id, self.lock = {}, 0, threading.Lock()
-        threading.Thread(target=self._reader, daemon=True).start()
-
-    def _reader(self):
-        for line in self.proc.stdout:
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            with self.lock:
-                fut = self.pending.pop(msg.get("id"), None) if "id" in msg else None
-            if fut is not None:
-                fut.set_result(msg)
-            else:
-                self.lines.put(msg)
-        self.lines.put(None)
-        with self.lock:
-            pending, self.pending = self.pending, {}
-        for fut in pending.values():
-            fut.set_result({"ok": False, "error": {"text": f"{self.name} exited ({self.proc.poll()})"}})
-
-    def send(self, obj):
-        self.proc.stdin.write(json.dumps(obj) + "\n")
-        self.proc.stdin.flush()
-
-    def next(self, timeout):
-        try:
-            msg = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise CheckFailed(f"{self.name}: nothing within {timeout:.0f}s; stderr {self.tail()}") from None
-        if msg is None:
-            raise CheckFailed(f"{self.name} exited ({self.proc.poll()}); stderr {self.tail()}")
-        return msg
 
     def request(self, op, op_timeout=OP_TIMEOUT, **args):
         """An agent request: {"id", "op", ...} answered by {"id", "ok", "result"|"error"}."""
-        timeout = op_timeout
-        fut = Future()
-        with self.lock:
-            self.next_id += 1
-            rid = self.next_id
-            self.pending[rid] = fut
-        self.send(dict(args, id=rid, op=op))
-        try:
-            msg = fut.result(timeout)
-        except TimeoutError:
-            raise CheckFailed(f"{self.name} {op}: no answer within {timeout:.0f}s") from None
-        if not msg.get("ok"):
-            raise AgentError(self.name, op, msg.get("error") or {})
-        return msg.get("result")
-
-    def tail(self, n=8):
-        return " | ".join(harness.log_tail(self.log_path, n)) or "empty"
-
-    def close(self, exit_op=True):
-        if self.proc.poll() is None:
-            try:
-                if exit_op:
-                    self.send({"id": 0, "op": "exit"})
-                self.proc.stdin.close()
-                self.proc.wait(10)
-            except Exception:  # noqa: BLE001
-                self.proc.kill()
-                self.proc.wait()
-
-
-class AgentError(CheckFailed):
-    def __init__(self, lib, op, error):
-        self.error = error
-        super().__init__(f"{lib} {op}: {error.get('rpc') or error.get('class') or ''} {error.get('text')}")
+        return self.do(op, op_timeout, **args)
 
 
 class User:
@@ -239,7 +167,7 @@ class Run:
             return False
         ok = True
         try:
-            self.page.send(dict(args, op=op))
+            self.page.write(dict(args, op=op))
             deadline = time.monotonic() + PAGE_TIMEOUT
             while True:
                 msg = self.page.next(max(0.1, deadline - time.monotonic()))
@@ -293,7 +221,7 @@ class Run:
                 t.fail("server stops cleanly", reason)
         self.token_server()
         if self.page is not None:
-            self.page.send({"op": "exit"})
+            self.page.write({"op": "exit"})
             try:
                 self.page.proc.wait(15)
             except subprocess.TimeoutExpired:
@@ -334,7 +262,7 @@ class Run:
         layers = {}
         for ag in (gj, tt):
             r = ag.next(30)
-            layers[ag.name] = r.get("layer")
+            layers[ag.lib] = r.get("layer")
         A = User(gj, "a", "9996641001", "Alice", "A")
         B = User(tt, "b", "9996651001", "Bob", "B")
         C = User(tt, "c", "9996651002", "Carol", "C")

@@ -5,7 +5,8 @@ use mtproto::crypto::{Entropy, OsEntropy};
 use server::Config;
 use store::{NewUser, Store};
 
-async fn open(config: &Config) -> Result<std::sync::Arc<dyn Store>, String> {
+/// The store of a data directory (or the configured database), which must exist already.
+pub async fn open(config: &Config) -> Result<std::sync::Arc<dyn Store>, String> {
     let path = config.data_dir.join("mtcall.db");
     if config.database.is_none() && !path.exists() {
         return Err(format!(

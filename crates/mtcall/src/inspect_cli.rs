@@ -99,14 +99,9 @@ fn where_data(config: &Config) -> String {
 }
 
 async fn open_store(config: &Config) -> Result<std::sync::Arc<dyn store::Store>, String> {
-    let path = config.data_dir.join("mtcall.db");
-    if config.database.is_none() && !path.exists() {
-        return Err(format!(
-            "no running server, and no database at {} (pass --admin or --data)",
-            path.display()
-        ));
-    }
-    Ok(config.open_store(&path).await?.0)
+    crate::admin::open(config)
+        .await
+        .map_err(|e| format!("no running server answered, and {e}"))
 }
 
 /// Every user's name, from the store.
