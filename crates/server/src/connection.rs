@@ -393,10 +393,6 @@ impl Connection {
                 us = elapsed.as_micros() as u64,
                 "rpc"
             );
-            let error = result
-                .as_ref()
-                .err()
-                .map(|e| (e.code(), e.message().into_owned()));
             match &result {
                 Ok(bytes) => keyed.session.push_result(request.msg_id, bytes),
                 Err(e) => keyed
@@ -404,6 +400,10 @@ impl Connection {
                     .rpc_error(request.msg_id, e.code(), &e.message()),
             }
             if let Some(body) = trace.request {
+                let error = result
+                    .as_ref()
+                    .err()
+                    .map(|e| (e.code(), e.message().into_owned()));
                 self.shared.observe.inspector.record(Event {
                     seq,
                     at_ms: now,
@@ -418,7 +418,6 @@ impl Connection {
                         result: result.ok(),
                         error,
                         duration_us: elapsed.as_micros() as u64,
-                        layer: keyed.info.layer,
                     },
                 });
             }

@@ -49,7 +49,7 @@ impl Default for InspectorSettings {
 #[derive(Clone, Debug)]
 pub enum EventBody {
     /// A request and its answer: the request's bytes (wrappers removed) and the result's bytes
-    /// as sent (encoded for `layer`), or the error.
+    /// as sent (encoded for the session's layer), or the error.
     Rpc {
         /// The method.
         method: &'static str,
@@ -61,8 +61,6 @@ pub enum EventBody {
         error: Option<(i32, String)>,
         /// Time to answer, microseconds.
         duration_us: u64,
-        /// The layer the result was encoded for.
-        layer: tl::Layer,
     },
     /// Updates pushed to one session.
     Push(Arc<enums::Updates>),
