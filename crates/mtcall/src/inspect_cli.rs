@@ -119,18 +119,9 @@ async fn stored_calls(config: &Config) -> Result<(Vec<CallRecord>, views::Names)
     let store = open_store(config).await?;
     let (_, names) = names(store.as_ref()).await?;
     let rows = store.load_calls().await.map_err(|e| e.to_string())?;
-    let mut records: Vec<CallRecord> = rows
-        .iter()
-        .filter_map(|r| calls::Call::from_bytes(&r.body).ok())
-        .map(|call| CallRecord {
-            seen_at_ms: i64::from(call.date) * 1000,
-            ended_at_ms: call.discard.as_ref().map(|d| i64::from(d.at) * 1000),
-            outcome: server::observe::metrics::Outcome::of(&call).or(call
-                .accept_date
-                .map(|_| server::observe::metrics::Outcome::Answered)),
-            events: Default::default(),
-            call,
-        })
+    let mut records: Vec<CallRecord> = server::call_engine::decode(&rows)
+        .into_iter()
+        .map(CallRecord::stored)
         .collect();
     records.sort_by_key(|r| {
         (

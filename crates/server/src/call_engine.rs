@@ -32,7 +32,8 @@ fn row(registry: &CallRegistry, call: &Call, now: i64) -> CallRow {
     }
 }
 
-fn decode(rows: &[CallRow]) -> Vec<Call> {
+/// Calls from their stored rows (a row that does not decode is logged and skipped).
+pub fn decode(rows: &[CallRow]) -> Vec<Call> {
     rows.iter()
         .filter_map(|r| match Call::from_bytes(&r.body) {
             Ok(c) => Some(c),

@@ -5,7 +5,7 @@
 
 mod admin;
 mod cache;
-mod call_engine;
+pub mod call_engine;
 mod call_service;
 pub mod config;
 mod connection;

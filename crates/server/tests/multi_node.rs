@@ -72,6 +72,21 @@ async fn a_call_across_nodes_and_200_callers_to_a_busy_callee() {
         outgoing.ringing(&mut alice).await.unwrap() > 0,
         "the acknowledgement on node 2 rings the caller on node 1"
     );
+    // Node 3 handled no request of this call; its inspector still lists it (from the database,
+    // without messages), and its metrics count both parties busy.
+    let (status, body) = http_get(n3.admin_addr(), "/api/calls", "").await;
+    assert_eq!(status, 200);
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = outgoing.id.to_string();
+    let live = listed["live"].as_array().unwrap();
+    assert!(
+        live.iter()
+            .any(|c| c["id"].as_str() == Some(id.as_str()) && c["state"] == "received"),
+        "{body}"
+    );
+    let (_, metrics) = http_get(n3.admin_addr(), "/metrics", "").await;
+    assert!(metrics.contains("\nmtcall_busy_users 2\n"), "{metrics}");
+    assert!(metrics.contains("\nmtcall_calls_live 1\n"), "{metrics}");
 
     // 200 callers, spread over the three nodes, all at once: every one is refused as busy.
     let nodes = [&n1, &n2, &n3];

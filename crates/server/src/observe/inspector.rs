@@ -167,6 +167,21 @@ pub struct CallRecord {
     pub events: Timeline,
 }
 
+impl CallRecord {
+    /// A call known only from storage (handled by another node, or read from a data
+    /// directory): no messages, times from the call itself.
+    pub fn stored(call: Call) -> CallRecord {
+        let answered = call.accept_date.map(|_| Outcome::Answered);
+        CallRecord {
+            seen_at_ms: i64::from(call.date) * 1000,
+            ended_at_ms: call.discard.as_ref().map(|d| i64::from(d.at) * 1000),
+            outcome: Outcome::of(&call).or(answered),
+            events: Timeline::default(),
+            call,
+        }
+    }
+}
+
 /// A call's events in order: the first quarter of the bound kept for good (how the call
 /// began), then the latest in a ring; what fell out between is counted. A call flooded with
 /// repeated requests still shows its start and its end.
@@ -568,16 +583,6 @@ impl Inspector {
     /// One call with its events.
     pub fn call(&self, id: i64) -> Option<CallRecord> {
         self.state().calls.get(&id).cloned()
-    }
-
-    /// The live calls (for the busy and live-call gauges).
-    pub fn live_calls(&self) -> Vec<Call> {
-        self.state()
-            .calls
-            .values()
-            .filter(|r| r.call.state.is_live())
-            .map(|r| r.call.clone())
-            .collect()
     }
 
     /// The latest `n` events of the feed, oldest first.

@@ -9,7 +9,10 @@ pub mod metrics;
 pub mod timeline;
 pub mod views;
 
+use std::collections::HashSet;
+
 use crate::shared::Shared;
+use inspector::CallRecord;
 
 /// Metrics and the inspector, shared by every connection.
 pub struct Observer {
@@ -46,8 +49,39 @@ impl Observer {
     }
 }
 
-/// The users busy in a call: from the call registry on one node, from the calls this node has
-/// seen with several.
+/// Live calls, then ended ones newest first: what this node recorded and, with several nodes,
+/// also the calls in the shared database that other nodes handled (without their messages).
+pub async fn calls(shared: &Shared) -> (Vec<CallRecord>, Vec<CallRecord>) {
+    let (mut live, mut recent) = shared.observe.inspector.calls();
+    if shared.cluster.is_none() {
+        return (live, recent);
+    }
+    let rows = match shared.store.load_calls().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "the inspector cannot read the stored calls");
+            return (live, recent);
+        }
+    };
+    let known: HashSet<i64> = live.iter().chain(&recent).map(|r| r.call.id).collect();
+    for call in crate::call_engine::decode(&rows) {
+        if known.contains(&call.id) {
+            continue;
+        }
+        let record = CallRecord::stored(call);
+        if record.call.state.is_live() {
+            live.push(record);
+        } else {
+            recent.push(record);
+        }
+    }
+    live.sort_by_key(|r| std::cmp::Reverse(r.seen_at_ms));
+    recent.sort_by_key(|r| std::cmp::Reverse(r.ended_at_ms));
+    (live, recent)
+}
+
+/// The users busy in a call: from the call registry on one node, from the shared database with
+/// several.
 pub async fn busy_users(shared: &Shared) -> Vec<i64> {
     let live = match &shared.cluster {
         None => shared
@@ -57,7 +91,7 @@ pub async fn busy_users(shared: &Shared) -> Vec<i64> {
             .live_calls()
             .cloned()
             .collect::<Vec<_>>(),
-        Some(_) => shared.observe.inspector.live_calls(),
+        Some(_) => calls(shared).await.0.into_iter().map(|r| r.call).collect(),
     };
     let mut busy: Vec<i64> = live
         .iter()
@@ -82,7 +116,7 @@ pub async fn render_metrics(shared: &Shared) -> String {
     }
     gauges.calls_live = match &shared.cluster {
         None => shared.calls.lock().await.live_calls().count() as u64,
-        Some(_) => shared.observe.inspector.live_calls().len() as u64,
+        Some(_) => calls(shared).await.0.len() as u64,
     };
     gauges.busy_users = busy_users(shared).await.len() as u64;
     gauges.users_online = shared.hub.users_online() as u64;

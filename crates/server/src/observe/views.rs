@@ -371,7 +371,7 @@ fn hex(bytes: &[u8]) -> String {
 pub async fn overview(shared: &Shared) -> Value {
     let inspector = &shared.observe.inspector;
     let sessions = inspector.sessions();
-    let (live, recent) = inspector.calls();
+    let (live, recent) = super::calls(shared).await;
     let feed = inspector.feed(200);
     let busy = super::busy_users(shared).await;
     let mut names = Names::default();
@@ -399,7 +399,7 @@ pub async fn overview(shared: &Shared) -> Value {
 
 /// Live and recent calls.
 pub async fn calls(shared: &Shared) -> Value {
-    let (live, recent) = shared.observe.inspector.calls();
+    let (live, recent) = super::calls(shared).await;
     let mut names = Names::default();
     names
         .load(shared, user_ids(live.iter().chain(&recent), []))
