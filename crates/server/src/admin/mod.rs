@@ -249,7 +249,17 @@ async fn sse_message(shared: &Shared, change: Live) -> Option<String> {
             let session = inspector.session(conn_id)?;
             let user = session.keyed.as_ref().and_then(|k| k.user_id);
             names.load(shared, user).await;
-            let busy = crate::observe::busy_users(shared).await;
+            // Only this user's calls are looked at (a stream message per session change).
+            let busy = match user {
+                Some(u) => crate::call_engine::live_calls_of(shared, u)
+                    .await
+                    .map(|calls| calls.iter().any(|c| c.makes_busy(u)))
+                    .unwrap_or(false)
+                    .then_some(u)
+                    .into_iter()
+                    .collect(),
+                None => Vec::new(),
+            };
             ("session", views::session(&session, &names, &busy))
         }
         Live::SessionClosed(conn_id) => ("session_closed", json!({ "conn_id": conn_id })),
