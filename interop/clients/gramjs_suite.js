@@ -165,11 +165,14 @@ class Suite {
     return `${FRESH_CONNECTS}/${FRESH_CONNECTS} in ${((Date.now() - started) / 1000).toFixed(1)}s`;
   }
 
-  /** client.start with a phone: signs up a new number (firstAndLastNames) or signs in. */
-  async login(phone, transport = 'full') {
+  /** client.start with a phone: signs up a new number (firstAndLastNames) or signs in.
+   * handlerFirst: an update handler is registered before connecting, as many bots do; GramJS
+   * then asks for users.getUsers and updates.getState together before it is logged in. */
+  async login(phone, transport = 'full', handlerFirst = false) {
     const c = this.client('', transport);
     let askedNames = false;
     let lastError = null;
+    if (handlerFirst) c.addEventHandler(() => {}, new Raw({}));
     await this.connect(c);
     await c.start({
       phoneNumber: phone,
@@ -227,6 +230,13 @@ class Suite {
       return c;
     };
     const a1 = await check('sign in existing account', () => signIn('full'));
+    await check('update handler registered before client.start', async () => {
+      expect(userA, 'no account from sign up');
+      const { c, me } = await withTimeout(this.login(phoneA, 'full', true), STEP_TIMEOUT_MS, 'client.start');
+      expect(me.id.equals(userA.id), `signed in as ${me.id}, want ${userA.id}`);
+      await this.close(c);
+      return 'both 401 answers of the first container read, then signed in';
+    });
     let a2 = null;
     try {
       a2 = await withTimeout(signIn('full'), STEP_TIMEOUT_MS * 2, 'second session');

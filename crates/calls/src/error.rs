@@ -24,9 +24,11 @@ pub enum CallError {
     CallProtocolCompatLayerInvalid,
     /// 400 USER_ID_INVALID: calling oneself or an unknown user.
     UserIdInvalid,
-    /// 400 DH_G_A_INVALID: `g_a_hash` is not 32 bytes, or `g_a` not 256.
+    /// 400 DH_G_A_INVALID: `g_a_hash` is not 32 bytes, or `g_a` is not a DH value in the safe
+    /// range (the call ends).
     DhGAInvalid,
-    /// 400 DH_G_B_INVALID: `g_b` is not 256 bytes (mtcall's name; Telegram documents none).
+    /// 400 DH_G_B_INVALID: `g_b` is not a DH value in the safe range (mtcall's name; Telegram
+    /// documents none).
     DhGBInvalid,
     /// 500 RANDOM_ID_DUPLICATE: `random_id` reused for a call that ended.
     RandomIdDuplicate,

@@ -9,6 +9,12 @@ use crate::error::CallError;
 use crate::model::{Call, Discard, Protocol, Reason, SessionRef, State};
 use crate::view::sha256;
 
+/// A Diffie–Hellman public value (`g_a`, `g_b`): at most 256 bytes, in the safe range of
+/// Telegram's group whatever its length (leading zero bytes may be dropped).
+fn is_dh_value(value: &[u8]) -> bool {
+    value.len() <= 256 && mtproto::crypto::dh::is_safe_public_value(value)
+}
+
 /// Where new ids and access hashes come from (random in the server, scripted in tests).
 pub trait Ids {
     /// A fresh non-zero call id.
@@ -350,7 +356,7 @@ impl CallRegistry {
             State::Accepted | State::Confirmed => return refuse(CallError::CallAlreadyAccepted),
             State::Requested | State::Received => {}
         }
-        if g_b.len() != 256 {
+        if !is_dh_value(&g_b) {
             return refuse(CallError::DhGBInvalid);
         }
         if let Err(e) = check_protocol(&protocol) {
@@ -412,9 +418,18 @@ impl CallRegistry {
             State::Confirmed => return Effects::only(Ok(call.clone())),
             State::Accepted => {}
         }
-        if g_a.len() != 256 || sha256(&g_a)[..] != call.g_a_hash[..] {
+        // `g_a` is checked as the number it is and hashed as the bytes it was sent as: clients
+        // that drop leading zero bytes (Telegram Android, ntgcalls) send 255 bytes or fewer.
+        let refusal = if !is_dh_value(&g_a) {
+            Some(CallError::DhGAInvalid)
+        } else if sha256(&g_a)[..] != call.g_a_hash[..] {
+            Some(CallError::CallPeerInvalid)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
             let (admin, participant) = (call.admin_id, call.participant_id);
-            let mut effects = Effects::only(Err(CallError::CallPeerInvalid));
+            let mut effects = Effects::only(Err(refusal));
             self.end(
                 id,
                 Some(Reason::Disconnect),

@@ -278,7 +278,7 @@ fn accept_call_in_every_state() {
     );
     let hb = w.hash(id, 2);
     assert_eq!(
-        w.reg.accept(B1, id, hb, vec![9; 255], proto(), T0).result,
+        w.reg.accept(B1, id, hb, vec![0; 256], proto(), T0).result,
         Err(CallError::DhGBInvalid)
     );
     let no_overlap = Protocol {
@@ -777,5 +777,105 @@ fn invariants_hold_over_random_operation_sequences() {
             "seed {seed}: calls left ringing"
         );
         assert!(users.iter().all(|u| !w.reg.busy(*u)));
+    }
+}
+
+/// Telegram's 2048-bit prime, big-endian (the group of `messages.getDhConfig`).
+fn prime() -> Vec<u8> {
+    mtproto::crypto::dh::DH_PRIME.to_vec()
+}
+
+#[test]
+fn dh_values_are_numbers_whatever_their_length() {
+    // 255 bytes: a value below 2^2040 whose leading zero byte the client dropped, as
+    // Telegram Android's BigInteger.toByteArray() and ntgcalls do.
+    let short_g_b: Vec<u8> = std::iter::repeat_n(0x5a, 255).collect();
+    let short_g_a: Vec<u8> = std::iter::repeat_n(0x3c, 255).collect();
+    let mut w = World::new();
+    let id = w
+        .reg
+        .request(
+            A,
+            2,
+            77,
+            sha2::Sha256::digest(&short_g_a).to_vec(),
+            proto(),
+            false,
+            T0,
+            &mut SeqIds(900),
+        )
+        .result
+        .unwrap()
+        .id;
+    let hb = w.hash(id, 2);
+    let accepted = w.reg.accept(B1, id, hb, short_g_b.clone(), proto(), T0 + 1);
+    assert_eq!(accepted.result.unwrap().g_b, Some(short_g_b.clone()));
+    let ha = w.hash(id, 1);
+    // The hash is of the bytes as sent: the 256-byte form of the same number does not match.
+    let mut padded = vec![0u8];
+    padded.extend_from_slice(&short_g_a);
+    let e = w.reg.confirm(A, id, ha, padded, 42, T0 + 2);
+    assert_eq!(e.result, Err(CallError::CallPeerInvalid));
+
+    let mut w = World::new();
+    let id = w
+        .reg
+        .request(
+            A,
+            2,
+            78,
+            sha2::Sha256::digest(&short_g_a).to_vec(),
+            proto(),
+            false,
+            T0,
+            &mut SeqIds(900),
+        )
+        .result
+        .unwrap()
+        .id;
+    let hb = w.hash(id, 2);
+    assert!(
+        w.reg
+            .accept(B1, id, hb, short_g_b, proto(), T0 + 1)
+            .result
+            .is_ok()
+    );
+    let ha = w.hash(id, 1);
+    let confirmed = w.reg.confirm(A, id, ha, short_g_a.clone(), 42, T0 + 2);
+    assert_eq!(confirmed.result.unwrap().g_a, Some(short_g_a));
+
+    // Out of range, whatever the length: 0, below 2^1984 (248 bytes), p - 1, p, 257 bytes.
+    let mut p_minus_1 = prime();
+    p_minus_1[255] -= 1;
+    let mut long = vec![0u8];
+    long.extend(std::iter::repeat_n(0x11, 256));
+    let refused: [(&str, Vec<u8>); 6] = [
+        ("zero", vec![0; 256]),
+        ("empty", vec![]),
+        ("below 2^1984", vec![0xff; 248]),
+        ("p - 1", p_minus_1),
+        ("p", prime()),
+        ("257 bytes", long),
+    ];
+    for (name, g_b) in refused {
+        let mut w = World::new();
+        let id = w.at(State::Received);
+        let hb = w.hash(id, 2);
+        assert_eq!(
+            w.reg
+                .accept(B1, id, hb, g_b.clone(), proto(), T0 + 2)
+                .result,
+            Err(CallError::DhGBInvalid),
+            "{name}"
+        );
+        let mut w = World::new();
+        let id = w.at(State::Accepted);
+        let ha = w.hash(id, 1);
+        assert_eq!(
+            w.reg.confirm(A, id, ha, g_b, 42, T0 + 3).result,
+            Err(CallError::DhGAInvalid),
+            "{name}: g_a"
+        );
+        assert_eq!(w.reg.get(id).unwrap().state, State::Discarded);
     }
 }

@@ -308,7 +308,7 @@ impl Connection {
                 perm_key_id,
                 expires_at: row.expires_at,
                 user_id,
-                layer: row.layer.map(Layer::serving).unwrap_or(Layer::LATEST),
+                layer: row.layer.and_then(Layer::serving).unwrap_or(Layer::LATEST),
                 announced_layer: row.layer,
                 client: row.client,
                 session_id: 0,

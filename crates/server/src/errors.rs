@@ -56,6 +56,9 @@ pub enum RpcError {
     RpcCallFail,
     /// 400: `messages.getDhConfig` asked for too many random bytes.
     RandomLengthInvalid,
+    /// 400: `invokeWithLayer` announced a layer older than every supported one; the message
+    /// names the supported range.
+    ConnectionLayerInvalid,
     /// A call error (`CALL_PEER_INVALID`, `CALL_ALREADY_DECLINED`, ...).
     Call(calls::CallError),
 }
@@ -98,6 +101,7 @@ impl RpcError {
             RpcError::InputFetchError => "INPUT_FETCH_ERROR",
             RpcError::RpcCallFail => "RPC_CALL_FAIL",
             RpcError::RandomLengthInvalid => "RANDOM_LENGTH_INVALID",
+            RpcError::ConnectionLayerInvalid => "CONNECTION_LAYER_INVALID",
             RpcError::Call(e) => e.message(),
             RpcError::FloodWait(_) => "FLOOD_WAIT",
             RpcError::InputMethodInvalid(_) => "INPUT_METHOD_INVALID",
@@ -113,6 +117,11 @@ impl RpcError {
             RpcError::MethodNotSupported(name) => Cow::Owned(format!(
                 "METHOD_NOT_SUPPORTED_{}",
                 name.replace('.', "_").to_uppercase()
+            )),
+            RpcError::ConnectionLayerInvalid => Cow::Owned(format!(
+                "CONNECTION_LAYER_INVALID_SUPPORTED_{}_TO_{}",
+                tl::Layer::OLDEST,
+                tl::Layer::LATEST
             )),
             other => Cow::Borrowed(other.name()),
         }

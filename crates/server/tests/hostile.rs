@@ -427,11 +427,18 @@ async fn hostile_inputs_get_their_documented_answers_and_others_are_served() {
     }
     {
         let (id, _) = c.session.next_id(now_ms(), false);
-        let ack = enums::MsgsAck::from(types::MsgsAck { msg_ids: vec![1] }).to_bytes(Layer::LATEST);
+        let container = tl::service::MsgContainer {
+            messages: vec![tl::service::Message {
+                msg_id: next(&mut c).0,
+                seqno: 1,
+                body: get_nearest_dc(),
+            }],
+        }
+        .to_bytes(Layer::LATEST);
         case!(
-            "a service message with an odd seqno",
+            "a container with an odd seqno",
             Answer::BadMsg(34),
-            message_answer(&mut c, id, 1, &ack).await
+            message_answer(&mut c, id, 1, &container).await
         );
     }
     {

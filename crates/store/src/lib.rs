@@ -115,6 +115,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'_, ()>;
     /// Whether `user` is in `owner`'s contacts.
     fn is_contact(&self, owner: i64, user: i64) -> StoreFuture<'_, bool>;
+    /// The user ids in `owner`'s contacts, ascending.
+    fn contacts_of(&self, owner: i64) -> StoreFuture<'_, Vec<i64>>;
 
     // ------------------------------------------------------------------ updates
 

@@ -629,6 +629,13 @@ impl Store for PgStore {
         })
     }
 
+    fn contacts_of(&self, owner: i64) -> StoreFuture<'_, Vec<i64>> {
+        Box::pin(async move {
+            self.query_all(sql::CONTACTS_OF, &[&owner], |r| r.get(0))
+                .await
+        })
+    }
+
     fn append_update(
         &self,
         user_id: i64,

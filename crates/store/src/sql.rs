@@ -28,6 +28,7 @@ pub const DELETE_LOGIN_CODE: &str = "DELETE FROM login_codes WHERE phone_code_ha
 
 pub const UPSERT_CONTACT: &str = "INSERT INTO contacts (owner_id, user_id, first_name, last_name) VALUES ($1, $2, $3, $4) ON CONFLICT (owner_id, user_id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name";
 pub const IS_CONTACT: &str = "SELECT 1 FROM contacts WHERE owner_id = $1 AND user_id = $2";
+pub const CONTACTS_OF: &str = "SELECT user_id FROM contacts WHERE owner_id = $1 ORDER BY user_id";
 
 pub const BUMP_PTS: &str = "INSERT INTO user_state (user_id, pts) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET pts = user_state.pts + excluded.pts RETURNING pts";
 pub const INSERT_UPDATE: &str =

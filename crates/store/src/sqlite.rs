@@ -451,6 +451,14 @@ impl Store for SqliteStore {
         })
     }
 
+    fn contacts_of(&self, owner: i64) -> StoreFuture<'_, Vec<i64>> {
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(sql::CONTACTS_OF).map_err(unavailable)?;
+            let rows = stmt.query_map([owner], |r| r.get(0)).map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+    }
+
     fn append_update(
         &self,
         user_id: i64,

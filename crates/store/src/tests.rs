@@ -146,6 +146,33 @@ fn users_are_unique_by_phone_and_username() {
 }
 
 #[test]
+fn contacts_are_listed_per_owner_and_renamed_in_place() {
+    on_each_backend(|db| async move {
+        let s = db.open().await;
+        let user = |phone: &str| NewUser {
+            phone: Some(phone.into()),
+            first_name: "U".into(),
+            ..Default::default()
+        };
+        let a = s.create_user(user("15550011"), 1).await.unwrap();
+        let b = s.create_user(user("15550012"), 1).await.unwrap();
+        let c = s.create_user(user("15550013"), 1).await.unwrap();
+        assert_eq!(s.contacts_of(a.id).await.unwrap(), Vec::<i64>::new());
+        s.add_contact(a.id, c.id, "C", "").await.unwrap();
+        s.add_contact(a.id, b.id, "B", "").await.unwrap();
+        s.add_contact(a.id, b.id, "Bee", "Renamed").await.unwrap();
+        s.add_contact(b.id, a.id, "A", "").await.unwrap();
+        let mut want = vec![b.id, c.id];
+        want.sort();
+        assert_eq!(s.contacts_of(a.id).await.unwrap(), want);
+        assert_eq!(s.contacts_of(b.id).await.unwrap(), vec![a.id]);
+        assert_eq!(s.contacts_of(c.id).await.unwrap(), Vec::<i64>::new());
+        assert!(s.is_contact(a.id, b.id).await.unwrap());
+        assert!(!s.is_contact(c.id, a.id).await.unwrap());
+    });
+}
+
+#[test]
 fn keys_and_updates_survive_reopening() {
     on_each_backend(|db| async move {
         {

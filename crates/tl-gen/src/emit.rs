@@ -415,7 +415,7 @@ impl Emitter<'_> {
             present = present.join(", "),
         );
         // encode_form
-        s.push_str("#[allow(unused_variables)]\nfn encode_form(&self, form: u8, w: &mut crate::Writer<'_>) {\nmatch form {\n");
+        s.push_str("#[allow(unused_variables, clippy::single_match)]\nfn encode_form(&self, form: u8, w: &mut crate::Writer<'_>) {\nmatch form {\n");
         for (i, f) in def.forms.iter().enumerate().rev() {
             let pat = if i == 0 {
                 "_".to_owned()
@@ -577,6 +577,19 @@ impl Emitter<'_> {
                 "{} => Ok(Self::{}({path}::decode_form(r, {path}::form_of_id(id).unwrap_or(0))?))",
                 pats.join(" | "),
                 variant_name(&d.canonical)
+            ));
+        }
+        // Tolerated stand-ins (`//@decode-as`): another type's constructor read as one of these.
+        for &(source, target) in &self.schema.decode_as {
+            if !ctors.contains(&target) {
+                continue;
+            }
+            let t = &self.schema.defs[target].canonical;
+            dec_arms.push(format!(
+                "0x{:08x} => Ok(Self::{}({}::decode_form(r, 0)?))",
+                self.schema.defs[source].canonical.id,
+                variant_name(t),
+                type_struct_path(t)
             ));
         }
         let name_arms: Vec<String> = ctors

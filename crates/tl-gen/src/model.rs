@@ -85,6 +85,9 @@ pub struct Schema {
     pub defs: Vec<Def>,
     /// Boxed type name (with namespace) → indices of its constructors in `defs`.
     pub types: BTreeMap<String, Vec<usize>>,
+    /// `//@decode-as` pairs as indices into `defs`: (source, target). Where the target's type
+    /// is expected, the source's id is read as the target.
+    pub decode_as: Vec<(usize, usize)>,
 }
 
 impl Schema {
@@ -117,9 +120,18 @@ impl Schema {
 pub fn build(api: &[Source], mtproto: &[Source], layers: &[Source]) -> Result<Schema, SchemaError> {
     let mut canonical_layer = None;
     let mut defs: Vec<Def> = Vec::new();
+    let mut decode_as = Vec::new();
     for (sources, is_mtproto) in [(api, false), (mtproto, true)] {
         for src in sources {
             let file = parse(src)?;
+            if is_mtproto && !file.decode_as.is_empty() {
+                return Err(err(
+                    src,
+                    file.decode_as[0].line,
+                    "`//@decode-as` is for API types",
+                ));
+            }
+            decode_as.extend(file.decode_as.iter().map(|d| (src, d.clone())));
             if !is_mtproto {
                 match (canonical_layer, file.layer) {
                     (_, None) => return Err(err(src, 0, "API file without `// LAYER N`")),
@@ -267,13 +279,70 @@ pub fn build(api: &[Source], mtproto: &[Source], layers: &[Source]) -> Result<Sc
                 .push(i);
         }
     }
+    let decode_as = decode_as
+        .iter()
+        .map(|(src, d)| check_decode_as(src, d, &defs))
+        .collect::<Result<_, _>>()?;
     let schema = Schema {
         layers: all_layers,
         defs,
         types,
+        decode_as,
     };
     check_references(&schema)?;
     Ok(schema)
+}
+
+/// A `//@decode-as` pair must name two API constructors of different types, each with one form
+/// at every layer, whose parameters are the same: the source's body is then read as the
+/// target's.
+fn check_decode_as(
+    src: &Source,
+    d: &crate::parse::DecodeAs,
+    defs: &[Def],
+) -> Result<(usize, usize), SchemaError> {
+    let find = |name: &str| {
+        defs.iter()
+            .position(|c| c.canonical.full_name() == name && !c.mtproto)
+            .filter(|&i| defs[i].canonical.category == Category::Type)
+            .ok_or_else(|| {
+                err(
+                    src,
+                    d.line,
+                    &format!("decode-as: {name} is not an API constructor of the schema"),
+                )
+            })
+    };
+    let (source, target) = (find(&d.source)?, find(&d.target)?);
+    let (s, t) = (&defs[source], &defs[target]);
+    if s.canonical.result == t.canonical.result {
+        return Err(err(
+            src,
+            d.line,
+            &format!(
+                "decode-as: {} and {} are of one type already",
+                d.source, d.target
+            ),
+        ));
+    }
+    if s.forms.len() != 1 || t.forms.len() != 1 {
+        return Err(err(
+            src,
+            d.line,
+            "decode-as: both constructors must have one form at every layer",
+        ));
+    }
+    if s.canonical.params != t.canonical.params {
+        return Err(err(
+            src,
+            d.line,
+            &format!(
+                "decode-as: {} and {} differ in their parameters",
+                d.source, d.target
+            ),
+        ));
+    }
+    Ok((source, target))
 }
 
 fn parse(src: &Source) -> Result<File, SchemaError> {

@@ -3,9 +3,12 @@
 //! Implements the subset of the TL language that Telegram's schemas use
 //! (<https://core.telegram.org/mtproto/TL>): `name#id params = Result;`, `---functions---` /
 //! `---types---` sections, `flags:#` fields, `flags.N?T` conditional fields, `Vector<T>` /
-//! `vector<T>`, bare `%T`, generic `{X:Type}` with `!X`, and `//` comments. Two comment
-//! directives are mtcall's own: `// LAYER N` names the layer a file describes, and
-//! `//@absent NAME` says a constructor does not exist at that layer.
+//! `vector<T>`, bare `%T`, generic `{X:Type}` with `!X`, and `//` comments. Three comment
+//! directives are mtcall's own: `// LAYER N` names the layer a file describes,
+//! `//@absent NAME` says a constructor does not exist at that layer, and
+//! `//@decode-as SOURCE TARGET` says that where a value of TARGET's type is expected, a
+//! SOURCE constructor is read as TARGET (clients send `inputPeerUser` where the schema says
+//! `InputUser`).
 
 use std::fmt;
 
@@ -131,6 +134,19 @@ pub struct File {
     pub definitions: Vec<Definition>,
     /// Names declared absent with `//@absent NAME`.
     pub absent: Vec<String>,
+    /// `//@decode-as SOURCE TARGET` directives, with their lines.
+    pub decode_as: Vec<DecodeAs>,
+}
+
+/// `//@decode-as SOURCE TARGET`: a constructor tolerated in place of another of the same shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeAs {
+    /// The constructor clients send (`inputPeerUser`).
+    pub source: String,
+    /// The constructor it is read as (`inputUser`).
+    pub target: String,
+    /// 1-based line of the directive.
+    pub line: usize,
 }
 
 /// A parse failure, with the 1-based line it happened on.
@@ -169,6 +185,21 @@ pub fn parse_file(text: &str) -> Result<File, ParseError> {
         }
         if let Some(rest) = trimmed.strip_prefix("//@absent ") {
             file.absent.push(rest.trim().to_owned());
+            continue;
+        }
+        if let Some(rest) = trimmed.strip_prefix("//@decode-as ") {
+            let names: Vec<&str> = rest.split_whitespace().collect();
+            let [source, target] = names[..] else {
+                return Err(ParseError {
+                    line,
+                    message: format!("`//@decode-as SOURCE TARGET` expected, got {trimmed:?}"),
+                });
+            };
+            file.decode_as.push(DecodeAs {
+                source: source.to_owned(),
+                target: target.to_owned(),
+                line,
+            });
             continue;
         }
         let code = match trimmed.find("//") {
@@ -344,11 +375,21 @@ mod tests {
              a.b#0000000a flags:# x:flags.3?true v:Vector<long> w:vector<%Foo> = a.B;\n\
              ---functions---\n\
              wrap#0000000b {X:Type} q:!X = X;\n\
-             //@absent gone\n",
+             //@absent gone\n\
+             //@decode-as peerThing userThing\n",
         )
         .unwrap();
         assert_eq!(f.layer, Some(7));
         assert_eq!(f.absent, vec!["gone".to_owned()]);
+        assert_eq!(
+            f.decode_as,
+            vec![DecodeAs {
+                source: "peerThing".into(),
+                target: "userThing".into(),
+                line: 6
+            }]
+        );
+        assert!(parse_file("//@decode-as onlyone\n").is_err());
         let a = &f.definitions[0];
         assert_eq!(a.full_name(), "a.b");
         assert_eq!(a.category, Category::Type);

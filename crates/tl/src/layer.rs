@@ -21,13 +21,13 @@ impl Layer {
     pub const OLDEST: Layer = Layer { index: 0 };
 
     /// The layer to serve a client announcing `announced` (in `invokeWithLayer`): the nearest
-    /// supported layer at or below it. A client older than every supported layer is served the
-    /// oldest one.
-    pub fn serving(announced: i32) -> Layer {
-        let below = SUPPORTED_LAYERS.iter().rposition(|&n| n <= announced);
-        Layer {
-            index: below.unwrap_or(0) as u8,
-        }
+    /// supported layer at or below it. `None` for a client older than every supported layer:
+    /// nothing mtcall can write is sure to parse there.
+    pub fn serving(announced: i32) -> Option<Layer> {
+        SUPPORTED_LAYERS
+            .iter()
+            .rposition(|&n| n <= announced)
+            .map(|i| Layer { index: i as u8 })
     }
 
     /// The layer numbered exactly `number`, if supported.
@@ -72,13 +72,24 @@ mod tests {
 
     #[test]
     fn serves_the_nearest_lower_layer() {
-        assert_eq!(Layer::serving(198).number(), 198);
-        assert_eq!(Layer::serving(215).number(), 198);
-        assert_eq!(Layer::serving(216).number(), 216);
-        assert_eq!(Layer::serving(229).number(), 229);
-        assert_eq!(Layer::serving(230), Layer::LATEST);
-        assert_eq!(Layer::serving(999), Layer::LATEST);
-        assert_eq!(Layer::serving(1), Layer::OLDEST);
+        let serving = |n| Layer::serving(n).map(Layer::number);
+        assert_eq!(serving(158), Some(158));
+        assert_eq!(serving(170), Some(158));
+        assert_eq!(serving(181), Some(181));
+        assert_eq!(serving(197), Some(181));
+        assert_eq!(serving(198), Some(198));
+        assert_eq!(serving(215), Some(198));
+        assert_eq!(serving(216), Some(216));
+        assert_eq!(serving(219), Some(216));
+        assert_eq!(serving(220), Some(220));
+        assert_eq!(serving(227), Some(227));
+        assert_eq!(serving(228), Some(227));
+        assert_eq!(serving(229), Some(229));
+        assert_eq!(Layer::serving(230), Some(Layer::LATEST));
+        assert_eq!(Layer::serving(999), Some(Layer::LATEST));
+        assert_eq!(Layer::serving(157), None);
+        assert_eq!(Layer::serving(1), None);
+        assert_eq!(Layer::OLDEST.number(), 158);
         assert_eq!(Layer::exact(217), None);
         assert_eq!(Layer::all().count(), SUPPORTED_LAYERS.len());
     }

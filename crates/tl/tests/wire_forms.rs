@@ -63,46 +63,156 @@ fn seed_lines_encode_exactly() {
 
 #[test]
 fn layer_dependent_ids() {
+    // Each library's own schema gives these (Pyrogram 158, Hydrogram 181, GramJS 198,
+    // grammers 216, Pyrofork 220, mtcute 227, Telethon and kurigram 229).
     type IdAt = fn(Layer) -> u32;
-    let cases: [(&str, IdAt, [u32; 4]); 7] = [
+    type IdsByLayer = [(i32, u32); 8];
+    let cases: [(&str, IdAt, IdsByLayer); 10] = [
         (
             "user",
             types::User::constructor_id_at,
-            [0x4b46c37e, 0x020b1422, 0xb1b8cc83, 0xb1b8cc83],
+            [
+                (158, 0x8f97c628),
+                (181, 0x215c4438),
+                (198, 0x4b46c37e),
+                (216, 0x020b1422),
+                (220, 0x31774388),
+                (227, 0x31774388),
+                (229, 0xb1b8cc83),
+                (230, 0xb1b8cc83),
+            ],
         ),
         (
             "userFull",
             types::UserFull::constructor_id_at,
-            [0x4d975bbc, 0xa02bc13e, 0x06cbe645, 0x06cbe645],
+            [
+                (158, 0x93eadb53),
+                (181, 0xcc997720),
+                (198, 0x4d975bbc),
+                (216, 0xa02bc13e),
+                (220, 0xa02bc13e),
+                (227, 0x06cbe645),
+                (229, 0x06cbe645),
+                (230, 0x06cbe645),
+            ],
         ),
         (
             "phoneCall",
             types::PhoneCall::constructor_id_at,
-            [0x3ba5940c, 0x30535af5, 0x30535af5, 0x30535af5],
+            [
+                (158, 0x967f7c67),
+                (181, 0x30535af5),
+                (198, 0x3ba5940c),
+                (216, 0x30535af5),
+                (220, 0x30535af5),
+                (227, 0x30535af5),
+                (229, 0x30535af5),
+                (230, 0x30535af5),
+            ],
         ),
         (
             "phoneCallWaiting",
             types::PhoneCallWaiting::constructor_id_at,
-            [0xeed42858, 0xc5226f17, 0xc5226f17, 0xc5226f17],
+            [
+                (158, 0xc5226f17),
+                (181, 0xc5226f17),
+                (198, 0xeed42858),
+                (216, 0xc5226f17),
+                (220, 0xc5226f17),
+                (227, 0xc5226f17),
+                (229, 0xc5226f17),
+                (230, 0xc5226f17),
+            ],
         ),
         (
             "phoneCallRequested",
             types::PhoneCallRequested::constructor_id_at,
-            [0x45361c63, 0x14b0ed0c, 0x14b0ed0c, 0x14b0ed0c],
+            [
+                (158, 0x14b0ed0c),
+                (181, 0x14b0ed0c),
+                (198, 0x45361c63),
+                (216, 0x14b0ed0c),
+                (220, 0x14b0ed0c),
+                (227, 0x14b0ed0c),
+                (229, 0x14b0ed0c),
+                (230, 0x14b0ed0c),
+            ],
         ),
         (
             "phoneCallDiscarded",
             types::PhoneCallDiscarded::constructor_id_at,
-            [0xf9d25503, 0x50ca4de1, 0x50ca4de1, 0x50ca4de1],
+            [
+                (158, 0x50ca4de1),
+                (181, 0x50ca4de1),
+                (198, 0xf9d25503),
+                (216, 0x50ca4de1),
+                (220, 0x50ca4de1),
+                (227, 0x50ca4de1),
+                (229, 0x50ca4de1),
+                (230, 0x50ca4de1),
+            ],
         ),
         (
             "phone.requestCall",
             functions::phone::RequestCall::constructor_id_at,
-            [0xa6c4600c, 0x42ff96ed, 0x42ff96ed, 0x42ff96ed],
+            [
+                (158, 0x42ff96ed),
+                (181, 0x42ff96ed),
+                (198, 0xa6c4600c),
+                (216, 0x42ff96ed),
+                (220, 0x42ff96ed),
+                (227, 0x42ff96ed),
+                (229, 0x42ff96ed),
+                (230, 0x42ff96ed),
+            ],
+        ),
+        (
+            "userStatusRecently",
+            types::UserStatusRecently::constructor_id_at,
+            [
+                (158, 0xe26f42f1),
+                (181, 0x7b197dc8),
+                (198, 0x7b197dc8),
+                (216, 0x7b197dc8),
+                (220, 0x7b197dc8),
+                (227, 0x7b197dc8),
+                (229, 0x7b197dc8),
+                (230, 0x7b197dc8),
+            ],
+        ),
+        (
+            "auth.signUp",
+            functions::auth::SignUp::constructor_id_at,
+            [
+                (158, 0x80eee427),
+                (181, 0xaac7b717),
+                (198, 0xaac7b717),
+                (216, 0xaac7b717),
+                (220, 0xaac7b717),
+                (227, 0xaac7b717),
+                (229, 0xaac7b717),
+                (230, 0xaac7b717),
+            ],
+        ),
+        (
+            "contacts.resolveUsername",
+            functions::contacts::ResolveUsername::constructor_id_at,
+            [
+                (158, 0xf93ccba3),
+                (181, 0xf93ccba3),
+                (198, 0x725afbbc),
+                (216, 0x725afbbc),
+                (220, 0x725afbbc),
+                (227, 0x725afbbc),
+                (229, 0x725afbbc),
+                (230, 0x725afbbc),
+            ],
         ),
     ];
+    assert_eq!(Layer::all().count(), 8);
     for (name, id_at, ids) in cases {
-        for (l, want) in Layer::all().zip(ids) {
+        for (number, want) in ids {
+            let l = Layer::exact(number).expect("a supported layer");
             assert_eq!(id_at(l), want, "{name} at layer {l}");
         }
     }
@@ -184,4 +294,49 @@ fn names_for_ids() {
         Some("phone.receivedCall")
     );
     assert_eq!(tl::schema::name_for_id(0xdeadbeef), None);
+}
+
+#[test]
+fn a_peer_is_read_where_a_user_is_expected_and_the_reverse() {
+    let peer = enums::InputPeer::from(types::InputPeerUser {
+        user_id: 7,
+        access_hash: -9,
+    })
+    .to_bytes(Layer::LATEST);
+    assert_eq!(
+        enums::InputUser::from_bytes(&peer).unwrap(),
+        enums::InputUser::from(types::InputUser {
+            user_id: 7,
+            access_hash: -9
+        })
+    );
+    let user_self =
+        enums::InputUser::InputUserSelf(types::InputUserSelf {}).to_bytes(Layer::LATEST);
+    assert_eq!(
+        enums::InputPeer::from_bytes(&user_self).unwrap(),
+        enums::InputPeer::InputPeerSelf(types::InputPeerSelf {})
+    );
+    let empty = enums::InputPeer::Empty(types::InputPeerEmpty {}).to_bytes(Layer::LATEST);
+    assert_eq!(
+        enums::InputUser::from_bytes(&empty).unwrap(),
+        enums::InputUser::Empty(types::InputUserEmpty {})
+    );
+    // Inside a request, as kurigram sends `users.getUsers` after `resolve_peer()`.
+    let request = functions::Request::from_bytes(
+        &[
+            &functions::users::GetUsers { id: Vec::new() }.to_bytes(Layer::LATEST)[..4],
+            &0x1cb5c415u32.to_le_bytes()[..],
+            &1u32.to_le_bytes()[..],
+            &peer[..],
+        ]
+        .concat(),
+    )
+    .unwrap();
+    assert!(matches!(
+        request,
+        functions::Request::UsersGetUsers(r) if r.id == [enums::InputUser::from(types::InputUser { user_id: 7, access_hash: -9 })]
+    ));
+    // A chat is no user: that stays an unexpected constructor.
+    let chat = enums::InputPeer::from(types::InputPeerChat { chat_id: 1 }).to_bytes(Layer::LATEST);
+    assert!(enums::InputUser::from_bytes(&chat).is_err());
 }

@@ -43,6 +43,11 @@ pub fn fingerprint(n_be: &[u8], e_be: &[u8]) -> i64 {
     i64::from_le_bytes(h[12..20].try_into().expect("8 bytes"))
 }
 
+/// Whether a fingerprint's 16-digit hex form has no leading zero.
+pub fn has_full_width_hex(fingerprint: i64) -> bool {
+    fingerprint as u64 >= 1 << 60
+}
+
 /// A server RSA key pair.
 pub struct ServerKey {
     private: RsaPrivateKey,
@@ -56,11 +61,21 @@ impl std::fmt::Debug for ServerKey {
 }
 
 impl ServerKey {
-    /// A new random 2048-bit key with e = 65537.
+    /// A new random 2048-bit key with e = 65537, whose fingerprint written as 16 hex digits
+    /// does not start with `0`.
+    ///
+    /// mtcute stores the keys it knows under 16 hex digits but looks the server's fingerprint up
+    /// by its unpadded hex form, so it never finds a key whose fingerprint is below `1 << 60`
+    /// (one key in 16). Such keys are drawn again.
     pub fn generate() -> Result<Self, KeyError> {
-        let private = RsaPrivateKey::new(&mut rand::rngs::SysRng, 2048)
-            .map_err(|e| KeyError(e.to_string()))?;
-        Ok(Self::from_private(private))
+        loop {
+            let private = RsaPrivateKey::new(&mut rand::rngs::SysRng, 2048)
+                .map_err(|e| KeyError(e.to_string()))?;
+            let key = Self::from_private(private);
+            if has_full_width_hex(key.fingerprint) {
+                return Ok(key);
+            }
+        }
     }
 
     fn from_private(private: RsaPrivateKey) -> Self {
@@ -177,6 +192,18 @@ impl PublicKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_fingerprints_have_no_leading_hex_zero() {
+        assert!(!has_full_width_hex(0x0fff_ffff_ffff_ffff));
+        assert!(has_full_width_hex(0x1000_0000_0000_0000));
+        assert!(has_full_width_hex(-1));
+        assert_eq!(format!("{:x}", 0x1000_0000_0000_0000u64).len(), 16);
+        for _ in 0..3 {
+            let key = ServerKey::generate().unwrap();
+            assert_eq!(format!("{:x}", key.fingerprint() as u64).len(), 16);
+        }
+    }
 
     #[test]
     fn pem_round_trip_and_raw_operations() {

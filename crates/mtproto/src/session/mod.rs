@@ -18,6 +18,8 @@ pub use server::{BadMsgCode, Received, Request, ServerSession, SessionConfig};
 use std::fmt;
 use std::io::Read as _;
 
+use tl::Identifiable;
+
 use crate::crypto::Entropy;
 
 /// Largest body a `gzip_packed` may inflate to.
@@ -25,6 +27,15 @@ pub const MAX_INFLATED: usize = 1 << 20;
 
 /// Constructor id of `msgs_ack`.
 pub(crate) const MSGS_ACK_ID: u32 = 0x62d6b459;
+const PING_ID: u32 = <tl::functions::Ping as Identifiable>::CONSTRUCTOR_ID;
+const PING_DELAY_DISCONNECT_ID: u32 =
+    <tl::functions::PingDelayDisconnect as Identifiable>::CONSTRUCTOR_ID;
+const GET_FUTURE_SALTS_ID: u32 = <tl::functions::GetFutureSalts as Identifiable>::CONSTRUCTOR_ID;
+const DESTROY_SESSION_ID: u32 = <tl::functions::DestroySession as Identifiable>::CONSTRUCTOR_ID;
+const MSGS_STATE_REQ_ID: u32 = <tl::types::MsgsStateReq as Identifiable>::CONSTRUCTOR_ID;
+const MSG_RESEND_REQ_ID: u32 = <tl::types::MsgResendReq as Identifiable>::CONSTRUCTOR_ID;
+const RPC_DROP_ANSWER_ID: u32 = <tl::functions::RpcDropAnswer as Identifiable>::CONSTRUCTOR_ID;
+const HTTP_WAIT_ID: u32 = <tl::types::HttpWait as Identifiable>::CONSTRUCTOR_ID;
 
 /// Why a packet was refused as a whole. The connection should be closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,11 +132,34 @@ pub(crate) fn build_plaintext(
 }
 
 /// Inflates `gzip_packed.packed_data`, refusing more than [`MAX_INFLATED`] bytes.
+///
+/// The data is a gzip stream (RFC 1952) as the protocol says, or a zlib stream (RFC 1950,
+/// first bytes `78 xx`) as mtcute writes it; Telegram inflates both.
 pub fn gunzip(packed: &[u8]) -> Option<Vec<u8>> {
+    let limit = MAX_INFLATED as u64 + 1;
     let mut out = Vec::new();
-    let mut decoder = flate2::read::GzDecoder::new(packed).take(MAX_INFLATED as u64 + 1);
-    decoder.read_to_end(&mut out).ok()?;
+    if is_zlib_header(packed) {
+        flate2::read::ZlibDecoder::new(packed)
+            .take(limit)
+            .read_to_end(&mut out)
+            .ok()?;
+    } else {
+        flate2::read::GzDecoder::new(packed)
+            .take(limit)
+            .read_to_end(&mut out)
+            .ok()?;
+    }
     (out.len() <= MAX_INFLATED).then_some(out)
+}
+
+/// A zlib stream header: deflate with a window of at most 32 KiB, header checksum valid.
+fn is_zlib_header(data: &[u8]) -> bool {
+    match data {
+        [cmf, flg, ..] => {
+            cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0
+        }
+        _ => false,
+    }
 }
 
 /// Compresses `body` as gzip (clients send large bodies this way; tests use it).
@@ -135,6 +169,28 @@ pub fn gzip(body: &[u8]) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = e.write_all(body);
     e.finish().unwrap_or_default()
+}
+
+/// Whether a message body is a service message (ping, acknowledgements, salts, session and
+/// state requests): these are answered by the session itself, never by the RPC layer.
+pub(crate) fn is_service_message(body: &[u8]) -> bool {
+    let id = body
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    matches!(
+        id,
+        Some(
+            MSGS_ACK_ID
+                | PING_ID
+                | PING_DELAY_DISCONNECT_ID
+                | GET_FUTURE_SALTS_ID
+                | DESTROY_SESSION_ID
+                | MSGS_STATE_REQ_ID
+                | MSG_RESEND_REQ_ID
+                | RPC_DROP_ANSWER_ID
+                | HTTP_WAIT_ID
+        )
+    )
 }
 
 /// Whether a message body is content-related (needs an odd seqno and an ack): everything but

@@ -7,7 +7,7 @@ use tl::{Decode, Encode, Layer, enums, functions, types};
 use super::msg_id::time_of;
 use super::{
     MsgIdGen, Plaintext, SaltSource, SessionError, build_plaintext, gunzip, is_content_related,
-    parse_plaintext,
+    is_service_message, parse_plaintext,
 };
 use crate::crypto::auth_key::Direction;
 use crate::crypto::{AuthKey, Entropy, sha256};
@@ -76,6 +76,9 @@ struct Outgoing {
     body: Vec<u8>,
     response: bool,
     content: bool,
+    /// An `rpc_error` result: it is the last message of its container. GramJS stops reading a
+    /// container at the first error result, so anything after it would be lost.
+    ends_container: bool,
 }
 
 /// The server's state for one session of one auth key.
@@ -230,6 +233,12 @@ impl ServerSession {
         if self.seen.len() >= REMEMBERED_IDS && self.seen.first().is_some_and(|m| msg_id < *m) {
             return Some(BadMsgCode::MsgTooOld);
         }
+        // Service messages are not held to their seqno parity: Pyrogram sends its opening `ping`
+        // at an even seqno and mtcute acknowledges with `msgs_ack` at an odd one, and Telegram
+        // serves both. Requests and containers keep the rule.
+        if is_service_message(body) {
+            return None;
+        }
         let content = is_content_related(body);
         if content && seqno % 2 == 0 {
             return Some(BadMsgCode::OddSeqnoExpected);
@@ -324,10 +333,7 @@ impl ServerSession {
                     None => self.rpc_error(msg_id, 400, "INPUT_GZIP_INVALID"),
                 }
             }
-            0x7abe77ec | 0xf3427b8c | 0xb921bd04 | 0xe7512126 | 0xda69fb52 | 0x7d861a08
-            | 0x58e4a740 | 0x9299359f => {
-                self.service_request(msg_id, &body, now_s);
-            }
+            _ if is_service_message(&body) => self.service_request(msg_id, &body, now_s),
             _ => out.requests.push(Request { msg_id, body }),
         }
     }
@@ -435,16 +441,24 @@ impl ServerSession {
             body,
             response,
             content,
+            ends_container: false,
         });
     }
 
     /// Queues `rpc_result` for the request `req_msg_id` with an encoded result.
     pub fn push_result(&mut self, req_msg_id: i64, result: &[u8]) {
+        let error_id = <types::RpcError as tl::Identifiable>::CONSTRUCTOR_ID;
+        let ends_container = result.get(..4) == Some(&error_id.to_le_bytes()[..]);
         let mut body = Vec::with_capacity(12 + result.len());
         body.extend_from_slice(&tl::service::RPC_RESULT_ID.to_le_bytes());
         body.extend_from_slice(&req_msg_id.to_le_bytes());
         body.extend_from_slice(result);
-        self.queue(body, true, true);
+        self.outbox.push(Outgoing {
+            body,
+            response: true,
+            content: true,
+            ends_container,
+        });
     }
 
     /// Queues `rpc_result{rpc_error}`.
@@ -483,12 +497,15 @@ impl ServerSession {
                     body: ack.to_bytes(Layer::LATEST),
                     response: false,
                     content: false,
+                    ends_container: false,
                 },
             );
         }
-        // Number the messages, then group them into containers of bounded size.
+        // Number the messages, then group them into containers of bounded size; an error result
+        // closes its container.
         let mut groups: Vec<Vec<tl::service::Message>> = vec![Vec::new()];
         let mut group_bytes = 0;
+        let mut closed = false;
         for m in std::mem::take(&mut self.outbox) {
             let msg_id = self.ids.next(now_ms, if m.response { 1 } else { 3 });
             let seqno = self.next_seqno(m.content);
@@ -500,12 +517,14 @@ impl ServerSession {
             }
             let current = groups.last_mut().expect("never empty");
             if !current.is_empty()
-                && (current.len() >= MAX_CONTAINER_MESSAGES
+                && (closed
+                    || current.len() >= MAX_CONTAINER_MESSAGES
                     || group_bytes + m.body.len() > MAX_CONTAINER_BYTES)
             {
                 groups.push(Vec::new());
                 group_bytes = 0;
             }
+            closed = m.ends_container;
             group_bytes += m.body.len() + 16;
             groups
                 .last_mut()

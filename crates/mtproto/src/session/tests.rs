@@ -234,8 +234,14 @@ fn bad_message_ids_and_seqnos_are_notified() {
         (
             good_id + 12,
             15,
-            tl::enums::MsgsAck::from(tl::types::MsgsAck { msg_ids: vec![] })
-                .to_bytes(Layer::LATEST),
+            tl::service::MsgContainer {
+                messages: vec![tl::service::Message {
+                    msg_id: good_id + 16,
+                    seqno: 17,
+                    body: req.clone(),
+                }],
+            }
+            .to_bytes(Layer::LATEST),
             BadMsgCode::EvenSeqnoExpected,
         ),
     ];
@@ -357,4 +363,118 @@ fn handshake_first_salt_is_accepted_until_it_expires() {
     );
     assert!(reqs.is_empty());
     assert!(matches!(replies[..], [ServerMessage::BadServerSalt { .. }]));
+}
+
+#[test]
+fn service_messages_are_served_at_either_seqno_parity() {
+    let (mut c, mut s) = established();
+    let now = NOW + 100;
+    // Pyrogram's opening ping: not content-related, so an even seqno.
+    let (ping_id, seqno) = c.next_id(now, false);
+    let packet = c.encrypt_message(
+        ping_id,
+        seqno,
+        &body(&functions::Ping { ping_id: 5 }),
+        &mut OsEntropy,
+    );
+    s.receive(&packet, now, &mut OsEntropy).unwrap();
+    // mtcute's acknowledgement: written as content, so an odd seqno.
+    let (ack_id, seqno) = c.next_id(now, true);
+    let ack =
+        tl::enums::MsgsAck::from(tl::types::MsgsAck { msg_ids: vec![1] }).to_bytes(Layer::LATEST);
+    let packet = c.encrypt_message(ack_id, seqno, &ack, &mut OsEntropy);
+    s.receive(&packet, now, &mut OsEntropy).unwrap();
+    let replies: Vec<_> = s
+        .flush(now, &mut OsEntropy)
+        .iter()
+        .flat_map(|p| c.decrypt(p).unwrap())
+        .collect();
+    assert!(replies.contains(&ServerMessage::Pong {
+        msg_id: ping_id,
+        ping_id: 5
+    }));
+    assert!(
+        !replies
+            .iter()
+            .any(|m| matches!(m, ServerMessage::BadMsg { .. })),
+        "{replies:?}"
+    );
+}
+
+#[test]
+fn zlib_streams_in_gzip_packed_are_inflated() {
+    use std::io::Write as _;
+    let (mut c, mut s) = established();
+    let b = body(&functions::updates::GetState {});
+    // mtcute's form: zlib (RFC 1950, `78 9c`) rather than gzip.
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&b).unwrap();
+    let zlib = z.finish().unwrap();
+    assert_eq!(zlib[..2], [0x78, 0x9c]);
+    let packed = tl::enums::Object::from(tl::types::GzipPacked { packed_data: zlib })
+        .to_bytes(Layer::LATEST);
+    let (reqs, _, ids) = round(&mut c, &mut s, &[packed], NOW + 30);
+    assert_eq!(
+        reqs,
+        vec![Request {
+            msg_id: ids[0],
+            body: b
+        }]
+    );
+    // A zlib bomb is refused like a gzip one.
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(&vec![0u8; 16 << 20]).unwrap();
+    let bomb = tl::enums::Object::from(tl::types::GzipPacked {
+        packed_data: z.finish().unwrap(),
+    })
+    .to_bytes(Layer::LATEST);
+    let (reqs, replies, ids) = round(&mut c, &mut s, &[bomb], NOW + 40);
+    assert!(reqs.is_empty());
+    assert!(replies.contains(&ServerMessage::RpcResult {
+        req_msg_id: ids[0],
+        result: Err((400, "INPUT_GZIP_INVALID".into()))
+    }));
+}
+
+#[test]
+fn an_error_result_is_the_last_message_of_its_container() {
+    let (mut c, mut s) = established();
+    let now = NOW + 100;
+    s.push_result(11 << 2, &[1, 2, 3, 4]);
+    s.rpc_error(12 << 2, 401, "AUTH_KEY_UNREGISTERED");
+    s.rpc_error(13 << 2, 401, "AUTH_KEY_UNREGISTERED");
+    s.push_result(14 << 2, &[5, 6, 7, 8]);
+    let packets: Vec<Vec<ServerMessage>> = s
+        .flush(now, &mut OsEntropy)
+        .iter()
+        .map(|p| c.decrypt(p).unwrap())
+        .collect();
+    let errors = |p: &[ServerMessage]| {
+        p.iter()
+            .filter(|m| matches!(m, ServerMessage::RpcResult { result: Err(_), .. }))
+            .count()
+    };
+    // Every packet holds at most one error, and it comes last.
+    assert_eq!(packets.len(), 3, "{packets:?}");
+    for p in &packets {
+        assert!(errors(p) <= 1, "{p:?}");
+        if errors(p) == 1 {
+            assert!(
+                matches!(
+                    p.last(),
+                    Some(ServerMessage::RpcResult { result: Err(_), .. })
+                ),
+                "{p:?}"
+            );
+        }
+    }
+    let order: Vec<i64> = packets
+        .iter()
+        .flatten()
+        .filter_map(|m| match m {
+            ServerMessage::RpcResult { req_msg_id, .. } => Some(*req_msg_id >> 2),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, vec![11, 12, 13, 14]);
 }

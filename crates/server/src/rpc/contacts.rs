@@ -1,5 +1,6 @@
-//! `contacts.*`: importing contacts by phone and resolving users by phone or username
-//! (<https://core.telegram.org/method/contacts.importContacts>,
+//! `contacts.*`: importing contacts by phone, listing them, and resolving users by phone or
+//! username (<https://core.telegram.org/method/contacts.importContacts>,
+//! <https://core.telegram.org/method/contacts.getContacts>,
 //! <https://core.telegram.org/method/contacts.resolveUsername>).
 
 use tl::{enums, functions, types};
@@ -8,8 +9,13 @@ use crate::errors::RpcError;
 use crate::render;
 use crate::shared::RpcCtx;
 
-async fn resolved(ctx: &RpcCtx<'_>, u: &store::User) -> Result<Vec<u8>, RpcError> {
-    let user = render::user_for(ctx, u).await?;
+/// `contacts.resolvedPeer` for `u`. Resolved by phone, the user carries the number the viewer
+/// gave, as Telegram's does: clients find users by the stored phone afterwards.
+async fn resolved(ctx: &RpcCtx<'_>, u: &store::User, by_phone: bool) -> Result<Vec<u8>, RpcError> {
+    let mut user = render::user_for(ctx, u).await?;
+    if by_phone && let enums::User::User(shown) = &mut user {
+        shown.phone = u.phone.clone();
+    }
     let peer = enums::contacts::ResolvedPeer::from(types::contacts::ResolvedPeer {
         peer: types::PeerUser { user_id: u.id }.into(),
         chats: vec![],
@@ -30,7 +36,7 @@ pub async fn resolve_phone(
         .user_by_phone(&phone)
         .await?
         .ok_or(RpcError::PhoneNotOccupied)?;
-    resolved(ctx, &u).await
+    resolved(ctx, &u, true).await
 }
 
 pub async fn resolve_username(
@@ -48,7 +54,7 @@ pub async fn resolve_username(
         .user_by_username(name)
         .await?
         .ok_or(RpcError::UsernameNotOccupied)?;
-    resolved(ctx, &u).await
+    resolved(ctx, &u, false).await
 }
 
 pub async fn import_contacts(
@@ -89,4 +95,73 @@ pub async fn import_contacts(
         users,
     });
     Ok(ctx.encode(&result))
+}
+
+/// Contacts listed by one `contacts.getContacts`, as Telegram caps them.
+const MAX_CONTACTS: usize = 100_000;
+
+pub async fn get_contacts(
+    ctx: &mut RpcCtx<'_>,
+    r: functions::contacts::GetContacts,
+) -> Result<Vec<u8>, RpcError> {
+    let owner = ctx.user_id()?;
+    let mut ids = ctx.shared.store.contacts_of(owner).await?;
+    ids.truncate(MAX_CONTACTS);
+    // The documented cache hash: `saved_count` (always 0 here), then the sorted contact ids.
+    let hash = list_hash(std::iter::once(0).chain(ids.iter().copied()));
+    if r.hash != 0 && r.hash == hash {
+        return Ok(ctx.encode(&enums::contacts::Contacts::from(
+            types::contacts::ContactsNotModified {},
+        )));
+    }
+    let mut contacts = Vec::with_capacity(ids.len());
+    let mut users = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(u) = ctx.shared.store.user(id).await? else {
+            continue;
+        };
+        let mutual = ctx
+            .shared
+            .cache
+            .is_contact(ctx.shared.store.as_ref(), id, owner)
+            .await?;
+        contacts.push(enums::Contact::from(types::Contact {
+            user_id: id,
+            mutual,
+        }));
+        users.push(render::user_for(ctx, &u).await?);
+    }
+    let result = enums::contacts::Contacts::from(types::contacts::Contacts {
+        contacts,
+        saved_count: 0,
+        users,
+    });
+    Ok(ctx.encode(&result))
+}
+
+/// Telegram's hash of a list of ids for `hash` parameters: clients compute the same over
+/// what they hold and get a not-modified answer when it matches.
+fn list_hash(values: impl IntoIterator<Item = i64>) -> i64 {
+    values.into_iter().fold(0u64, |mut h, v| {
+        h ^= h >> 21;
+        h ^= h << 35;
+        h ^= h >> 4;
+        h.wrapping_add(v as u64)
+    }) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_hash;
+
+    #[test]
+    fn list_hash_follows_the_documented_steps() {
+        assert_eq!(list_hash([]), 0);
+        assert_eq!(list_hash([5]), 5);
+        // 5, then 7: h = 5; h ^= 5 >> 21 (0); h ^= 5 << 35; h ^= h >> 4; h += 7.
+        let mut h: u64 = 5;
+        h ^= h << 35;
+        h ^= h >> 4;
+        assert_eq!(list_hash([5, 7]), h.wrapping_add(7) as i64);
+    }
 }

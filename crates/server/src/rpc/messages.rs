@@ -1,11 +1,15 @@
-//! `messages.getDhConfig` (<https://core.telegram.org/method/messages.getDhConfig>): the
-//! Diffie–Hellman parameters clients use for call keys — Telegram's 2048-bit safe prime, g = 3.
+//! `messages.*`: `messages.getDhConfig`, the Diffie–Hellman parameters clients use for call
+//! keys (Telegram's 2048-bit safe prime, g = 3), and the dialog list. mtcall carries no chats,
+//! so the dialog list is valid and empty: clients list dialogs at start-up and must get a
+//! result they can read rather than an error.
 
 use mtproto::crypto::{Entropy, OsEntropy, dh};
 use tl::{enums, functions, types};
 
 use crate::errors::RpcError;
 use crate::shared::RpcCtx;
+
+use super::updates;
 
 /// The version of the parameters; they never change.
 const VERSION: i32 = 1;
@@ -33,4 +37,33 @@ pub fn get_dh_config(
         })
     };
     Ok(ctx.encode(&config))
+}
+
+pub fn get_dialogs(
+    ctx: &mut RpcCtx<'_>,
+    _r: functions::messages::GetDialogs,
+) -> Result<Vec<u8>, RpcError> {
+    ctx.user_id()?;
+    let dialogs = enums::messages::Dialogs::from(types::messages::Dialogs {
+        dialogs: vec![],
+        messages: vec![],
+        chats: vec![],
+        users: vec![],
+    });
+    Ok(ctx.encode(&dialogs))
+}
+
+pub async fn get_pinned_dialogs(
+    ctx: &mut RpcCtx<'_>,
+    _r: functions::messages::GetPinnedDialogs,
+) -> Result<Vec<u8>, RpcError> {
+    let state = updates::current_state(ctx).await?;
+    let dialogs = enums::messages::PeerDialogs::from(types::messages::PeerDialogs {
+        dialogs: vec![],
+        messages: vec![],
+        chats: vec![],
+        users: vec![],
+        state: state.into(),
+    });
+    Ok(ctx.encode(&dialogs))
 }

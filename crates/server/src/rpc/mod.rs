@@ -68,7 +68,7 @@ async fn unwrap(ctx: &mut RpcCtx<'_>, mut body: Vec<u8>) -> Result<Vec<u8>, RpcE
         body = match id {
             0xda9b0d0d => {
                 let w = tl::functions::InvokeWithLayer::from_bytes(&body)?;
-                ctx.key.layer = Layer::serving(w.layer);
+                ctx.key.layer = Layer::serving(w.layer).ok_or(RpcError::ConnectionLayerInvalid)?;
                 if ctx.key.announced_layer != Some(w.layer) {
                     ctx.key.announced_layer = Some(w.layer);
                     ctx.key.revision = ctx.key.revision.wrapping_add(1);
@@ -129,6 +129,7 @@ async fn dispatch(ctx: &mut RpcCtx<'_>, request: Request) -> Result<Vec<u8>, Rpc
         Request::UsersGetUsers(r) => users::get_users(ctx, r).await,
         Request::UsersGetFullUser(r) => users::get_full_user(ctx, r).await,
         Request::ContactsImportContacts(r) => contacts::import_contacts(ctx, r).await,
+        Request::ContactsGetContacts(r) => contacts::get_contacts(ctx, r).await,
         Request::ContactsResolvePhone(r) => contacts::resolve_phone(ctx, r).await,
         Request::ContactsResolveUsername(r) => contacts::resolve_username(ctx, r).await,
         Request::AccountCheckUsername(r) => account::check_username(ctx, r).await,
@@ -136,6 +137,8 @@ async fn dispatch(ctx: &mut RpcCtx<'_>, request: Request) -> Result<Vec<u8>, Rpc
         Request::UpdatesGetState(_) => updates::get_state(ctx).await,
         Request::UpdatesGetDifference(r) => updates::get_difference(ctx, r).await,
         Request::MessagesGetDhConfig(r) => messages::get_dh_config(ctx, r),
+        Request::MessagesGetDialogs(r) => messages::get_dialogs(ctx, r),
+        Request::MessagesGetPinnedDialogs(r) => messages::get_pinned_dialogs(ctx, r).await,
         Request::PhoneGetCallConfig(_) => phone::get_call_config(ctx),
         Request::PhoneRequestCall(r) => phone::request_call(ctx, r).await,
         Request::PhoneReceivedCall(r) => phone::received_call(ctx, r).await,

@@ -13,17 +13,21 @@ use crate::shared::RpcCtx;
 const DIFFERENCE_LIMIT: u32 = 100;
 
 pub async fn get_state(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
+    let state = current_state(ctx).await?;
+    Ok(ctx.encode(&enums::updates::State::from(state)))
+}
+
+/// The logged-in user's update state now.
+pub(super) async fn current_state(ctx: &RpcCtx<'_>) -> Result<types::updates::State, RpcError> {
     let me = ctx.user_id()?;
     let pts = ctx.shared.store.pts(me).await?;
-    Ok(
-        ctx.encode(&enums::updates::State::from(types::updates::State {
-            pts,
-            qts: 0,
-            date: ctx.now as i32,
-            seq: 0,
-            unread_count: 0,
-        })),
-    )
+    Ok(types::updates::State {
+        pts,
+        qts: 0,
+        date: ctx.now as i32,
+        seq: 0,
+        unread_count: 0,
+    })
 }
 
 /// The user's live calls in their current state, as updates: a callee who was offline learns
