@@ -3,36 +3,21 @@
 
 Usage: python telethon_vectors.py MANIFEST.json OUT.json
 
-MANIFEST.json is mtcall's schema subset (`cargo run -p mtcall-tl --example schema_json`):
-    {"layers": [...], "forms": [{"name", "id", "layers", "function", "mtproto", "result",
-                                 "params": [{"name", "type", "flag": null | {"field", "bit"},
-                                             "stored"}]}]}
-For every form that applies at layer 229, the script looks the constructor id up in Telethon's
-`tlobjects`. Unknown ids are listed under "unknown". For known ones it builds four values with a
-seeded PRNG (variant 0: every conditional parameter present, 1: all absent, 2-3: random),
-constructs the Telethon object and serializes it with the library. boolTrue/boolFalse are core
-types in Telethon (no class); their bytes are taken from Telethon's own Bool writer.
+The manifest, the generated values and OUT.json are described in vectors_common.py (shared with
+pyrogram_vectors.py). For every form that applies at layer 229, the script looks the constructor
+id up in Telethon's `tlobjects`, builds four values with a seeded PRNG, constructs the Telethon
+object and serializes it with the library (`bytes(obj)`). boolTrue/boolFalse are core types in
+Telethon (no class); their bytes are taken from Telethon's own Bool writer.
 
-OUT.json:
-    {"client": "telethon 1.45.0", "layer": 229,
-     "vectors": [{"name": TL name, "value": JSON value, "hex": boxed bytes (id LE + body)}],
-     "unknown": [TL names Telethon does not know],
-     "errors": [{"name", "error"}]}
-The JSON value is what mtcall's serde structs read: an object of the stored params by TL name
-(no "_" at top level, no flags fields); absent conditional -> null; `true` flags -> bool;
-int/double -> number; long -> integer literal; string -> string; bytes/int128/int256 -> array of
-byte numbers; Bool -> bool; vectors -> arrays; nested boxed -> {"_": TL name, ...params};
-nested bare -> {...params}; raw `!X`/`Object` -> array of the inner object's bytes.
-
-Errors raised by the library while constructing or serializing are recorded under "errors" and
-make the script exit with status 1 (after writing OUT.json).
+OUT.json: {"client": "telethon 1.45.0", "layer": 229, "vectors": [...], "unknown": [...],
+"errors": [...]}. Errors raised by the library while constructing or serializing, and forms whose
+parameters are not Telethon's keywords, are recorded under "errors" and make the script exit with
+status 1 (after writing OUT.json).
 """
 
 import inspect
-import json
-import random
+import os
 import sys
-import traceback
 
 import telethon
 from telethon.tl import functions
@@ -40,13 +25,10 @@ from telethon.tl.alltlobjects import LAYER as LIB_LAYER_FROM_LIB
 from telethon.tl.alltlobjects import tlobjects
 from telethon.tl.types import JsonBool
 
-LAYER = 229
-CLIENT = 'telethon ' + telethon.__version__
-MAX_DEPTH = 3  # objects nested deeper than this get no conditionals and empty vectors
-VARIANTS = 4
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vectors_common  # noqa: E402
 
-BOOL_NAMES = ('boolTrue', 'boolFalse')
-PRIMITIVES = {'int', 'long', 'double', 'string', 'bytes', 'int128', 'int256', 'Bool', 'true'}
+LAYER = 229
 
 # Parameterless functions used as the inner object of `!X` / `Object` parameters.
 RAW_QUERIES = [
@@ -54,219 +36,6 @@ RAW_QUERIES = [
     functions.help.GetNearestDcRequest,
     functions.updates.GetStateRequest,
 ]
-
-UNICODE = list('äöüßéçñÿ Привет мир 你好世界 ☎✓€ 😀🎉📞\u00a0')
-ASCII = list('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-.')
-
-INT_EDGES = [0, 1, -1, 2**31 - 1, -2**31, 255, 256, 65535]
-LONG_EDGES = [0, 1, -1, 2**63 - 1, -2**63, 2**53, 2**53 + 1, -(2**53 + 1), 2**32, -2**31 - 1]
-DOUBLE_EDGES = [0.0, 1.0, -1.5, 0.1, 1e22, 1e300, -1e-300, 5e-324, 1.7976931348623157e308,
-                123456.789, -2.2250738585072014e-308]
-BYTES_LENGTHS = [0, 1, 2, 3, 4, 253, 254, 255, 256, 600]
-
-
-def lib_name(name):
-    """Telethon's keyword for a TL parameter: `self` is renamed `is_self`."""
-    return 'is_self' if name == 'self' else name
-
-
-def is_bare_name(t):
-    """A lowercase last segment (`future_salt`, `auth.sentCode`) names a bare constructor."""
-    return t.split('.')[-1][:1].islower()
-
-
-class Manifest:
-    def __init__(self, doc):
-        self.forms = [f for f in doc['forms'] if LAYER in f['layers']]
-        self.all_results = {f['result'] for f in doc['forms'] if not f['function']}
-        # Constructors usable as nested values: known to Telethon, at its layer.
-        # Forms whose parameters do not match the library's class (see check_signature) are
-        # reported as errors and not used inside other values.
-        self.mismatch = {}
-        for f in self.forms:
-            if f['id'] in tlobjects and f['name'] not in BOOL_NAMES:
-                err = check_signature(f)
-                if err:
-                    self.mismatch[f['name']] = err
-        self.known = [f for f in self.forms if not f['function'] and f['id'] in tlobjects
-                      and f['name'] not in self.mismatch]
-        self.by_result = {}
-        self.by_name = {}
-        for f in self.known:
-            self.by_result.setdefault(f['result'], []).append(f)
-            self.by_name[f['name']] = f
-
-    def object_forms(self, t):
-        """(candidate forms, boxed?) for an object type, or ([], _) if unsupported."""
-        if t.startswith('%'):
-            fs = self.by_result.get(t[1:], [])
-            return (fs if len(fs) == 1 else []), False
-        if is_bare_name(t):
-            f = self.by_name.get(t)
-            return ([f] if f else []), False
-        if t not in self.all_results:
-            return [], True
-        return self.by_result.get(t, []), True
-
-
-def elem_type(t):
-    if t.startswith('Vector<') or t.startswith('vector<'):
-        return t[7:-1]
-    return None
-
-
-class Gen:
-    """Builds (json value, Telethon value) pairs for one vector."""
-
-    def __init__(self, manifest, rng, mode):
-        self.m = manifest
-        self.rng = rng
-        self.mode = mode  # 'all' | 'none' | 'random'
-
-    # -- support ---------------------------------------------------------------------------
-    def supported(self, t):
-        e = elem_type(t)
-        if e is not None:
-            return True  # an unsupported element type just gives an empty vector
-        if t in PRIMITIVES or self.is_raw(t):
-            return True
-        return bool(self.m.object_forms(t)[0])
-
-    @staticmethod
-    def is_raw(t):
-        return t.startswith('!') or t == 'Object'
-
-    # -- scalars ---------------------------------------------------------------------------
-    def int32(self):
-        r = self.rng
-        return r.choice(INT_EDGES) if r.random() < 0.3 else r.randrange(-2**31, 2**31)
-
-    def int64(self):
-        r = self.rng
-        return r.choice(LONG_EDGES) if r.random() < 0.3 else r.randrange(-2**63, 2**63)
-
-    def double(self):
-        r = self.rng
-        if r.random() < 0.4:
-            return r.choice(DOUBLE_EDGES)
-        return r.uniform(-1e9, 1e9)
-
-    def raw_bytes(self, n):
-        return bytes(self.rng.randrange(256) for _ in range(n))
-
-    def byte_string(self):
-        r = self.rng
-        n = r.choice(BYTES_LENGTHS) if r.random() < 0.5 else r.randrange(0, 601)
-        return self.raw_bytes(n)
-
-    def string(self):
-        r = self.rng
-        kind = r.randrange(6)
-        if kind == 0:
-            return ''
-        if kind == 1:
-            return ''.join(r.choice(ASCII) for _ in range(r.randrange(1, 21)))
-        if kind == 2:
-            return ''.join(r.choice(UNICODE + ASCII) for _ in range(r.randrange(1, 31)))
-        if kind == 3:  # long ASCII: the 254-byte prefix switch
-            return ''.join(r.choice(ASCII) for _ in range(r.choice([252, 253, 254, 255, 256, 300, 600])))
-        if kind == 4:  # long multi-byte
-            return ''.join(r.choice(UNICODE) for _ in range(r.randrange(100, 300)))
-        return ''.join(r.choice(ASCII) for _ in range(r.choice([1, 2, 3, 4, 5])))
-
-    # -- values ----------------------------------------------------------------------------
-    def value(self, t, depth):
-        """(json, lib) for a required value of type t inside an object at `depth`."""
-        e = elem_type(t)
-        if e is not None:
-            if depth > MAX_DEPTH or not self.supported(e):  # unsupported element: empty
-                n = 0
-            elif self.mode == 'all':
-                n = self.rng.randint(1, 3 if depth < 2 else 2)
-            else:
-                n = self.rng.randint(0, 3 if depth < 2 else 2)
-            items = [self.value(e, depth) for _ in range(n)]
-            return [j for j, _ in items], [v for _, v in items]
-        if t == 'int':
-            v = self.int32()
-            return v, v
-        if t == 'long':
-            v = self.int64()
-            return v, v
-        if t == 'double':
-            v = self.double()
-            return v, v
-        if t == 'string':
-            v = self.string()
-            return v, v
-        if t == 'bytes':
-            v = self.byte_string()
-            return list(v), v
-        if t in ('int128', 'int256'):
-            b = self.raw_bytes(16 if t == 'int128' else 32)
-            return list(b), int.from_bytes(b, 'little', signed=True)
-        if t == 'Bool':
-            v = self.rng.random() < 0.5
-            return v, v
-        if t == 'true':
-            return True, True
-        if self.is_raw(t):
-            obj = self.rng.choice(RAW_QUERIES)()
-            return list(bytes(obj)), obj
-        forms, boxed = self.m.object_forms(t)
-        if not forms:
-            raise ValueError(f'no constructor known for required type {t}')
-        if depth + 1 > MAX_DEPTH:
-            # Past the depth bound prefer the constructors with fewest required objects.
-            cost = {f['name']: self.required_objects(f) for f in forms}
-            low = min(cost.values())
-            forms = [f for f in forms if cost[f['name']] == low]
-        form = self.rng.choice(forms)
-        return self.obj(form, depth + 1, boxed)
-
-    def required_objects(self, form):
-        return sum(1 for p in form['params']
-                   if p['stored'] and not p['flag'] and elem_type(p['type']) is None
-                   and p['type'] not in PRIMITIVES and not self.is_raw(p['type']))
-
-    def obj(self, form, depth, boxed):
-        """(json, Telethon object) for a constructor form at `depth` (0 = top level)."""
-        params = [p for p in form['params'] if p['stored']]
-        groups = {}
-        for p in params:
-            if p['flag']:
-                groups.setdefault((p['flag']['field'], p['flag']['bit']), []).append(p)
-        present = {}
-        for key, ps in groups.items():
-            if depth > MAX_DEPTH or self.mode == 'none':
-                on = False
-            elif self.mode == 'all':
-                on = True
-            else:
-                on = self.rng.random() < 0.5
-            # Params sharing a bit go together; one unsupported type keeps the group absent.
-            if any(not self.supported(p['type']) for p in ps):
-                on = False
-            present[key] = on
-        js = {'_': form['name']} if boxed else {}
-        kwargs = {}
-        for p in params:
-            name, t = p['name'], p['type']
-            if p['flag']:
-                on = present[(p['flag']['field'], p['flag']['bit'])]
-                if t == 'true':
-                    js[name] = on
-                    kwargs[lib_name(name)] = True if on else None
-                    continue
-                if not on:
-                    js[name] = None
-                    kwargs[lib_name(name)] = None
-                    continue
-            j, v = self.value(t, depth)
-            js[name] = j
-            kwargs[lib_name(name)] = v
-        cls = tlobjects[form['id']]
-        return js, cls(**kwargs)
 
 
 def generated_class(cls, cid):
@@ -278,87 +47,52 @@ def generated_class(cls, cid):
     return cls
 
 
-def check_signature(form):
-    """The stored manifest params must be exactly Telethon's keywords (besides flags fields).
-    Returns an error message or None."""
-    gen = generated_class(tlobjects[form['id']], form['id'])
-    init = gen.__dict__.get('__init__')  # parameterless classes inherit TLObject's
-    lib = set(list(inspect.signature(init).parameters)[1:]) if init else set()
-    ours = {lib_name(p['name']) for p in form['params'] if p['stored']}
-    unstored = {lib_name(p['name']) for p in form['params'] if not p['stored']}
-    missing = ours - lib
-    extra = lib - ours - unstored
-    if missing or extra:
-        return (f'parameters differ from Telethon\'s {gen.__name__}: only in the manifest '
-                f'{sorted(missing)}, only in Telethon {sorted(extra)}')
-    return None
+class Telethon(vectors_common.Library):
+    client = 'telethon ' + telethon.__version__
+    layer = LAYER
+    name = 'Telethon'
+    script = 'telethon_vectors.py'
 
+    def check_layer(self, doc):
+        if LIB_LAYER_FROM_LIB != LAYER:
+            return f'Telethon {telethon.__version__} is at layer {LIB_LAYER_FROM_LIB}, expected {LAYER}'
+        return super().check_layer(doc)
 
-def bool_vectors():
-    """boolTrue/boolFalse are core in Telethon: take their bytes from its Bool writer."""
-    out = []
-    for name, v in (('boolTrue', True), ('boolFalse', False)):
-        out.append({'name': name, 'value': v, 'hex': bytes(JsonBool(v))[4:].hex()})
-    return out
+    def knows(self, form):
+        return form['id'] in tlobjects
 
+    def check(self, form):
+        """The stored manifest params must be exactly Telethon's keywords (besides flags fields).
+        Returns an error message or None."""
+        gen = generated_class(tlobjects[form['id']], form['id'])
+        init = gen.__dict__.get('__init__')  # parameterless classes inherit TLObject's
+        lib = set(list(inspect.signature(init).parameters)[1:]) if init else set()
+        ours = {self.lib_name(form, p['name']) for p in form['params'] if p['stored']}
+        unstored = {self.lib_name(form, p['name']) for p in form['params'] if not p['stored']}
+        missing = ours - lib
+        extra = lib - ours - unstored
+        if missing or extra:
+            return (f'parameters differ from Telethon\'s {gen.__name__}: only in the manifest '
+                    f'{sorted(missing)}, only in Telethon {sorted(extra)}')
+        return None
 
-def dump(out):
-    """The output document, one vector per line."""
-    def compact(x):
-        return json.dumps(x, ensure_ascii=False, separators=(',', ':'))
-    head = ',\n'.join(f' {compact(k)}: {compact(out[k])}' for k in out if k != 'vectors')
-    vectors = ',\n'.join('  ' + compact(v) for v in out['vectors'])
-    return f'{{\n{head},\n "vectors": [\n{vectors}\n ]\n}}\n'
+    def make(self, form, kwargs):
+        return tlobjects[form['id']](**kwargs)
 
+    def serialize(self, form, obj):
+        return bytes(obj)
 
-def main():
-    if len(sys.argv) != 3:
-        sys.exit('usage: telethon_vectors.py MANIFEST.json OUT.json')
-    with open(sys.argv[1], encoding='utf-8') as f:
-        manifest = Manifest(json.load(f))
-    if LIB_LAYER_FROM_LIB != LAYER:
-        sys.exit(f'Telethon {telethon.__version__} is at layer {LIB_LAYER_FROM_LIB}, expected {LAYER}')
+    def raw_query(self, rng):
+        obj = rng.choice(RAW_QUERIES)()
+        return list(bytes(obj)), obj
 
-    vectors, unknown, errors = [], [], []
-    for form in manifest.forms:
-        name = form['name']
-        if name in BOOL_NAMES:
-            if name == 'boolTrue':
-                vectors.extend(bool_vectors())
-            continue
-        if form['id'] not in tlobjects:
-            unknown.append(name)
-            continue
-        if name in manifest.mismatch:
-            errors.append({'name': name, 'error': manifest.mismatch[name]})
-            continue
-        for variant in range(VARIANTS):
-            mode = ('all', 'none', 'random', 'random')[variant]
-            rng = random.Random(f'{name}#{form["id"]:08x}/{variant}')
-            try:
-                js, obj = Gen(manifest, rng, mode).obj(form, 0, boxed=True)
-                del js['_']
-                data = bytes(obj)
-                if int.from_bytes(data[:4], 'little') != form['id']:
-                    raise ValueError(f'bytes start with {data[:4].hex()}, not the constructor id')
-            except Exception as e:
-                errors.append({'name': name, 'error': f'variant {variant}: {e!r}\n'
-                                                      + traceback.format_exc(limit=3)})
-                continue
-            vector = {'name': name, 'value': js, 'hex': data.hex()}
-            if vector not in vectors:  # forms without params give one vector, not four
-                vectors.append(vector)
-
-    out = {'client': CLIENT, 'layer': LAYER, 'vectors': vectors, 'unknown': unknown,
-           'errors': errors}
-    with open(sys.argv[2], 'w', encoding='utf-8') as f:
-        f.write(dump(out))
-    print(f'{CLIENT} (layer {LAYER}): {len(vectors)} vectors, unknown: {", ".join(unknown) or "-"}, '
-          f'errors: {len(errors)}', file=sys.stderr)
-    for e in errors:
-        print(f'error: {e["name"]}: {e["error"]}', file=sys.stderr)
-    sys.exit(1 if errors else 0)
+    def bool_vectors(self):
+        """boolTrue/boolFalse are core in Telethon: take their bytes from its Bool writer."""
+        out = []
+        for name, v in (('boolTrue', True), ('boolFalse', False)):
+            out.append({'name': name, 'value': v, 'hex': bytes(JsonBool(v))[4:].hex()})
+        return out
 
 
 if __name__ == '__main__':
-    main()
+    vectors_common.main(Telethon())

@@ -467,6 +467,30 @@ async fn keys_logins_and_layers_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn a_layer_older_than_every_supported_one_is_refused_by_name() {
+    let server = TestServer::start().await;
+    let mut c = connect(&server, Kind::Full, false).await;
+    let query = functions::help::GetConfig {}.to_bytes(Layer::LATEST);
+    let err = c
+        .call_raw(wrap_layer(Layer::OLDEST.number() - 1, query.clone()))
+        .await
+        .unwrap_err();
+    let want = format!(
+        "CONNECTION_LAYER_INVALID_SUPPORTED_{}_TO_{}",
+        Layer::OLDEST,
+        Layer::LATEST
+    );
+    assert!(
+        matches!(&err, client::ClientError::Rpc { code: 400, message } if *message == want),
+        "{err:?}"
+    );
+    // The oldest one itself is served.
+    c.call_raw(wrap_layer(Layer::OLDEST.number(), query))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn temporary_key_bound_to_a_permanent_one() {
     let server = TestServer::start().await;
     let mut perm = connect(&server, Kind::Full, false).await;
