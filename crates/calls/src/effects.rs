@@ -93,6 +93,17 @@ impl<R> Effects<R> {
         }
     }
 
+    /// The same effects with the result passed through `f`.
+    pub fn map<S>(self, f: impl FnOnce(R) -> S) -> Effects<S> {
+        Effects {
+            result: f(self.result),
+            persist: self.persist,
+            pushes: self.pushes,
+            history: self.history,
+            forget: self.forget,
+        }
+    }
+
     /// Whether something must be persisted or sent besides the result.
     pub fn is_empty(&self) -> bool {
         self.persist.is_empty()

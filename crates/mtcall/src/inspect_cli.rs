@@ -1,4 +1,4 @@
-//! `mtcall users`, `mtcall calls` and `mtcall call show ID` (issue 8): what the call inspector
+//! `mtcall users`, `mtcall calls` and `mtcall call show ID`: what the call inspector
 //! shows, as text. They ask a running server's admin address; when nothing answers there they
 //! read the data directory (or database) instead, which knows users and stored calls but not
 //! the messages of a call (those live in the running server's memory).

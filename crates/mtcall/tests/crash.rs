@@ -1,4 +1,4 @@
-//! Crash consistency (issue 7): `mtcall serve` is killed with SIGKILL at a random moment while
+//! Crash consistency: `mtcall serve` is killed with SIGKILL at a random moment while
 //! pairs of clients run call setups, then started again on the same data directory. Every
 //! transition a client saw acknowledged must be in the restarted server's database (a call's
 //! stored state is at least as far as its last acknowledged step), and every call that was

@@ -1,7 +1,7 @@
 //! In-memory copies of the user records and contact links the server renders on every push,
 //! so rendering a call update does not hop to the database. Writes go to the store first and
 //! then update the cache; a miss reads through. With several nodes, a change on one makes the
-//! others [`Cache::forget`] what they hold of that user (`fanout.rs`).
+//! others [`Cache::forget`] what they hold of that user (`topology/several.rs`).
 
 use std::collections::HashMap;
 use std::sync::RwLock;

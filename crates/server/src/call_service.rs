@@ -1,16 +1,16 @@
 //! What a call transition tells the world once committed (`call_engine.rs` runs transitions):
 //! the call as each viewer sees it (relays, per-viewer rendering), the history message written
 //! to both users' update logs with pts, and the pushes — collected in an outbox and sent
-//! together (`fanout.rs`).
+//! together through the node's [`crate::topology::Delivery`].
 
 use calls::{Call, Effects, HistoryEntry, Push, PushTarget};
 use mtproto::crypto::{Entropy, OsEntropy};
 use tl::{Encode, Layer, enums, types};
 
 use crate::errors::RpcError;
-use crate::fanout::Outbox;
 use crate::render;
 use crate::shared::{Shared, now_secs};
+use crate::topology::Outbox;
 
 /// Random call ids and access hashes.
 pub struct RandomIds;
@@ -247,7 +247,7 @@ pub async fn write_history(
 }
 
 /// Applies an operation's effects after its result is known and committed: history, then
-/// pushes, sent together (`fanout.rs`).
+/// pushes, each sent together.
 pub async fn publish<R>(
     shared: &Shared,
     effects: &Effects<R>,
@@ -263,10 +263,10 @@ pub async fn publish<R>(
     let held = shared.user_locks.lock(&users).await;
     let mut out = Outbox::default();
     let own = write_history(shared, &effects.history, requester, &mut out).await?;
-    crate::fanout::send(shared, out).await?;
+    shared.delivery.send(out, now_secs()).await?;
     drop(held);
     let mut out = Outbox::default();
     push_all(shared, &effects.pushes, &mut out).await?;
-    crate::fanout::send(shared, out).await?;
+    shared.delivery.send(out, now_secs()).await?;
     Ok(own)
 }

@@ -11,13 +11,13 @@ pub mod config;
 mod connection;
 pub mod data_dir;
 pub mod errors;
-mod fanout;
 pub mod hub;
 pub mod limits;
 pub mod observe;
 pub mod render;
 mod rpc;
 pub mod shared;
+pub mod topology;
 mod user_locks;
 
 use std::net::SocketAddr;
@@ -64,33 +64,48 @@ impl Server {
         let observe = observe::Observer::new(config.admin.inspector(), shared::now_ms());
         let timeouts = config.calls.timeouts();
         let flood = limits::Limits::new(config.limits.clone());
+        let hub = Arc::new(hub::Hub::default());
+        let cache = Arc::new(cache::Cache::default());
+        // One node or several: decided here, once.
+        let topology = match cluster {
+            None => {
+                let (topology, restored) =
+                    topology::Topology::single(store.clone(), timeouts, hub.clone()).await?;
+                if !restored.is_empty() {
+                    tracing::info!(calls = restored.len(), "calls restored");
+                }
+                observe.inspector.restore(&restored, shared::now_ms());
+                topology
+            }
+            Some(cluster) => topology::Topology::several(
+                store.clone(),
+                cluster,
+                timeouts,
+                hub.clone(),
+                cache.clone(),
+            ),
+        };
         let shared = Arc::new(Shared {
             config,
             store,
-            cluster,
+            calls: topology.calls,
+            delivery: topology.delivery,
             rsa: Arc::new(data.rsa),
             secret: data.secret,
             salts: SaltSource::new(data.secret),
-            hub: hub::Hub::default(),
+            hub,
             limits: flood,
             user_locks: Default::default(),
             next_conn_id: Default::default(),
             connections: Default::default(),
-            calls: tokio::sync::Mutex::new(calls::CallRegistry::new(timeouts)),
-            calls_changed: tokio::sync::Notify::new(),
-            cache: Default::default(),
+            cache,
             observe,
         });
-        if shared.cluster.is_none() {
-            let mut registry = shared.calls.lock().await;
-            let n = call_engine::load(&shared, &mut registry).await?;
-            if n > 0 {
-                tracing::info!(calls = n, "calls restored");
-            }
-        }
         let (stop, stopped) = watch::channel(false);
         let timers = tokio::spawn(call_engine::run_timers(shared.clone(), stopped.clone()));
-        let log = tokio::spawn(fanout::follow_log(shared.clone(), stopped.clone()));
+        let follower = shared.clone();
+        let follow_stopped = stopped.clone();
+        let log = tokio::spawn(async move { follower.delivery.follow(follow_stopped).await });
         let admin =
             admin_listener.map(|l| tokio::spawn(admin::serve(shared.clone(), l, stopped.clone())));
         let accept = tokio::spawn(accept_loop(shared, listener, stopped));

@@ -1,4 +1,4 @@
-//! Flood control (issue 7; `SECURITY.md`): token buckets for requests per auth key and per
+//! Flood control (`SECURITY.md`): token buckets for requests per auth key and per
 //! user (over `420 FLOOD_WAIT_X`), auth-key creations per IP address (each costs the server an
 //! RSA decryption and two 2048-bit modpows, about 10 ms of CPU; over: transport error -429 and
 //! the connection closed), and a count of open connections per IP address (over: refused like

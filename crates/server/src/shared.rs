@@ -18,8 +18,10 @@ pub struct Shared {
     pub config: Config,
     /// Storage.
     pub store: Arc<dyn Store>,
-    /// The shared database of several nodes (PostgreSQL), if this node is one of them.
-    pub cluster: Option<Arc<dyn store::Cluster>>,
+    /// Where calls live: this node's memory, or the database several nodes share.
+    pub calls: Box<dyn crate::topology::CallBackend>,
+    /// Where pushes go: this node's sessions, or the log every node follows.
+    pub delivery: Box<dyn crate::topology::Delivery>,
     /// The RSA key.
     pub rsa: Arc<ServerKey>,
     /// The server secret (salts, access hashes).
@@ -27,7 +29,7 @@ pub struct Shared {
     /// Salt derivation.
     pub salts: SaltSource,
     /// Live sessions by user, for pushes.
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
     /// Flood control.
     pub limits: crate::limits::Limits,
     /// Per-user order of pts-carrying pushes.
@@ -36,12 +38,8 @@ pub struct Shared {
     pub next_conn_id: AtomicU64,
     /// Open connections.
     pub connections: AtomicUsize,
-    /// Every call; its lock serialises call transitions.
-    pub calls: tokio::sync::Mutex<calls::CallRegistry>,
     /// Users and contact links rendered on every push.
-    pub cache: crate::cache::Cache,
-    /// Woken when a call changes, so the timer task recomputes its deadline.
-    pub calls_changed: tokio::sync::Notify,
+    pub cache: Arc<crate::cache::Cache>,
     /// Metrics and the call inspector.
     pub observe: crate::observe::Observer,
 }

@@ -1,4 +1,4 @@
-//! Races over real TCP against one server (issue 7), with the invariants checked after each:
+//! Races over real TCP against one server, with the invariants checked after each:
 //! 1,000 concurrent callers to a callee who has acknowledged another call, two devices accepting
 //! at once, both sides hanging up at once, and an acknowledgement racing the caller's hang-up.
 //! After every race the callee is free again (busy is released) and each ended call left one

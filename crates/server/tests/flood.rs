@@ -1,4 +1,4 @@
-//! Flood control over TCP (issue 7): requests over a key's rate get `420 FLOOD_WAIT_X` while
+//! Flood control over TCP: requests over a key's rate get `420 FLOOD_WAIT_X` while
 //! another client goes on unaffected; auth-key creations and connections over an address's
 //! limit get transport error -429. Loopback is not exempted here, so the limits apply.
 

@@ -1,4 +1,4 @@
-//! The hostile-input suite (issue 7): named cases of bad input over real TCP, each with the
+//! The hostile-input suite: named cases of bad input over real TCP, each with the
 //! answer mtcall documents for it (SECURITY.md), and after every case a bystander — a client
 //! connected and logged in before it — must still be served. Transport garbage closes the
 //! connection; an unknown key gets -404; session violations get their `bad_msg_notification`

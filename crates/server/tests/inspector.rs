@@ -1,4 +1,4 @@
-//! The admin address over TCP (issue 8): after a call that the callee acknowledges, a busy
+//! The admin address over TCP: after a call that the callee acknowledges, a busy
 //! refusal, an error, an accept, a confirm and a hang-up, `/metrics` moved by exactly those
 //! amounts; the call's timeline holds each RPC and push in order (the busy refusal in it too),
 //! with the decoded TL of each message; the live stream announces it; tokens, `Host` and bad

@@ -1,5 +1,5 @@
 //! PostgreSQL as the meeting point of several mtcall nodes (`../shared/DESIGN.md`, "Storage
-//! and scale"; issue 6): call transitions under the row locks of both users, so the busy check
+//! and scale"): call transitions under the row locks of both users, so the busy check
 //! of `phone.requestCall` is exact whichever node runs it; timers any node may run, made
 //! idempotent by the same locks; and a push log read by every node, woken by LISTEN/NOTIFY —
 //! the notification carries only `user_id:seq`, the push itself is a row, so a node that lost

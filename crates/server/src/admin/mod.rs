@@ -1,4 +1,4 @@
-//! The admin address (issue 8; README "Call inspector"): the inspector page, its JSON API and
+//! The admin address (README "Call inspector"): the inspector page, its JSON API and
 //! live stream, and Prometheus `/metrics`, on an address of its own (default
 //! `127.0.0.1:4431`). Reachable from other hosts only when configured so, and then only with
 //! the token (`Authorization: Bearer T` or `?token=T`; the page's own HTML, script and style

@@ -1,4 +1,4 @@
-//! The call inspector's record (issue 8): the sessions on this node (peer, transport, key,
+//! The call inspector's record: the sessions on this node (peer, transport, key,
 //! user, layer, `initConnection` client), every call it has seen with its state, and each
 //! call's messages in order — the RPCs about it with their answers or error names, the updates
 //! pushed to each device, and notes such as a busy refusal. Bounded: ended calls beyond

@@ -1,4 +1,4 @@
-//! What the server sees, for the people testing clients against it and for operators (issue 8):
+//! What the server sees, for the people testing clients against it and for operators:
 //! Prometheus counters and histograms ([`metrics`]), the call inspector's bounded record of
 //! sessions, calls and each call's messages ([`inspector`]), and their JSON and text views
 //! ([`views`], [`timeline`]) served on the admin address (`crate::admin`). Recording costs a
@@ -9,7 +9,7 @@ pub mod metrics;
 pub mod timeline;
 pub mod views;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use crate::shared::Shared;
 use inspector::CallRecord;
@@ -50,49 +50,49 @@ impl Observer {
 }
 
 /// Live calls, then ended ones newest first: what this node recorded and, with several nodes,
-/// also the calls in the shared database that other nodes handled (without their messages).
+/// each call in the state the shared database holds now (another node may have changed it
+/// since), including calls only other nodes handled (without their messages).
 pub async fn calls(shared: &Shared) -> (Vec<CallRecord>, Vec<CallRecord>) {
-    let (mut live, mut recent) = shared.observe.inspector.calls();
-    if shared.cluster.is_none() {
+    let (live, recent) = shared.observe.inspector.calls();
+    let Some(stored) = shared.calls.stored_calls().await else {
         return (live, recent);
-    }
-    let rows = match shared.store.load_calls().await {
-        Ok(rows) => rows,
-        Err(e) => {
-            tracing::warn!(error = %e, "the inspector cannot read the stored calls");
-            return (live, recent);
-        }
     };
-    let known: HashSet<i64> = live.iter().chain(&recent).map(|r| r.call.id).collect();
-    for call in crate::call_engine::decode(&rows) {
-        if known.contains(&call.id) {
-            continue;
-        }
-        let record = CallRecord::stored(call);
-        if record.call.state.is_live() {
-            live.push(record);
-        } else {
-            recent.push(record);
+    let mut records: HashMap<i64, CallRecord> = live
+        .into_iter()
+        .chain(recent)
+        .map(|r| (r.call.id, r))
+        .collect();
+    for call in stored {
+        match records.get_mut(&call.id) {
+            Some(record) => {
+                if record.ended_at_ms.is_none() {
+                    record.ended_at_ms = call.discard.as_ref().map(|d| i64::from(d.at) * 1000);
+                }
+                record.call = call;
+            }
+            None => {
+                records.insert(call.id, CallRecord::stored(call));
+            }
         }
     }
+    let (mut live, mut recent): (Vec<_>, Vec<_>) =
+        records.into_values().partition(|r| r.call.state.is_live());
     live.sort_by_key(|r| std::cmp::Reverse(r.seen_at_ms));
     recent.sort_by_key(|r| std::cmp::Reverse(r.ended_at_ms));
     (live, recent)
 }
 
-/// The users busy in a call: from the call registry on one node, from the shared database with
-/// several.
+/// The calls that have not ended, wherever they live.
+async fn live_calls(shared: &Shared) -> Vec<calls::Call> {
+    shared.calls.live_calls().await.unwrap_or_else(|e| {
+        tracing::warn!(error = ?e, "cannot list the live calls");
+        Vec::new()
+    })
+}
+
+/// The users busy in a call.
 pub async fn busy_users(shared: &Shared) -> Vec<i64> {
-    let live = match &shared.cluster {
-        None => shared
-            .calls
-            .lock()
-            .await
-            .live_calls()
-            .cloned()
-            .collect::<Vec<_>>(),
-        Some(_) => calls(shared).await.0.into_iter().map(|r| r.call).collect(),
-    };
+    let live = live_calls(shared).await;
     let mut busy: Vec<i64> = live
         .iter()
         .flat_map(|c| [c.admin_id, c.participant_id].map(|u| (c, u)))
@@ -114,10 +114,7 @@ pub async fn render_metrics(shared: &Shared) -> String {
             .entry((transport, s.obfuscated))
             .or_default() += 1;
     }
-    gauges.calls_live = match &shared.cluster {
-        None => shared.calls.lock().await.live_calls().count() as u64,
-        Some(_) => calls(shared).await.0.len() as u64,
-    };
+    gauges.calls_live = live_calls(shared).await.len() as u64;
     gauges.busy_users = busy_users(shared).await.len() as u64;
     gauges.users_online = shared.hub.users_online() as u64;
     shared.observe.metrics.render(&gauges)

@@ -80,12 +80,10 @@ pub async fn update_username(
         seq: 0,
     });
     // The user's other sessions, on whichever node (the key that asked has its answer).
-    let mut out = crate::fanout::Outbox::default();
+    let mut out = crate::topology::Outbox::default();
     out.push(calls::PushTarget::UserExcept(me, ctx.key.perm_key_id), push);
-    crate::fanout::send(ctx.shared, out).await?;
-    if let Some(cluster) = &ctx.shared.cluster {
-        cluster.user_changed(me).await?;
-    }
+    ctx.shared.delivery.send(out, ctx.now).await?;
+    ctx.shared.delivery.user_changed(me).await?;
     let rendered = render::user(ctx, me, &user, false);
     Ok(ctx.encode(&rendered))
 }

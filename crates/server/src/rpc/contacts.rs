@@ -77,10 +77,8 @@ pub async fn import_contacts(
                 .add_contact(owner, u.id, &c.first_name, &c.last_name)
                 .await?;
             ctx.shared.cache.put_contact(owner, u.id);
-            if let Some(cluster) = &ctx.shared.cluster {
-                // Other nodes drop their copy of this owner's contact links.
-                cluster.user_changed(owner).await?;
-            }
+            // Other nodes drop their copy of this owner's contact links.
+            ctx.shared.delivery.user_changed(owner).await?;
         }
         imported.push(enums::ImportedContact::from(types::ImportedContact {
             user_id: u.id,

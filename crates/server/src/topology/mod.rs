@@ -1,0 +1,154 @@
+//! One node or several: where calls live and run, and how pushes reach sessions. The choice is
+//! made once, when the server starts ([`Topology::single`] for one node on its own store,
+//! [`Topology::several`] for nodes sharing PostgreSQL); everything above sees only the two
+//! traits, [`CallBackend`] and [`Delivery`].
+//!
+//! - One node ([`single`]): the sans-IO registry in memory behind one lock, which serialises
+//!   every transition (the busy check and a new call's creation are one step); changed calls
+//!   are queued for storage under the lock, in transition order, and committed before anyone
+//!   hears of them. Pushes go straight to this node's sessions.
+//! - Several nodes ([`several`]): the database is the registry. Each transition loads the
+//!   calls in its scope under both users' row locks, runs the same sans-IO code on them and
+//!   writes the result in that transaction, so busy is exact across nodes. Pushes become rows
+//!   of a shared log that every node follows.
+
+mod several;
+mod single;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use calls::{Call, CallRegistry, Effects, PushTarget, Timeouts};
+use store::{CallRow, CallScope};
+use tokio::sync::watch;
+
+use crate::cache::Cache;
+use crate::errors::RpcError;
+use crate::hub::Hub;
+
+/// The future the topology's methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A call operation whose result the caller has already taken out (`call_engine.rs`).
+pub type Operation = Box<dyn FnOnce(&mut CallRegistry) -> Effects<()> + Send>;
+
+/// What a committed operation changed.
+pub struct Committed {
+    /// Its effects, to publish.
+    pub effects: Effects<()>,
+    /// How long writing them took, if anything was written.
+    pub commit_time: Option<Duration>,
+}
+
+/// Where calls are kept and their transitions run.
+pub trait CallBackend: Send + Sync {
+    /// Runs `op` on the calls of `scope` and commits what it changed before returning.
+    fn run(
+        &self,
+        scope: CallScope,
+        op: Operation,
+        now: i64,
+    ) -> BoxFuture<'_, Result<Committed, RpcError>>;
+    /// The calls `user_id` takes part in that have not ended.
+    fn live_calls_of(&self, user_id: i64) -> BoxFuture<'_, Result<Vec<Call>, RpcError>>;
+    /// Every call that has not ended.
+    fn live_calls(&self) -> BoxFuture<'_, Result<Vec<Call>, RpcError>>;
+    /// Every stored call in its current state, when other nodes may have changed it (several
+    /// nodes); `None` on one node, whose own record is complete.
+    fn stored_calls(&self) -> BoxFuture<'_, Option<Vec<Call>>>;
+    /// Ends the calls past their deadline at `now`; what each ending changed, to publish.
+    fn expire(&self, now: i32) -> BoxFuture<'_, Vec<Committed>>;
+    /// Housekeeping due at `now` (several nodes: forgetting old calls and pushes).
+    fn tidy(&self, now: i32) -> BoxFuture<'_, ()>;
+    /// Waits until the timer may have work: the next deadline or a change (one node), the
+    /// next poll (several).
+    fn wait_for_work(&self, now: i32) -> BoxFuture<'_, ()>;
+}
+
+/// How pushes reach the sessions they are for.
+pub trait Delivery: Send + Sync {
+    /// Sends what `outbox` holds.
+    fn send(&self, outbox: Outbox, now: i64) -> BoxFuture<'_, Result<(), RpcError>>;
+    /// Tells every node that a user's profile or contacts changed (they drop cached copies).
+    fn user_changed(&self, user_id: i64) -> BoxFuture<'_, Result<(), RpcError>>;
+    /// Delivers what other nodes publish to this node's sessions, until `stopped`.
+    fn follow(&self, stopped: watch::Receiver<bool>) -> BoxFuture<'_, ()>;
+}
+
+/// The two halves of the choice.
+pub struct Topology {
+    /// Where calls live.
+    pub calls: Box<dyn CallBackend>,
+    /// Where pushes go.
+    pub delivery: Box<dyn Delivery>,
+}
+
+impl Topology {
+    /// One node: calls in memory, restored from `store` (returned, for the inspector).
+    pub async fn single(
+        store: Arc<dyn store::Store>,
+        timeouts: Timeouts,
+        hub: Arc<Hub>,
+    ) -> Result<(Topology, Vec<Call>), String> {
+        let (calls, restored) = single::LocalCalls::restore(store, timeouts).await?;
+        let topology = Topology {
+            calls: Box::new(calls),
+            delivery: Box::new(single::LocalDelivery::new(hub)),
+        };
+        Ok((topology, restored))
+    }
+
+    /// Several nodes on one PostgreSQL database.
+    pub fn several(
+        store: Arc<dyn store::Store>,
+        cluster: Arc<dyn store::Cluster>,
+        timeouts: Timeouts,
+        hub: Arc<Hub>,
+        cache: Arc<Cache>,
+    ) -> Topology {
+        Topology {
+            calls: Box::new(several::SharedCalls::new(store, cluster.clone(), timeouts)),
+            delivery: Box::new(several::PushLog::new(cluster, hub, cache)),
+        }
+    }
+}
+
+/// Pushes collected while an operation is published, sent together.
+#[derive(Default)]
+pub struct Outbox(Vec<(PushTarget, tl::enums::Updates)>);
+
+impl Outbox {
+    /// Adds a push.
+    pub fn push(&mut self, target: PushTarget, updates: tl::enums::Updates) {
+        self.0.push((target, updates));
+    }
+}
+
+/// A call as stored, with its deadline under `registry`'s timeouts.
+fn row(registry: &CallRegistry, call: &Call, now: i64) -> CallRow {
+    CallRow {
+        id: call.id,
+        admin_id: call.admin_id,
+        participant_id: call.participant_id,
+        state: call.state.name().into(),
+        body: call.to_bytes(),
+        updated_at: now,
+        random_id: call.random_id,
+        deadline: registry.deadline_of(call),
+    }
+}
+
+/// Calls from their stored rows (a row that does not decode is logged and skipped).
+pub fn decode(rows: &[CallRow]) -> Vec<Call> {
+    rows.iter()
+        .filter_map(|r| match Call::from_bytes(&r.body) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(call_id = r.id, error = %e, "stored call does not decode; skipped");
+                None
+            }
+        })
+        .collect()
+}
