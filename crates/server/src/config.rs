@@ -30,6 +30,9 @@ pub struct Config {
     pub handshake_timeout_secs: u64,
     /// A connection that sends nothing for this long is closed.
     pub idle_timeout_secs: u64,
+    /// On shutdown, how long requests in flight may take to finish before their connections
+    /// are cut.
+    pub shutdown_grace_secs: u64,
     /// Commit durability of the SQLite store: "normal" or "full".
     pub durability: String,
     /// The database: none for SQLite in the data directory, or a PostgreSQL URL
@@ -221,6 +224,7 @@ impl Default for Config {
             max_connections: 100_000,
             handshake_timeout_secs: 30,
             idle_timeout_secs: 600,
+            shutdown_grace_secs: 10,
             durability: "normal".into(),
             database: None,
             calls: CallSettings::default(),

@@ -11,7 +11,7 @@ use mtproto::transport::{Frame, ServerTransport, codes};
 use tl::Layer;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::hub::{self, Push};
@@ -50,8 +50,14 @@ struct Reported {
     session: Option<(i64, i64, Option<i64>, u32)>,
 }
 
-/// Serves one accepted TCP connection until it closes.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: std::net::SocketAddr) {
+/// Serves one accepted TCP connection until it closes, or until `stopping` says the server
+/// shuts down: then the requests already read are answered first.
+pub async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    stopping: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let conn_id = crate::shared::new_conn_id(&shared);
     let (push_tx, push_rx) = mpsc::channel(hub::QUEUE);
@@ -75,7 +81,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: std::net::Socke
         close: false,
         reported: Reported::default(),
     };
-    conn.run(stream, push_rx).await;
+    conn.run(stream, push_rx, stopping).await;
     if let Some(user) = conn.registered_user.take() {
         conn.shared.hub.unregister(user, conn.conn_id);
     }
@@ -83,7 +89,12 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: std::net::Socke
 }
 
 impl Connection {
-    async fn run(&mut self, stream: TcpStream, mut push_rx: mpsc::Receiver<Push>) {
+    async fn run(
+        &mut self,
+        stream: TcpStream,
+        mut push_rx: mpsc::Receiver<Push>,
+        mut stopping: watch::Receiver<bool>,
+    ) {
         let (rd, mut wr) = stream.into_split();
         let started = Instant::now();
         let mut last_activity = started;
@@ -115,6 +126,9 @@ impl Connection {
                     }
                 },
                 Some(push) = push_rx.recv() => self.on_push(push),
+                // Requests are handled to the end before the loop comes back here: what was
+                // read has been answered (and goes out below) when this fires.
+                _ = stopping.changed() => self.close = true,
                 _ = tokio::time::sleep_until(deadline) => {
                     tracing::debug!(conn = self.conn_id, "connection timed out");
                     break;

@@ -23,6 +23,7 @@ mod user_locks;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use mtproto::session::SaltSource;
 use tokio::net::TcpListener;
@@ -141,7 +142,8 @@ impl Server {
         self.fingerprint
     }
 
-    /// Stops accepting and closes every connection.
+    /// Stops accepting, lets every connection finish the requests it has read (up to
+    /// `shutdown_grace_secs`), answer them and close; then stops.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
@@ -196,20 +198,35 @@ async fn accept_loop(
                         continue;
                     }
                     let shared = shared.clone();
+                    let stopping = stopped.clone();
                     connections.spawn(async move {
-                        connection::serve(shared.clone(), stream, peer).await;
+                        connection::serve(shared.clone(), stream, peer, stopping).await;
                         shared.limits.closed(peer.ip());
                         shared.connections.fetch_sub(1, Ordering::Relaxed);
                     });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = stopped.changed() => break,
         }
+    }
+    // No new connections; each open one answers what it has read, then closes (it saw the
+    // same signal). Those still busy after the grace period are cut.
+    drop(listener);
+    let grace = Duration::from_secs(shared.config.shutdown_grace_secs);
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "shutdown grace period over: cutting the connections still busy"
+        );
     }
     connections.shutdown().await;
 }
