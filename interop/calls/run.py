@@ -17,15 +17,12 @@ then `N passed, M failed`; exit status 1 if any check failed, with the tail of t
 Usage (see README.md):
     run.py --mtcall /tmp/mtcall-bin-calls --node node --node-path DIR/node_modules \\
            --tsc DIR/node_modules/.bin/tsc --python VENV/bin/python [--keep]
-Python 3.11 standard library only.
+Python 3.11 standard library only, and ../common/harness.py.
 """
 
-import argparse
 import json
 import os
 import queue
-import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -39,7 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
-import harness  # noqa: E402 - interop/common/harness.py: Tally, Server, log_lines, client_env
+import harness  # noqa: E402 - interop/common/harness.py: Tally, Server, JsonLines, Cli, mtcall_login, finish
 
 UPDATE_TIMEOUT = 5.0  # a push the server owes us
 SILENCE = 2.0  # "nothing arrives" windows
@@ -60,29 +57,9 @@ PROTOCOL = {"udp_p2p": True, "udp_reflector": True, "min_layer": 65, "max_layer"
 BUSY = "phoneCallDiscardReasonBusy"
 REASON_TL = {"missed": "phoneCallDiscardReasonMissed", "disconnect": "phoneCallDiscardReasonDisconnect",
              "hangup": "phoneCallDiscardReasonHangup", "busy": BUSY}
-# what `mtcall call` / `mtcall answer` print once the key is agreed
-CONNECTED = r"connected; key fingerprint ([0-9a-f]{16}) \((-?[0-9]+)\); emoji (.*); Ctrl-C hangs up"
+CONNECTED = harness.CONNECTED  # what `mtcall call` / `mtcall answer` print once the key is agreed
 
-
-# ------------------------------------------------------------------------------------------ reporting
-class Tally(harness.Tally):
-    """harness.Tally with each failure reason on one line, and a hint appended when the reason contains one
-    of .hints' patterns."""
-
-    def __init__(self):
-        super().__init__()
-        self.hints = []  # (substring of a failure reason, explanation appended to it)
-
-    def fail(self, name, reason):
-        reason = " ".join(str(reason).split())
-        for pattern, hint in self.hints:
-            if pattern in reason:
-                reason += f" [{hint}]"
-                break
-        super().fail(name, reason)
-
-
-CheckFailed, expect = harness.CheckFailed, harness.expect
+CheckFailed, expect, expect_connected = harness.CheckFailed, harness.expect, harness.expect_connected
 
 
 def Scenario(tally, title):  # noqa: N802 - reads as the class it was
@@ -120,12 +97,6 @@ class Agent(harness.JsonLines):
 
     def __init__(self, lib, cmd, env, log_path):
         super().__init__(lib, cmd, env, log_path, OP_TIMEOUT)
-
-    def stderr_tail(self, n=20):
-        try:
-            return Path(self.log_path).read_text(errors="replace").splitlines()[-n:]
-        except OSError:
-            return []
 
 
 class Session:
@@ -193,96 +164,6 @@ def expect_rpc_error(session, fn, name):
     raise CheckFailed(f"want {name}, got a result: {json.dumps(r)[:300]}")
 
 
-# ------------------------------------------------------------------------------------------ mtcall's own client
-class Cli:
-    """One `mtcall answer` / `mtcall call` process: stdout read line by line in a thread (every line is
-    accounted for by expect_line), stderr to a log file."""
-
-    def __init__(self, binary, args, env, log_path):
-        self.log_path = log_path
-        with open(log_path, "wb") as err:
-            self.proc = subprocess.Popen([binary, *args], stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
-                                         env=env, text=True, encoding="utf-8", errors="replace", bufsize=1)
-        self.lines = queue.Queue()
-        self.out = []  # every stdout line so far
-        self.ended = False  # stdout reached its end
-        threading.Thread(target=self._reader, daemon=True).start()
-
-    def _reader(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def describe(self):
-        err = [line for line in harness.log_lines(self.log_path) if line.strip()][-4:]
-        return f"stdout {self.out}; stderr {' | '.join(err) or 'empty'}"
-
-    def _next(self, timeout):
-        """The next stdout line, None at the end of stdout, or queue.Empty after `timeout` seconds."""
-        if self.ended:
-            return None
-        line = self.lines.get(timeout=timeout)
-        if line is None:
-            self.ended = True
-        else:
-            self.out.append(line)
-        return line
-
-    def expect_line(self, pattern, timeout=CLI_TIMEOUT):
-        """The next stdout line must match `pattern` (a regex, whole line); returns the match."""
-        try:
-            line = self._next(timeout)
-        except queue.Empty:
-            raise CheckFailed(f"no line matching '{pattern}' within {timeout:.0f}s; {self.describe()}") from None
-        if line is None:
-            raise CheckFailed(f"want a line matching '{pattern}', but the output ended "
-                              f"(exit status {self.status()}); {self.describe()}")
-        m = re.fullmatch(pattern, line)
-        expect(m, f"want a line matching '{pattern}', got {line!r}; {self.describe()}")
-        return m
-
-    def expect_quiet(self, seconds):
-        """Nothing printed for `seconds`, and still running."""
-        try:
-            line = self._next(seconds)
-        except queue.Empty:
-            return
-        what = f"printed {line!r}" if line is not None else f"ended its output (exit status {self.status()})"
-        raise CheckFailed(f"{what} within {seconds}s; {self.describe()}")
-
-    def expect_exit(self, timeout=CLI_TIMEOUT):
-        """No more stdout lines, then the exit; returns the exit status."""
-        try:
-            line = self._next(timeout)
-        except queue.Empty:
-            raise CheckFailed(f"still running {timeout:.0f}s later; {self.describe()}") from None
-        expect(line is None, f"printed another line {line!r}; {self.describe()}")
-        try:
-            return self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            raise CheckFailed(f"closed stdout but did not exit within 5s; {self.describe()}") from None
-
-    def status(self):
-        try:
-            return self.proc.wait(2)
-        except subprocess.TimeoutExpired:
-            return "still running"
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def expect_connected(m, fingerprint, whose):
-    """m: CONNECTED matched on the mtcall client's line; fingerprint: the library peer's computed one."""
-    hex_fp, dec_fp, emojis = m.group(1), int(m.group(2)), m.group(3).split(" ")
-    expect(-(1 << 63) <= dec_fp < 1 << 63, f"{dec_fp} is not an int64")
-    expect(int(hex_fp, 16) == dec_fp & 0xFFFFFFFFFFFFFFFF, f"hex {hex_fp} and decimal {dec_fp} differ")
-    expect(dec_fp == int(fingerprint), f"mtcall's fingerprint {dec_fp}, {whose} computed {fingerprint}")
-    expect(len(emojis) == 4 and all(e and not e.isascii() for e in emojis), f"want 4 emojis, got {m.group(3)!r}")
-
-
 # ------------------------------------------------------------------------------------------ checks
 class Run:
     def __init__(self, tally, agents, server, args, work, node_env, base_env):
@@ -294,18 +175,7 @@ class Run:
     # ---------------------------------------------------------------- helpers
     def cleanup(self, *sessions):
         self.kill_clis()
-        for s, cid in self.live_calls:
-            try:
-                s.discard(cid, reason="disconnect")
-            except Exception:  # noqa: BLE001 - already discarded, or the agent is gone
-                pass
-        self.live_calls.clear()
-        time.sleep(0.3)
-        for s in sessions:
-            try:
-                s.drain()
-            except Exception:  # noqa: BLE001
-                pass
+        harness.end_calls(self.live_calls, sessions)
 
     def kill_clis(self):
         for cli in self.clis:
@@ -769,21 +639,12 @@ class Run:
         @sc.step(f"mtcall login signs up {me.phone} as {me.first}")
         def _():
             path = self.work / f"mtcall-{me.phone}.session"
-            r = subprocess.run([self.args.mtcall, "login", "--server", f"127.0.0.1:{self.server.port}",
-                                "--key", str(self.server.data / "server.pub"), "--phone", me.phone,
-                                "--code", me.phone[5] * 5, "--name", me.first, "--session", str(path)],
-                               capture_output=True, text=True, encoding="utf-8", errors="replace",
-                               stdin=subprocess.DEVNULL, env=self.base_env, timeout=LOGIN_TIMEOUT)
-            out = r.stdout.strip()
-            expect(r.returncode == 0, f"exit status {r.returncode}: {out} {r.stderr.strip()[-400:]}")
-            m = re.fullmatch(r"logged in as user ([0-9]+); session saved to (.*)", out)
-            expect(m and m.group(2) == str(path), f"stdout {out!r}")
-            expect(path.is_file(), f"no session file {path}")
-            me.user_id = m.group(1)
+            me.user_id = harness.mtcall_login(self.args.mtcall, self.server.port, self.server.data, me.phone,
+                                              me.first, path, LOGIN_TIMEOUT)
             st["session"] = str(path)
 
     def start_cli(self, name, *args):
-        cli = Cli(self.args.mtcall, args, self.base_env, self.work / f"{name}.stderr")
+        cli = harness.Cli(self.args.mtcall, args, self.base_env, self.work / f"{name}.stderr", CLI_TIMEOUT)
         self.clis.append(cli)
         return cli
 
@@ -958,21 +819,16 @@ def pq_check(tally, port, samples=64):
 
 # ------------------------------------------------------------------------------------------ main
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mtcall", default=os.environ.get("MTCALL_BIN"), help="mtcall binary (default $MTCALL_BIN)")
+    ap = harness.arg_parser(__doc__)
     ap.add_argument("--node", default="node", help="node command")
     ap.add_argument("--node-path", required=True, help="node_modules dir with telegram, typescript, @types/node")
     ap.add_argument("--tsc", help="tsc of the pinned typescript (default NODE_PATH/.bin/tsc)")
     ap.add_argument("--python", required=True, help="python of a venv with telethon")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs) even when all passed")
-    a = ap.parse_args()
-    if not a.mtcall:
-        ap.error("--mtcall (or $MTCALL_BIN) is required")
-    a.mtcall = str(Path(a.mtcall).resolve())
+    a = harness.parse_args(ap)
     a.tsc = a.tsc or str(Path(a.node_path) / ".bin" / "tsc")
 
     started = time.monotonic()
-    tally = Tally()
+    tally = harness.Tally()
     work = Path(tempfile.mkdtemp(prefix="mtcall-calls-"))
     server = harness.Server(a.mtcall, work / "data", work / "server.log")
     base_env = harness.client_env()
@@ -1018,11 +874,7 @@ def main():
                            f"one account, different user ids {m_g.user_id}/{m_t.user_id}/{m_t2.user_id}")
         tally.info(f"logins took {time.monotonic() - t0:.1f}s")
 
-        def timed(label, fn, *args):
-            t = time.monotonic()
-            fn(*args)
-            tally.info(f"{label} took {time.monotonic() - t:.1f}s")
-
+        timed = tally.timed
         timed("dh config", run.dh_config, [g1, t1])
         timed("seed js", run.seed, "js", "9996681001", t1)
         timed("seed ts", run.seed, "ts", "9996681002", t2)
@@ -1046,23 +898,7 @@ def main():
         for ag in agents:
             ag.close()
         server.stop()
-    failed = tally.failed > 0
-    if failed:
-        for ag in agents:
-            tail = ag.stderr_tail()
-            if tail:
-                tally.info(f"--- {ag.lib} agent stderr (last {len(tail)} lines) ---")
-                for line in tail:
-                    tally.info(f"  ! {line}")
-        tally.info(f"--- server log tail ({server.log}) ---")
-        for line in server.tail():
-            tally.info(f"  > {line}")
-    tally.info(f"took {time.monotonic() - started:.1f}s")
-    if failed or a.keep:
-        tally.info(f"files kept in {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    sys.exit(tally.summary())
+    harness.finish(tally, work, a.keep, started, server, agents)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,9 @@ Usage (see README.md):
            --python VENV/bin/python \\
            --grammers GRAMMERS_TARGET/debug/grammers_suite \\
            [--only gramjs,telethon,grammers] [--keep]
-Python 3.11 standard library only.
+Python 3.11 standard library only, and ../common/harness.py.
 """
 
-import argparse
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
-import harness  # noqa: E402 - interop/common/harness.py: Tally, Server, free_port, log_lines, client_env
+import harness  # noqa: E402 - interop/common/harness.py: Tally, Server, free_port, bot_create, arg_parser
 
 CLIENTS = ["gramjs", "telethon", "grammers"]
 # Every check each suite must report (a missing one counts as failed).
@@ -102,15 +99,12 @@ def run_client(tally, client, cmd, env, mtcall, keep):
     try:
         banner = server.start()
         tally.line(banner)
-        bot = subprocess.run([mtcall, "bot", "create", "--data", str(data), "--username", f"{client}_interop_bot"],
-                             capture_output=True, text=True, timeout=30)
-        tokens = [t for t in bot.stdout.split() if re.fullmatch(r"\d+:\S+", t)]
-        if bot.returncode != 0 or not tokens:
-            tally.fail("bot create", f"exit {bot.returncode}: {bot.stdout.strip()} {bot.stderr.strip()}")
+        try:
+            token = harness.bot_create(mtcall, data, f"{client}_interop_bot")
+        except harness.CheckFailed as e:
+            tally.fail("bot create", e)
             token = "0:none"
             ok = False
-        else:
-            token = tokens[-1]
         args = [str(server.port), str(data), token, str(state)]
         if not run_phase(tally, cmd, "fresh", args, FRESH_CHECKS[client], env):
             ok = False
@@ -157,18 +151,14 @@ def run_client(tally, client, cmd, env, mtcall, keep):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mtcall", default=os.environ.get("MTCALL_BIN"), help="mtcall binary (default $MTCALL_BIN)")
+    ap = harness.arg_parser(__doc__)
     ap.add_argument("--node", default="node", help="node executable")
     ap.add_argument("--node-path", help="node_modules dir holding `telegram` (NODE_PATH)")
     ap.add_argument("--python", help="python with telethon installed")
     ap.add_argument("--grammers", help="grammers_suite binary (built from interop/grammers)")
     ap.add_argument("--only", default=",".join(CLIENTS), help="comma-separated subset of " + ",".join(CLIENTS))
-    ap.add_argument("--keep", action="store_true", help="keep temp dirs and logs even when all passed")
-    a = ap.parse_args()
-    if not a.mtcall:
-        ap.error("--mtcall (or $MTCALL_BIN) is required")
-    mtcall = str(Path(a.mtcall).resolve())
+    a = harness.parse_args(ap)
+    mtcall = a.mtcall
     chosen = [c for c in a.only.split(",") if c]
     for c in chosen:
         if c not in CLIENTS:

@@ -29,22 +29,22 @@ per line.
     exit
 The tone is 16-bit little-endian mono PCM at 48 kHz in a file that ntgcalls reads directly
 (MediaSource.FILE, no ffmpeg); the received audio comes as raw frames (MediaSource.EXTERNAL playback,
-py-tgcalls' StreamFrames updates).
+py-tgcalls' StreamFrames updates). The protocol loop is ../common/agent_loop.py's.
 """
 
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import struct
 import sys
 import time
 
-PROTO_OUT = os.fdopen(os.dup(1), "w", buffering=1)  # the protocol; anything printed goes to stderr
-os.dup2(2, 1)  # also what native code (ntgcalls/WebRTC) writes to fd 1
-sys.stdout = sys.stderr
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import agent_loop  # noqa: E402 - interop/common/agent_loop.py: the protocol
+
+agent_loop.take_stdout()  # before ntgcalls is loaded: what it (and WebRTC) writes to fd 1 goes to stderr
 
 from ntgcalls import ConnectionState, MediaSource  # noqa: E402
 from pytgcalls import PyTgCalls  # noqa: E402
@@ -54,8 +54,6 @@ from pytgcalls.types import CallConfig, ChatUpdate, StreamFrames, UpdatedEmojis 
 from pytgcalls.types.raw import AudioParameters, AudioStream, Stream  # noqa: E402
 from telethon import TelegramClient, connection, events  # noqa: E402
 from telethon.crypto import rsa as trsa  # noqa: E402
-from telethon.errors import RPCError  # noqa: E402
-from telethon.errors.rpcerrorlist import rpc_errors_dict  # noqa: E402
 from telethon.sessions import StringSession  # noqa: E402
 from telethon.tl import alltlobjects, functions, types  # noqa: E402
 
@@ -67,24 +65,6 @@ CHANNELS = 1
 # py-tgcalls' start() fetches its latest version number from GitHub; nothing may leave this machine
 # (and the namespaces have no route out anyway): mark the notice as shown, which skips the fetch.
 pytgcalls_session.PyTgCallsSession.notice_displayed = True
-
-
-def emit(obj):
-    PROTO_OUT.write(json.dumps(obj) + "\n")
-    PROTO_OUT.flush()
-
-
-def test_code(phone):
-    return str(phone)[5] * 5
-
-
-def rpc_error_name(e):
-    if not isinstance(e, RPCError):
-        return None
-    for name, cls in rpc_errors_dict.items():
-        if type(e) is cls:
-            return name
-    return e.message
 
 
 # ------------------------------------------------------------------------------------------ audio
@@ -273,7 +253,7 @@ class Agent:
         await c.connect()
         phone = str(phone)
         sent = await c(functions.auth.SendCodeRequest(phone, API_ID, API_HASH, types.CodeSettings()))
-        r = await c(functions.auth.SignInRequest(phone, sent.phone_code_hash, test_code(phone)))
+        r = await c(functions.auth.SignInRequest(phone, sent.phone_code_hash, agent_loop.test_code(phone)))
         signed_up = False
         if isinstance(r, types.auth.AuthorizationSignUpRequired):
             # Telethon 1.45's start()/sign_up cannot do this step: send auth.signUp ourselves
@@ -453,45 +433,13 @@ class Agent:
                 await asyncio.wait_for(self.client.disconnect(), 5)
 
     async def handle(self, req):
-        rid = req.get("id")
-        try:
-            fn = getattr(self, "op_" + str(req.get("op")), None)
-            if fn is None:
-                raise RuntimeError(f"unknown op {req.get('op')}")
-            args = {k: v for k, v in req.items() if k not in ("id", "op")}
-            emit({"id": rid, "ok": True, "result": await fn(**args)})
-        except BaseException as e:  # noqa: BLE001 - every failure is reported to the driver
-            emit({"id": rid, "ok": False, "error": {
-                "rpc": rpc_error_name(e),
-                "code": getattr(e, "code", None) if isinstance(e, RPCError) else None,
-                "class": type(e).__name__,
-                "text": str(e) or repr(e),
-            }})
-            if isinstance(e, asyncio.CancelledError):
-                raise
+        await agent_loop.handle(self, req, agent_loop.telethon_error)
 
     async def main(self):
         trsa.add_key(open(self.args.key).read(), old=False)
-        emit({"ready": True, "layer": alltlobjects.LAYER, "pid": os.getpid()})
-        loop = asyncio.get_running_loop()
-        tasks = set()
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
-                break
-            if not line.strip():
-                continue
-            try:
-                req = json.loads(line)
-            except ValueError:
-                emit({"id": None, "ok": False, "error": {"text": f"bad json: {line.strip()}"}})
-                continue
-            if req.get("op") == "exit":
-                emit({"id": req.get("id"), "ok": True, "result": True})
-                break
-            t = asyncio.ensure_future(self.handle(req))
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
+        req = await agent_loop.serve(self.handle, {"ready": True, "layer": alltlobjects.LAYER, "pid": os.getpid()})
+        if req is not None:
+            agent_loop.reply(req, True)
         await self.shutdown()
 
 

@@ -20,7 +20,8 @@ bytes: mtcall has to take it (shared/spec/clients.md section 9).
 Usage: run.py --mtcall BIN --python VENV/bin/python [--keep] [--rounds N] [--no-short-g-b]
               [--listen-secs S] [--timeout S]
 Prints one line per check, `ok NAME` or `FAIL NAME: REASON` (`#` lines are information), then
-`N passed, M failed`; exit status 1 if any check failed. Python 3.11 standard library only.
+`N passed, M failed`; exit status 1 if any check failed. Python 3.11 standard library only, and
+../common/harness.py.
 """
 
 import argparse
@@ -39,7 +40,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
-import harness  # noqa: E402 - interop/common/harness.py: Tally, Steps, JsonLines, log helpers
+import harness  # noqa: E402 - interop/common/harness.py: Tally, Steps, Server, JsonLines, finish
 
 NET = "198.18.0"  # 198.18.0.0/15 is for benchmarking: never routed
 RANGE = ipaddress.ip_network("198.18.0.0/15")
@@ -61,17 +62,6 @@ KNOWN_HINTS = [
     ("DH_G_A_INVALID", "mtcall refuses a g_a whose leading zero byte ntgcalls dropped (~1 in 256 calls); "
                        "re-run"),
 ]
-
-
-class Tally(harness.Tally):
-    """harness.Tally with known failure causes appended as hints."""
-
-    def fail(self, name, reason):
-        reason = " ".join(str(reason).split())
-        for pattern, hint in KNOWN_HINTS:
-            if pattern in reason:
-                reason += f" [{hint}]"
-        super().fail(name, reason)
 
 
 def die_with_parent():
@@ -200,56 +190,22 @@ class Netns:
 
 
 # ------------------------------------------------------------------------------------------ server
-class NsServer:
-    """`ip netns exec HUB mtcall serve --data DIR --listen HUB_IP:PORT --no-admin`, RPC lines logged."""
+class NsServer(harness.Server):
+    """`ip netns exec HUB mtcall serve --data DIR --listen HUB_IP:PORT --no-admin`, RPC lines logged; it dies
+    with the driver."""
+
+    rust_log = "info,mtcall::rpc=debug"
+    preexec = staticmethod(die_with_parent)
 
     def __init__(self, binary, ns, data, log):
-        self.binary, self.ns, self.data, self.log = binary, ns, data, log
-        self.proc = None
-        self.banner = ""
+        super().__init__(binary, data, log, port=PORT, extra_args=["--no-admin"], host=HUB_IP)
+        self.ns = ns
 
-    def start(self, timeout=30):
-        env = dict(os.environ, RUST_LOG="info,mtcall::rpc=debug")
-        out = self.log.with_suffix(".stdout")
-        with open(self.log, "ab") as err, open(out, "wb") as stdout:
-            self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns, self.binary, "serve", "--data", str(self.data),
-                 "--listen", f"{HUB_IP}:{PORT}", "--no-admin"],
-                stdout=stdout, stderr=err, stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = out.read_text(errors="replace")
-            if "listening on" in text:
-                self.banner = text.strip()
-                return self.banner
-            if self.proc.poll() is not None:
-                raise harness.CheckFailed(f"mtcall exited {self.proc.returncode}: {' | '.join(self.tail(8))}")
-            time.sleep(0.05)
-        self.stop()
-        raise harness.CheckFailed(f"no 'listening on' within {timeout} s")
+    def command(self):
+        return ["ip", "netns", "exec", self.ns, *super().command()]
 
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            rc = None if self.proc is None else self.proc.returncode
-            self.proc = None
-            return None if rc in (None, 0) else f"server had already exited with {rc}"
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-            return "server did not stop within 15 s of SIGTERM (killed)"
-        self.proc = None
-        return None if rc == 0 else f"server exited with {rc} after SIGTERM"
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-
-    def tail(self, n=60):
-        return harness.log_tail(self.log, n)
+    def start(self):
+        return super().start(attempts=1)  # nothing else can hold the port in a new namespace
 
     def rpcs(self):
         """(method, result) of every RPC line in the log."""
@@ -268,7 +224,7 @@ class NsServer:
 class Run:
     def __init__(self, args):
         self.args = args
-        self.tally = Tally()
+        self.tally = harness.Tally(hints=KNOWN_HINTS)
         self.steps = harness.Steps(self.tally)
         self.net = Netns()
         self.server = None
@@ -304,8 +260,7 @@ class Run:
                 if not os.access(f, os.X_OK):
                     raise harness.CheckFailed(f"{f} is not executable")
             stale = Netns.remove_stale()
-            st = os.stat(self.args.mtcall)
-            return (f"mtcall built {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(st.st_mtime))}"
+            return (f"mtcall binary {harness.describe_binary(self.args.mtcall)}"
                     + (f"; removed stale namespaces {stale}" if stale else ""))
 
         @s("network namespaces")
@@ -544,21 +499,10 @@ class Run:
             self.tally.fail("namespaces removed", ", ".join(left))
         elif self.server is not None:
             self.tally.ok("namespaces removed")
-        if self.tally.failed:
-            for name in self.agents:
-                self.tally.info(f"agent {name} stderr: " + " | ".join(harness.log_tail(self.tmp / f"agent-{name}.log", 15)))
-            if self.server is not None:
-                for line in self.server.tail(40):
-                    self.tally.info(f"server: {line}")
         short = [x for x in self.dh_lengths if any(v is not None and v < 256 for v in x)]
         if self.dh_lengths:
             self.tally.info(f"{len(self.dh_lengths)} calls confirmed; with a g_a/g_b shorter than 256 bytes "
                             f"(ntgcalls drops leading zero bytes): {len(short)} {short if short else ''}")
-        self.tally.info(f"run took {time.monotonic() - self.t0:.1f} s")
-        if self.tally.failed or self.args.keep:
-            self.tally.info(f"logs kept in {self.tmp}")
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def emergency(self, why):
         """The watchdog or a signal: kill the children, delete the namespaces, exit 1."""
@@ -573,24 +517,21 @@ class Run:
         left = self.net.down()
         if left:
             self.tally.fail("namespaces removed", ", ".join(left))
-        self.tally.info(f"logs kept in {self.tmp}")
+        self.tally.info(f"files kept in {self.tmp}")
         self.tally.summary()
         os._exit(1)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mtcall", required=True, help="the mtcall binary")
+    ap = harness.arg_parser(__doc__)
     ap.add_argument("--python", required=True, help="python of a venv with requirements.txt installed")
     ap.add_argument("--rounds", type=int, default=2, help="calls, alternating direction (default 2)")
     ap.add_argument("--no-short-g-b", action="store_true",
                     help="skip the last call, whose callee sends a g_b with its leading zero byte dropped")
     ap.add_argument("--listen-secs", type=float, default=4.0, help="audio recorded per call (default 4)")
     ap.add_argument("--timeout", type=float, default=OVERALL_TIMEOUT, help="the whole run, seconds")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs) also on success")
     ap.add_argument("--agent", default=str(HERE / "agent.py"), help=argparse.SUPPRESS)  # a wrapped agent
-    args = ap.parse_args()
-    args.mtcall = os.path.abspath(args.mtcall)
+    args = harness.parse_args(ap)
     args.python = os.path.abspath(args.python)
     r = Run(args)
     timer = threading.Timer(args.timeout, r.emergency, [f"timed out after {args.timeout:.0f} s"])
@@ -605,7 +546,7 @@ def main():
     finally:
         r.finish()
         timer.cancel()
-    sys.exit(r.tally.summary())
+    harness.finish(r.tally, r.tmp, args.keep, r.t0, r.server, r.agents.values())
 
 
 if __name__ == "__main__":

@@ -26,15 +26,18 @@
 // (method + constructor id from mtcute's schema, and the request body's shape from the verbose `>>>` line),
 // results and errors received, service messages, unknown constructors it could not parse (and which
 // requests failed because of them), session resets and bad_msg_notifications.
+// The protocol loop, the clients' call state and update buffer and the DH arithmetic are
+// ../common/agent_loop.js's.
 'use strict';
 
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
-const readline = require('readline');
 const util = require('util');
 const { pathToFileURL } = require('url');
+const loop = require('../common/agent_loop');
 
+const { clients, getClient, str, sha256 } = loop;
 const [PORT, DATA_DIR] = [Number(process.argv[2]), process.argv[3]];
 const API_ID = 12345;
 const API_HASH = '0123456789abcdef0123456789abcdef';
@@ -42,12 +45,7 @@ const LIB = 'mtcute';
 // mtcute's log level for stderr (0 off .. 5 verbose); the trace always listens at debug level
 const STDERR_LEVEL = Number.parseInt(process.env.MTCUTE_AGENT_LOG || '2', 10);
 
-// stdout carries the protocol only; anything a library prints goes to stderr.
-const out = process.stdout.write.bind(process.stdout);
-for (const k of ['log', 'info', 'warn', 'error', 'debug']) {
-  console[k] = (...a) => process.stderr.write(`${util.format(...a)}\n`);
-}
-const emit = (obj) => out(`${JSON.stringify(obj)}\n`);
+loop.takeStdout();
 
 // ---------------------------------------------------------------- loading mtcute (ESM) via NODE_PATH
 function packageDir(name) {
@@ -90,33 +88,7 @@ async function loadMtcute() {
 
 const idOf = (name) => (schemaIds && schemaIds.get(name)) || null;
 
-// ---------------------------------------------------------------- DH (BigInt, big-endian 256 bytes)
-const toBig = (buf) => BigInt(`0x${Buffer.from(buf).toString('hex') || '0'}`);
-const toBuf256 = (n) => Buffer.from(n.toString(16).padStart(512, '0'), 'hex');
-function modPow(base, exp, mod) {
-  let r = 1n;
-  let b = base % mod;
-  let e = exp;
-  while (e > 0n) {
-    if (e & 1n) r = (r * b) % mod;
-    b = (b * b) % mod;
-    e >>= 1n;
-  }
-  return r;
-}
-const sha256 = (b) => crypto.createHash('sha256').update(b).digest();
-const sha1 = (b) => crypto.createHash('sha1').update(b).digest();
-/** key_fingerprint: last 8 bytes of SHA1(key) as a signed little-endian int64. */
-const fingerprint = (key) => sha1(key).readBigInt64LE(12).toString();
-/** 1 < g_x < p-1 and 2^(2048-64) <= g_x <= p - 2^(2048-64) (end-to-end docs). */
-function gRangeOk(gx, p) {
-  const lim = 1n << 1984n;
-  return gx > 1n && gx < p - 1n && gx >= lim && gx <= p - lim;
-}
-const randomExponent = () => toBig(crypto.randomBytes(256));
-
 // ---------------------------------------------------------------- JSON <-> TL objects
-const str = (v) => (v === undefined || v === null ? null : v.toString());
 const isLong = (v) => v && typeof v === 'object' && typeof v.low === 'number' && typeof v.high === 'number' && 'unsigned' in v;
 
 /** A TL object (as mtcute hands it out) as JSON: Longs as decimal strings, bytes as hex, undefined dropped. */
@@ -181,96 +153,9 @@ const REASONS = {
   busy: 'phoneCallDiscardReasonBusy',
 };
 
-/** A PhoneCall object as plain JSON (the shape interop/calls' agents produce). */
-function summarize(pc) {
-  const s = { type: pc._, id: str(pc.id) };
-  for (const [k, name] of [['accessHash', 'access_hash'], ['adminId', 'admin_id'], ['participantId', 'participant_id'],
-    ['keyFingerprint', 'key_fingerprint']]) {
-    if (pc[k] !== undefined) s[name] = str(pc[k]);
-  }
-  for (const [k, name] of [['date', 'date'], ['receiveDate', 'receive_date'], ['startDate', 'start_date'], ['duration', 'duration']]) {
-    if (pc[k] !== undefined) s[name] = pc[k] === null ? null : pc[k];
-  }
-  if (pc._ === 'phoneCallWaiting' && pc.receiveDate === undefined) s.receive_date = null;
-  if (pc._ === 'phoneCallDiscarded') {
-    s.reason = pc.reason ? pc.reason._ : null;
-    s.need_rating = !!pc.needRating;
-    s.need_debug = !!pc.needDebug;
-  }
-  if (pc.gAHash) s.g_a_hash = Buffer.from(pc.gAHash).toString('hex');
-  if (pc.gB) s.g_b_len = pc.gB.length;
-  if (pc.gAOrB) s.g_a_or_b_len = pc.gAOrB.length;
-  if (pc.video !== undefined) s.video = !!pc.video;
-  if (pc.protocol) {
-    const p = pc.protocol;
-    s.protocol = {
-      udp_p2p: !!p.udpP2p, udp_reflector: !!p.udpReflector, min_layer: p.minLayer, max_layer: p.maxLayer,
-      library_versions: p.libraryVersions,
-    };
-  }
-  if (pc.connections) s.connections = pc.connections.length;
-  return s;
-}
-
-// ---------------------------------------------------------------- state
-// name -> {client, storage, userId, updates: [], waiters: [], calls: Map(id -> ctx), peers: Map(key -> {id, hash}),
-//          trace: [], server: []}
-const clients = new Map();
-
-function ctxFor(st, id) {
-  const key = str(id);
-  if (!st.calls.has(key)) st.calls.set(key, { id: key });
-  return st.calls.get(key);
-}
-
-/** Records a pushed (or result-carried) PhoneCall; does the callee's key check on phoneCall. */
-function onPhoneCall(st, pc, via) {
-  const s = summarize(pc);
-  const ctx = ctxFor(st, pc.id);
-  if (pc.accessHash !== undefined && !ctx.accessHash) ctx.accessHash = str(pc.accessHash);
-  if (pc._ === 'phoneCallRequested') {
-    ctx.role = ctx.role || 'callee';
-    ctx.gAHash = Buffer.from(pc.gAHash);
-  } else if (pc._ === 'phoneCallAccepted') {
-    ctx.gB = Buffer.from(pc.gB);
-  } else if (pc._ === 'phoneCall' && ctx.role === 'callee' && ctx.b !== undefined) {
-    // callee: key = g_a^b mod p, after checking SHA256(g_a) == g_a_hash
-    const gA = Buffer.from(pc.gAOrB);
-    const gABig = toBig(gA);
-    const key = toBuf256(modPow(gABig, ctx.b, ctx.p));
-    s.g_a_hash_ok = !!ctx.gAHash && sha256(gA).equals(ctx.gAHash);
-    s.g_range_ok = gRangeOk(gABig, ctx.p);
-    s.computed_fingerprint = fingerprint(key);
-    s.key_sha256 = sha256(key).toString('hex');
-  }
-  s.via = via;
-  s.t = Date.now();
-  return s;
-}
-
-function pushUpdate(st, s) {
-  st.updates.push(s);
-  for (const w of [...st.waiters]) {
-    const i = st.updates.findIndex((u) => !u.taken && w.match(u));
-    if (i >= 0) {
-      st.updates[i].taken = true;
-      st.waiters.splice(st.waiters.indexOf(w), 1);
-      w.resolve(st.updates[i]);
-    }
-  }
-}
-
-function getClient(name) {
-  const st = clients.get(name);
-  if (!st) throw new Error(`no client ${name}`);
-  return st;
-}
-
 function inputCall(st, args) {
-  const ctx = st.calls.get(String(args.call_id)) || {};
-  const hash = args.access_hash !== undefined && args.access_hash !== null ? args.access_hash : ctx.accessHash;
-  if (hash === undefined || hash === null) throw new Error(`no access_hash known for call ${args.call_id}`);
-  return { _: 'inputPhoneCall', id: Long.fromString(String(args.call_id)), accessHash: Long.fromString(String(hash)) };
+  const { id, hash } = loop.callPeer(st, args);
+  return { _: 'inputPhoneCall', id: Long.fromString(id), accessHash: Long.fromString(hash) };
 }
 
 // ---------------------------------------------------------------- wire trace from mtcute's own log
@@ -387,7 +272,7 @@ function newClient(name, storage) {
 
 function setupClient(name, storage, prev) {
   const client = newClient(name, storage);
-  const st = prev || { updates: [], waiters: [], calls: new Map(), peers: new Map(), trace: [], server: [] };
+  const st = prev || loop.newState({ trace: [], server: [] });
   st.client = client;
   st.storage = storage;
   installLogHandler(st, name);
@@ -395,10 +280,10 @@ function setupClient(name, storage, prev) {
   client.onRawUpdate.add((info) => {
     const u = info && info.update;
     if (u && u._ === 'updatePhoneCall' && u.phoneCall) {
-      const s = onPhoneCall(st, u.phoneCall, 'push');
+      const s = loop.onPhoneCall(st, u.phoneCall, 'push');
       const users = info.peers && info.peers.users ? [...info.peers.users.keys()].map(String) : null;
       s.users = users;
-      pushUpdate(st, s);
+      loop.pushUpdate(st, s);
     }
   });
   // what the server sent, before the updates manager (for diagnostics only)
@@ -550,24 +435,17 @@ const ops = {
     const st = getClient(name);
     const peer = st.peers.get(String(key));
     if (!peer) throw new Error(`resolve ${key} first`);
-    const dh = await dhConfig(st);
-    const p = toBig(dh.p);
-    const a = randomExponent();
-    const gA = toBuf256(modPow(BigInt(dh.g), a, p));
+    const mine = loop.callerDh(await dhConfig(st));
     const r = await st.client.call({
       _: 'phone.requestCall',
       video: false,
       userId: { _: 'inputUser', userId: Number(peer.id), accessHash: Long.fromString(peer.hash) },
       randomId: crypto.randomBytes(4).readInt32LE(0),
-      gAHash: new Uint8Array(sha256(gA)),
+      gAHash: new Uint8Array(sha256(mine.gA)),
       protocol: PROTOCOL(),
     });
-    const pc = r.phoneCall;
-    const ctx = ctxFor(st, pc.id);
-    Object.assign(ctx, { role: 'caller', a, gA, p, accessHash: str(pc.accessHash) });
-    const s = onPhoneCall(st, pc, 'result');
-    s.users = r.users.map((u) => str(u.id));
-    return s;
+    Object.assign(loop.ctxFor(st, r.phoneCall.id), mine, { accessHash: str(r.phoneCall.accessHash) });
+    return loop.onResult(st, r);
   },
 
   async received({ client: name, call_id, access_hash }) {
@@ -578,39 +456,25 @@ const ops = {
 
   async accept({ client: name, call_id }) {
     const st = getClient(name);
-    const ctx = st.calls.get(String(call_id));
-    if (!ctx || !ctx.gAHash) throw new Error(`no phoneCallRequested seen for call ${call_id}`);
-    const dh = await dhConfig(st);
-    ctx.p = toBig(dh.p);
-    ctx.b = randomExponent();
-    ctx.role = 'callee';
-    const gB = toBuf256(modPow(BigInt(dh.g), ctx.b, ctx.p));
+    const ctx = loop.requested(st, call_id);
+    const gB = loop.calleeDh(ctx, await dhConfig(st));
     const r = await st.client.call({
       _: 'phone.acceptCall', peer: inputCall(st, { call_id }), gB: new Uint8Array(gB), protocol: PROTOCOL(),
     });
-    const s = onPhoneCall(st, r.phoneCall, 'result');
-    s.users = r.users.map((u) => str(u.id));
-    return s;
+    return loop.onResult(st, r);
   },
 
   async confirm({ client: name, call_id }) {
     const st = getClient(name);
-    const ctx = st.calls.get(String(call_id));
-    if (!ctx || ctx.role !== 'caller') throw new Error(`not the caller of ${call_id}`);
-    if (!ctx.gB) throw new Error(`no phoneCallAccepted seen for call ${call_id}`);
-    const gBBig = toBig(ctx.gB);
-    const key = toBuf256(modPow(gBBig, ctx.a, ctx.p));
-    const fp = fingerprint(key);
+    const { gA, fp, report } = loop.callerKey(st, call_id);
     const r = await st.client.call({
       _: 'phone.confirmCall',
       peer: inputCall(st, { call_id }),
-      gA: new Uint8Array(ctx.gA),
+      gA: new Uint8Array(gA),
       keyFingerprint: Long.fromString(fp),
       protocol: PROTOCOL(),
     });
-    const s = onPhoneCall(st, r.phoneCall, 'result');
-    s.users = r.users.map((u) => str(u.id));
-    return { result: s, computed_fingerprint: fp, key_sha256: sha256(key).toString('hex'), g_range_ok: gRangeOk(gBBig, ctx.p) };
+    return { result: loop.onResult(st, r), ...report };
   },
 
   async discard({ client: name, call_id, reason, duration }) {
@@ -623,41 +487,7 @@ const ops = {
       reason: { _: REASONS[reason || 'hangup'] },
       connectionId: Long.ZERO,
     });
-    const inner = r.updates || (r.update ? [r.update] : []);
-    return {
-      container: r._,
-      updates: inner.map((u) => (u._ === 'updatePhoneCall' ? onPhoneCall(st, u.phoneCall, 'result') : { update: u._ })),
-    };
-  },
-
-  async wait({ client: name, type, call_id, timeout }) {
-    const st = getClient(name);
-    const match = (u) => (!type || u.type === type) && (call_id === undefined || call_id === null || u.id === String(call_id));
-    const i = st.updates.findIndex((u) => !u.taken && match(u));
-    if (i >= 0) {
-      st.updates[i].taken = true;
-      return st.updates[i];
-    }
-    return new Promise((resolve, reject) => {
-      const w = { match, resolve };
-      st.waiters.push(w);
-      setTimeout(() => {
-        const k = st.waiters.indexOf(w);
-        if (k < 0) return;
-        st.waiters.splice(k, 1);
-        const seen = st.updates.map((u) => `${u.type}${u.reason ? `(${u.reason})` : ''}#${u.id}${u.taken ? '*' : ''}`);
-        const raw = st.server.slice(-6).map((x) => `${x.type}[${x.updates.join(',')}]`);
-        reject(new Error(`no ${type || 'update'} for call ${call_id} within ${timeout}s; buffered: [${seen.join(', ')}]; `
-          + `server sent: [${raw.join(', ')}]`));
-      }, (timeout || 5) * 1000);
-    });
-  },
-
-  async drain({ client: name }) {
-    const st = getClient(name);
-    const left = st.updates.filter((u) => !u.taken);
-    st.updates = [];
-    return left;
+    return loop.onUpdates(st, r);
   },
 
   /** What mtcute did on the wire since the last trace (client NAME, or NAME!failed after a failed login). */
@@ -686,14 +516,8 @@ const ops = {
     return userJson(me);
   },
 
-  async close({ client: name }) {
-    const st = clients.get(name);
-    if (st) {
-      clients.delete(name);
-      await st.client.destroy();
-    }
-    return true;
-  },
+  // a wait that times out also lists what the server last sent (before mtcute's updates manager)
+  ...loop.callOps((st) => `; server sent: [${st.server.slice(-6).map((x) => `${x.type}[${x.updates.join(',')}]`).join(', ')}]`),
 };
 
 function errorInfo(e) {
@@ -706,11 +530,6 @@ function errorInfo(e) {
   };
 }
 
-async function shutdown() {
-  await Promise.allSettled([...clients.values()].map((st) => st.client.destroy()));
-  process.exit(0);
-}
-
 async function main() {
   await loadMtcute();
   const pem = fs.readFileSync(path.join(DATA_DIR, 'server.pub'), 'utf8');
@@ -719,40 +538,9 @@ async function main() {
   const parsed = MU.parsePublicKey(cryptoProvider, pem);
   MU.addPublicKey(cryptoProvider, pem);
   const version = JSON.parse(fs.readFileSync(path.join(packageDir('@mtcute/node'), 'package.json'), 'utf8')).version;
-  emit({ ready: true, lib: LIB, version, layer: LAYER, key_fingerprint: parsed.fingerprint });
-  const rl = readline.createInterface({ input: process.stdin });
-  rl.on('line', (line) => {
-    if (!line.trim()) return;
-    let req;
-    try {
-      req = JSON.parse(line);
-    } catch (e) {
-      emit({ id: null, ok: false, error: { text: `bad json: ${line}` } });
-      return;
-    }
-    if (req.op === 'exit') {
-      emit({ id: req.id, ok: true, result: true });
-      shutdown();
-      return;
-    }
-    const fn = ops[req.op];
-    if (!fn) {
-      emit({ id: req.id, ok: false, error: { text: `unknown op ${req.op}` } });
-      return;
-    }
-    let run = Promise.resolve().then(() => fn(req));
-    if (req.deadline) {
-      run = Promise.race([run, new Promise((_, reject) => {
-        setTimeout(() => reject(new Error(`no answer within ${req.deadline} s (mtcute may still be retrying)`)), req.deadline * 1000);
-      })]);
-    }
-    run
-      .then((result) => emit({ id: req.id, ok: true, result }), (e) => emit({ id: req.id, ok: false, error: errorInfo(e) }));
-  });
-  rl.on('close', shutdown);
+  loop.serve(ops, errorInfo, { ready: true, lib: LIB, version, layer: LAYER, key_fingerprint: parsed.fingerprint });
 }
 
-process.on('unhandledRejection', (e) => process.stderr.write(`unhandledRejection: ${e && e.stack}\n`));
 main().catch((e) => {
   process.stderr.write(`agent failed to start: ${e && e.stack}\n`);
   process.exit(2);

@@ -18,20 +18,14 @@ then `N passed, M failed`; exit status 1 if any check failed, with the agent's s
 
 Usage (see README.md):
     run.py --mtcall /tmp/mtcall-bin/mtcall --node node --node-path DIR/node_modules [--keep]
-Python 3.11 standard library only.
+Python 3.11 standard library only, and ../common/harness.py.
 """
 
-import argparse
 import json
-import os
-import queue
 import re
-import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -39,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent / "common"))
-import harness  # noqa: E402 - interop/common/harness.py: Tally, Steps, Server, JsonLines, client_env
+import harness  # noqa: E402 - interop/common/harness.py: Tally, Steps, Server, JsonLines, Cli, finish
 
 MTCUTE_VERSION = "0.30.3"
 MTCUTE_LAYER = 227
@@ -51,18 +45,10 @@ CLI_TIMEOUT = 15.0  # one line of mtcall's own client
 PROTOCOL = {"udp_p2p": True, "udp_reflector": True, "min_layer": 65, "max_layer": 92, "library_versions": ["2.4.4"]}
 REASON_TL = {"missed": "phoneCallDiscardReasonMissed", "disconnect": "phoneCallDiscardReasonDisconnect",
              "hangup": "phoneCallDiscardReasonHangup", "busy": "phoneCallDiscardReasonBusy"}
-CONNECTED = r"connected; key fingerprint ([0-9a-f]{16}) \((-?[0-9]+)\); emoji (.*); Ctrl-C hangs up"
 USERNAME = "mtcute_alice"
 BOT_USERNAME = "mtcute_interop_bot"
 
 CheckFailed, AgentError, expect = harness.CheckFailed, harness.AgentError, harness.expect
-
-
-class Tally(harness.Tally):
-    """harness.Tally with each failure reason on one line."""
-
-    def fail(self, name, reason):
-        super().fail(name, " ".join(str(reason).split()))
 
 
 # ------------------------------------------------------------------------------------------ schemas
@@ -109,14 +95,7 @@ class Schemas:
         return text
 
 
-# ------------------------------------------------------------------------------------------ agent and trace
-class Agent(harness.JsonLines):
-    """The mtcute agent process (agent.js) and its JSON-lines channel."""
-
-    def __init__(self, cmd, env, log_path):
-        super().__init__("mtcute", cmd, env, log_path, OP_TIMEOUT)
-
-
+# ------------------------------------------------------------------------------------------ the trace
 class Wire:
     """Every trace event of every mtcute client, as the agent hands them out (each once), kept per client;
     and the TL requests of each step, for the summary at the end."""
@@ -248,72 +227,6 @@ def describe(updates):
                      f"#{u.get('id')}" for u in updates) or "none"
 
 
-# ------------------------------------------------------------------------------------------ mtcall's own client
-class Cli:
-    """One `mtcall call` / `mtcall answer` process: stdout read line by line in a thread, stderr to a file."""
-
-    def __init__(self, binary, args, env, log_path):
-        self.log_path = log_path
-        with open(log_path, "wb") as err:
-            self.proc = subprocess.Popen([binary, *args], stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
-                                         env=env, text=True, encoding="utf-8", errors="replace", bufsize=1)
-        self.lines = queue.Queue()
-        self.out = []
-        self.ended = False
-        threading.Thread(target=self._reader, daemon=True).start()
-
-    def _reader(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def describe(self):
-        err = [line for line in harness.log_lines(self.log_path) if line.strip()][-4:]
-        return f"stdout {self.out}; stderr {' | '.join(err) or 'empty'}"
-
-    def expect_line(self, pattern, timeout=CLI_TIMEOUT):
-        """The next stdout line must match `pattern` (whole line); returns the match."""
-        if self.ended:
-            raise CheckFailed(f"want a line matching '{pattern}', but the output ended; {self.describe()}")
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise CheckFailed(f"no line matching '{pattern}' within {timeout:.0f}s; {self.describe()}") from None
-        if line is None:
-            self.ended = True
-            raise CheckFailed(f"want a line matching '{pattern}', but the output ended (exit status "
-                              f"{self.proc.poll()}); {self.describe()}")
-        self.out.append(line)
-        m = re.fullmatch(pattern, line)
-        expect(m, f"want a line matching '{pattern}', got {line!r}; {self.describe()}")
-        return m
-
-    def expect_exit(self, timeout=CLI_TIMEOUT):
-        """No more stdout lines, then the exit; returns the exit status."""
-        try:
-            line = None if self.ended else self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise CheckFailed(f"still running {timeout:.0f}s later; {self.describe()}") from None
-        expect(line is None, f"printed another line {line!r}; {self.describe()}")
-        try:
-            return self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            raise CheckFailed(f"closed stdout but did not exit within 5s; {self.describe()}") from None
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def expect_connected(m, fingerprint):
-    """m: CONNECTED matched on the mtcall client's line; fingerprint: what mtcute's side computed."""
-    hex_fp, dec_fp, emojis = m.group(1), int(m.group(2)), m.group(3).split(" ")
-    expect(int(hex_fp, 16) == dec_fp & 0xFFFFFFFFFFFFFFFF, f"hex {hex_fp} and decimal {dec_fp} differ")
-    expect(dec_fp == int(fingerprint), f"mtcall's fingerprint {dec_fp}, mtcute computed {fingerprint}")
-    expect(len(emojis) == 4 and all(e and not e.isascii() for e in emojis), f"want 4 emojis, got {m.group(3)!r}")
-
-
 # ------------------------------------------------------------------------------------------ checks
 class Run:
     def __init__(self, tally, server, agent, wire, args, work, env):
@@ -374,35 +287,15 @@ class Run:
         for cli in self.clis:
             cli.kill()
         self.clis.clear()
-        for s, cid in self.live_calls:
-            try:
-                s.do("discard", call_id=cid, reason="disconnect")
-            except Exception:  # noqa: BLE001 - already discarded, or the agent is gone
-                pass
-        self.live_calls.clear()
-        time.sleep(0.3)
-        for s in sessions:
-            try:
-                s.drain()
-            except Exception:  # noqa: BLE001
-                pass
+        harness.end_calls(self.live_calls, sessions)
 
     def mtcall_login(self, phone, first):
         """`mtcall login` signs `phone` up (mtcall's own client); returns (user id, session file)."""
         path = self.work / f"mtcall-{phone}.session"
-        r = subprocess.run([self.args.mtcall, "login", "--server", f"127.0.0.1:{self.server.port}",
-                            "--key", str(self.server.data / "server.pub"), "--phone", phone, "--code", phone[5] * 5,
-                            "--name", first, "--session", str(path)],
-                           capture_output=True, text=True, encoding="utf-8", errors="replace",
-                           stdin=subprocess.DEVNULL, env=self.env, timeout=30)
-        out = r.stdout.strip()
-        expect(r.returncode == 0, f"mtcall login exit status {r.returncode}: {out} {r.stderr.strip()[-400:]}")
-        m = re.fullmatch(r"logged in as user ([0-9]+); session saved to (.*)", out)
-        expect(m and Path(m.group(2)) == path and path.is_file(), f"mtcall login printed {out!r}")
-        return m.group(1), str(path)
+        return harness.mtcall_login(self.args.mtcall, self.server.port, self.server.data, phone, first, path), str(path)
 
     def start_cli(self, name, *args):
-        cli = Cli(self.args.mtcall, args, self.env, self.work / f"{name}.stderr")
+        cli = harness.Cli(self.args.mtcall, args, self.env, self.work / f"{name}.stderr", CLI_TIMEOUT)
         self.clis.append(cli)
         return cli
 
@@ -433,20 +326,26 @@ class Run:
                 s.user_id, _path = self.mtcall_login(s.phone, s.first)
                 return f"user {s.user_id}"
 
+    def sign_in(self, s, label, op, **args):
+        """The agent's `op` (login, bot_login) for session s: its result and the trace it left, recorded under
+        `label`; a failure's reason gets what mtcute did on the wire (also a failed client's trace)."""
+        try:
+            r = s.do(op, op_timeout=LOGIN_DEADLINE + 10, deadline=LOGIN_DEADLINE, **args)
+        except AgentError as e:
+            ev = self.wire.take(f"{s.name}!failed") + self.wire.take(s.name)
+            self.wire.record(label, s.name, ev)
+            raise CheckFailed(f"{e} || {self.wire.explain(ev)}") from None
+        ev = self.wire.take(s.name)
+        self.wire.record(label, s.name, ev)
+        return r, ev
+
     def login(self, s):
         steps = harness.Steps(self.t, "login", soft=True)
 
         @steps(f"{s} signs in with phone {s.phone} and code {s.code}")
         def _():
             expect(s.user_id, "not run (the account was not created)")
-            try:
-                r = s.do("login", op_timeout=LOGIN_DEADLINE + 10, deadline=LOGIN_DEADLINE, phone=s.phone, code=s.code)
-            except AgentError as e:
-                ev = self.wire.take(f"{s.name}!failed") + self.wire.take(s.name)
-                self.wire.record(f"login {s.name}", s.name, ev)
-                raise CheckFailed(f"{e} || {self.wire.explain(ev)}") from None
-            ev = self.wire.take(s.name)
-            self.wire.record(f"login {s.name}", s.name, ev)
+            r, ev = self.sign_in(s, f"login {s.name}", "login", phone=s.phone, code=s.code)
             u = r["user"]
             expect(u["id"] == s.user_id, f"signed in as user {u['id']}, the account is {s.user_id}")
             expect(u["is_self"] and not u["is_bot"], f"user {u}")
@@ -459,25 +358,13 @@ class Run:
 
         @steps(f"mtcall bot create --username {BOT_USERNAME}")
         def _():
-            r = subprocess.run([self.args.mtcall, "bot", "create", "--data", str(self.server.data),
-                                "--username", BOT_USERNAME], capture_output=True, text=True, timeout=30,
-                               stdin=subprocess.DEVNULL, env=self.env)
-            tokens = [t for t in r.stdout.split() if re.fullmatch(r"\d+:\S+", t)]
-            expect(r.returncode == 0 and tokens, f"exit {r.returncode}: {r.stdout.strip()} {r.stderr.strip()[-300:]}")
-            bot.token = tokens[-1]
+            bot.token = harness.bot_create(self.args.mtcall, self.server.data, BOT_USERNAME)
             bot.user_id = bot.token.split(":")[0]
             return f"bot user {bot.user_id}"
 
         @steps(f"{bot} signs in with the bot token (auth.importBotAuthorization)")
         def _():
-            try:
-                r = bot.do("bot_login", op_timeout=LOGIN_DEADLINE + 10, deadline=LOGIN_DEADLINE, token=bot.token)
-            except AgentError as e:
-                ev = self.wire.take(f"{bot.name}!failed") + self.wire.take(bot.name)
-                self.wire.record(f"bot login {bot.name}", bot.name, ev)
-                raise CheckFailed(f"{e} || {self.wire.explain(ev)}") from None
-            ev = self.wire.take(bot.name)
-            self.wire.record(f"bot login {bot.name}", bot.name, ev)
+            r, ev = self.sign_in(bot, f"bot login {bot.name}", "bot_login", token=bot.token)
             u = r["user"]
             expect(u["id"] == bot.user_id, f"signed in as user {u['id']}, the token is for {bot.user_id}")
             expect(u["is_bot"], f"not a bot: {u}")
@@ -573,6 +460,34 @@ class Run:
         r = caller.do("resolve_phone", phone=phone)
         expect(r["user_id"] == user_id, f"resolvePhoneNumber({phone}) gave user {r['user_id']}, want {user_id}")
 
+    def waiting_step(self, sc, caller, st):
+        """The step after the callee's receivedCall: the caller gets phoneCallWaiting with receive_date."""
+
+        def waiting():
+            u = caller.wait("phoneCallWaiting", st["call"])
+            expect(isinstance(u.get("receive_date"), int) and u["receive_date"] > 0, f"receive_date {u.get('receive_date')}")
+            return f"receive_date {u['receive_date']}"
+        self.step(sc, "the caller gets phoneCallWaiting with receive_date", caller, waiting)
+
+    def confirm_steps(self, sc, caller, st):
+        """The steps after the callee's acceptCall: the caller gets phoneCallAccepted with a 256-byte g_b, and
+        its confirmCall gives phoneCall with the key fingerprint it computed (its answer in st["confirm"])."""
+
+        def accepted():
+            u = caller.wait("phoneCallAccepted", st["call"])
+            expect(u.get("g_b_len") == 256, f"g_b has {u.get('g_b_len')} bytes")
+        self.step(sc, "the caller gets phoneCallAccepted with g_b", caller, accepted)
+
+        def confirm():
+            r = caller.do("confirm", call_id=st["call"])
+            st["confirm"] = r
+            expect(r["g_range_ok"], "g_b out of range")
+            expect(r["result"]["type"] == "phoneCall", f"confirmCall gave {r['result']['type']}")
+            expect(r["result"].get("key_fingerprint") == r["computed_fingerprint"],
+                   f"result key_fingerprint {r['result'].get('key_fingerprint')}, computed {r['computed_fingerprint']}")
+            return f"key fingerprint {r['computed_fingerprint']}"
+        self.step(sc, "confirmCall gives phoneCall with the caller's fingerprint", caller, confirm, label="call: confirmCall")
+
     def full_call(self, caller, callee, discarder, reason):
         sc = harness.Steps(self.t, f"call {caller.name}->{callee.name}")
         st = {}
@@ -605,32 +520,13 @@ class Run:
             r = callee.do("received", call_id=st["call"])
             expect(r["value"] is True, f"phone.receivedCall gave {r['value']!r}, want true")
         self.step(sc, "phone.receivedCall gives true", callee, received, label="call: receivedCall")
-
-        def waiting():
-            u = caller.wait("phoneCallWaiting", st["call"])
-            expect(isinstance(u.get("receive_date"), int) and u["receive_date"] > 0, f"receive_date {u.get('receive_date')}")
-            return f"receive_date {u['receive_date']}"
-        self.step(sc, "the caller gets phoneCallWaiting with receive_date", caller, waiting)
+        self.waiting_step(sc, caller, st)
 
         def accept():
             r = callee.do("accept", call_id=st["call"])
             expect(r["type"] == "phoneCallWaiting", f"acceptCall gave {r['type']}")
         self.step(sc, "acceptCall gives phoneCallWaiting", callee, accept, label="call: getDhConfig + acceptCall")
-
-        def accepted():
-            u = caller.wait("phoneCallAccepted", st["call"])
-            expect(u.get("g_b_len") == 256, f"g_b has {u.get('g_b_len')} bytes")
-        self.step(sc, "the caller gets phoneCallAccepted with g_b", caller, accepted)
-
-        def confirm():
-            r = caller.do("confirm", call_id=st["call"])
-            st["confirm"] = r
-            expect(r["g_range_ok"], "g_b out of range")
-            expect(r["result"]["type"] == "phoneCall", f"confirmCall gave {r['result']['type']}")
-            expect(r["result"].get("key_fingerprint") == r["computed_fingerprint"],
-                   f"result key_fingerprint {r['result'].get('key_fingerprint')}, computed {r['computed_fingerprint']}")
-            return f"key fingerprint {r['computed_fingerprint']}"
-        self.step(sc, "confirmCall gives phoneCall with the caller's fingerprint", caller, confirm, label="call: confirmCall")
+        self.confirm_steps(sc, caller, st)
 
         def phone_call():
             u = callee.wait("phoneCall", st["call"])
@@ -713,7 +609,7 @@ class Run:
 
         @sc("mtcall prints 'connected' with mtcute's key fingerprint")
         def _():
-            expect_connected(st["cli"].expect_line(CONNECTED), st["pc"]["computed_fingerprint"])
+            harness.expect_connected(st["cli"].expect_line(harness.CONNECTED), st["pc"]["computed_fingerprint"], "mtcute")
 
         @sc("SIGINT: mtcall prints 'hung up after N s' and exits 0")
         def _():
@@ -754,28 +650,13 @@ class Run:
         def _():
             st["cli"].expect_line(rf"incoming call {st['call']} from user {caller.user_id}: "
                                   r"acknowledged \(the caller hears it ring\), accepting")
-
-        def waiting():
-            u = caller.wait("phoneCallWaiting", st["call"])
-            expect(isinstance(u.get("receive_date"), int) and u["receive_date"] > 0, f"receive_date {u.get('receive_date')}")
-        self.step(sc, "the caller gets phoneCallWaiting with receive_date", caller, waiting)
-
-        def accepted():
-            u = caller.wait("phoneCallAccepted", st["call"])
-            expect(u.get("g_b_len") == 256, f"g_b has {u.get('g_b_len')} bytes")
-        self.step(sc, "the caller gets phoneCallAccepted with g_b", caller, accepted)
-
-        def confirm():
-            r = caller.do("confirm", call_id=st["call"])
-            st["confirm"] = r
-            expect(r["result"]["type"] == "phoneCall", f"confirmCall gave {r['result']['type']}")
-            expect(r["result"].get("key_fingerprint") == r["computed_fingerprint"],
-                   f"result key_fingerprint {r['result'].get('key_fingerprint')}, computed {r['computed_fingerprint']}")
-        self.step(sc, "confirmCall gives phoneCall with the caller's fingerprint", caller, confirm, label="call: confirmCall")
+        self.waiting_step(sc, caller, st)
+        self.confirm_steps(sc, caller, st)
 
         @sc("mtcall prints 'connected' with mtcute's key fingerprint")
         def _():
-            expect_connected(st["cli"].expect_line(CONNECTED), st["confirm"]["computed_fingerprint"])
+            harness.expect_connected(st["cli"].expect_line(harness.CONNECTED), st["confirm"]["computed_fingerprint"],
+                                     "mtcute")
 
         def discard():
             r = caller.do("discard", call_id=st["call"], reason="hangup", duration=2)
@@ -864,19 +745,14 @@ class Run:
 
 # ------------------------------------------------------------------------------------------ main
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mtcall", default=os.environ.get("MTCALL_BIN"), help="mtcall binary (default $MTCALL_BIN)")
+    ap = harness.arg_parser(__doc__)
     ap.add_argument("--node", default="node", help="node command (v20)")
     ap.add_argument("--node-path", required=True, help="node_modules dir with @mtcute/node 0.30.3 (npm ci of this dir)")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs) even when all passed")
-    a = ap.parse_args()
-    if not a.mtcall:
-        ap.error("--mtcall (or $MTCALL_BIN) is required")
-    a.mtcall = str(Path(a.mtcall).resolve())
+    a = harness.parse_args(ap)
     node_path = str(Path(a.node_path).resolve())
 
     started = time.monotonic()
-    tally = Tally()
+    tally = harness.Tally()
     work = Path(tempfile.mkdtemp(prefix="mtcall-mtcute-"))
     server = harness.Server(a.mtcall, work / "data", work / "server.log", extra_args=["--no-admin"])
     env = harness.client_env()
@@ -885,12 +761,11 @@ def main():
     agent = None
     run = None
     try:
-        built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(a.mtcall)))
-        tally.info(f"mtcall binary {a.mtcall} (modified {built})")
+        tally.info(f"mtcall binary {harness.describe_binary(a.mtcall)}")
         server.start()
         tally.info(server.banner)
-        agent = Agent([a.node, str(HERE / "agent.js"), str(server.port), str(server.data)], node_env,
-                      work / "mtcute_agent.log")
+        agent = harness.JsonLines("mtcute", [a.node, str(HERE / "agent.js"), str(server.port), str(server.data)],
+                                  node_env, work / "mtcute_agent.log", OP_TIMEOUT)
         ready = agent.wait_ready()
         if ready.get("version") == MTCUTE_VERSION and ready.get("layer") == MTCUTE_LAYER:
             tally.ok("mtcute agent ready", f"@mtcute/node {ready['version']}, layer {ready['layer']}")
@@ -904,18 +779,15 @@ def main():
         alice = Session(run, "a", "9996621001", "Alice")
         bob = Session(run, "b", "9996631001", "Bob")
         bot = Session(run, "bot", None, "bot")
-        t = time.monotonic()
-        run.accounts([alice, bob])
-        run.login(alice)
-        run.login(bob)
-        run.bot_login(bot)
-        tally.info(f"logins took {time.monotonic() - t:.1f}s")
 
-        def timed(label, fn, *args):
-            t = time.monotonic()
-            fn(*args)
-            tally.info(f"{label} took {time.monotonic() - t:.1f}s")
+        def logins():
+            run.accounts([alice, bob])
+            run.login(alice)
+            run.login(bob)
+            run.bot_login(bot)
 
+        timed = tally.timed
+        timed("logins", logins)
         timed("everyday calls", run.everyday, alice, bob, bot)
         timed("call b->a", run.full_call, bob, alice, alice, "hangup")
         timed("call a->b", run.full_call, alice, bob, alice, "disconnect")
@@ -935,23 +807,7 @@ def main():
         server.stop()
     if run is not None:
         run.summary()
-    failed = tally.failed > 0
-    if failed:
-        if agent is not None:
-            tail = harness.log_tail(agent.log_path, 20)
-            if tail:
-                tally.info(f"--- mtcute agent stderr (last {len(tail)} lines) ---")
-                for line in tail:
-                    tally.info(f"  ! {line[:400]}")
-        tally.info(f"--- server log tail ({server.log}) ---")
-        for line in server.tail(30):
-            tally.info(f"  > {line[:400]}")
-    tally.info(f"took {time.monotonic() - started:.1f}s")
-    if failed or a.keep:
-        tally.info(f"files kept in {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    sys.exit(tally.summary())
+    harness.finish(tally, work, a.keep, started, server, [agent] if agent is not None else [])
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ Client.handle_updates) is buffered in arrival order and handed out by "wait" (fi
 "drain".
 The client does the call's DH itself (messages.getDhConfig; g_a_hash = SHA256(g_a); the key fingerprint is
 computed locally and reported next to the server's value). Every request a client's sessions send is
-recorded with the constructors it is made of (op "sent").
+recorded with the constructors it is made of (op "sent"). The protocol loop, the update buffer and the DH
+arithmetic are ../common/agent_loop.py's.
 """
 
 import asyncio
@@ -41,14 +42,18 @@ import base64
 import contextlib
 import hashlib
 import io
-import json
 import os
 import re
-import secrets
 import sys
 import tempfile
 import time
 from importlib import metadata
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import agent_loop  # noqa: E402 - interop/common/agent_loop.py: the protocol, CallState, DH
+from agent_loop import sha256, test_code  # noqa: E402
+
+agent_loop.take_stdout()
 
 # Which library: told apart by the installed distribution (pyrofork and kurigram install as `pyrogram`).
 LIB = None
@@ -80,14 +85,6 @@ API_HASH = "0123456789abcdef0123456789abcdef"
 HOST = "127.0.0.1"
 REQUEST_TIMEOUT = 8.0  # one attempt of one request
 LOGIN_TIMEOUT = 25.0  # connect (key creation, ping, initConnection) + sign-in
-
-PROTO_OUT = os.fdopen(os.dup(1), "w", buffering=1)  # the protocol; anything printed goes to stderr
-sys.stdout = sys.stderr
-
-
-def emit(obj):
-    PROTO_OUT.write(json.dumps(obj) + "\n")
-    PROTO_OUT.flush()
 
 
 def log(text):
@@ -395,29 +392,7 @@ def on_loop_exception(loop, context):
     loop.default_exception_handler(context)
 
 
-# ------------------------------------------------------------------ DH (big-endian 256 bytes)
-def to_int(b):
-    return int.from_bytes(b, "big")
-
-
-def to_256(n):
-    return n.to_bytes(256, "big")
-
-
-def sha256(b):
-    return hashlib.sha256(b).digest()
-
-
-def call_fingerprint(key):
-    """key_fingerprint: last 8 bytes of SHA1(key) as a signed little-endian int64."""
-    return int.from_bytes(hashlib.sha1(key).digest()[-8:], "little", signed=True)
-
-
-def g_range_ok(gx, p):
-    lim = 1 << 1984
-    return 1 < gx < p - 1 and lim <= gx <= p - lim
-
-
+# ------------------------------------------------------------------ calls, errors, users
 def protocol():
     return raw.types.PhoneCallProtocol(min_layer=65, max_layer=92, library_versions=["2.4.4"],
                                        udp_p2p=True, udp_reflector=True)
@@ -431,51 +406,12 @@ REASONS = {
 }
 
 
-def test_code(phone):
-    return str(phone)[5] * 5
-
-
 def error_name(e):
     """The Telegram error name of a library RPCError: its ID, or the name inside an unknown error's value."""
     if getattr(e, "ID", None):
         return e.ID
     m = re.search(r"\[-?\d+ ([A-Z0-9_]+)\]", str(getattr(e, "value", "")) + " " + str(e))
     return m.group(1) if m else None
-
-
-def lower_first(s):
-    return s[:1].lower() + s[1:] if s else s
-
-
-def summarize_call(pc):
-    """A raw PhoneCall as plain JSON (the shape telethon_agent.py produces)."""
-    s = {"type": lower_first(type(pc).__name__), "id": str(pc.id)}
-    for k in ("access_hash", "admin_id", "participant_id", "key_fingerprint"):
-        if getattr(pc, k, None) is not None:
-            s[k] = str(getattr(pc, k))
-    for k in ("date", "receive_date", "start_date", "duration"):
-        if hasattr(pc, k):
-            s[k] = getattr(pc, k)
-    if isinstance(pc, raw.types.PhoneCallDiscarded):
-        s["reason"] = lower_first(type(pc.reason).__name__) if pc.reason is not None else None
-        s["need_rating"] = bool(pc.need_rating)
-        s["need_debug"] = bool(pc.need_debug)
-    if getattr(pc, "g_a_hash", None) is not None:
-        s["g_a_hash"] = pc.g_a_hash.hex()
-    if getattr(pc, "g_b", None) is not None:
-        s["g_b_len"] = len(pc.g_b)
-    if getattr(pc, "g_a_or_b", None) is not None:
-        s["g_a_or_b_len"] = len(pc.g_a_or_b)
-    if hasattr(pc, "video"):
-        s["video"] = bool(pc.video)
-    p = getattr(pc, "protocol", None)
-    if p is not None:
-        s["protocol"] = {"udp_p2p": bool(p.udp_p2p), "udp_reflector": bool(p.udp_reflector),
-                         "min_layer": p.min_layer, "max_layer": p.max_layer,
-                         "library_versions": list(p.library_versions or [])}
-    if getattr(pc, "connections", None) is not None:
-        s["connections"] = len(pc.connections)
-    return s
 
 
 def summarize_user(u):
@@ -498,60 +434,18 @@ def enum_name(v):
     return getattr(v, "name", None) or (str(v) if v is not None else None)
 
 
-class State:
+class State(agent_loop.CallState):
+    """One client (session) and its calls (.peers: phone or @username -> (user_id, access_hash))."""
+
+    InputPhoneCall = raw.types.InputPhoneCall
+
     def __init__(self, name, client):
+        super().__init__()
         self.name = name
         self.client = client
         self.user_id = None
         self.is_bot = False
-        self.updates = []
-        self.waiters = []  # (match, future)
-        self.calls = {}  # id str -> ctx dict
-        self.peers = {}  # phone or @username -> (user_id, access_hash)
         self.sent = []  # every request its sessions sent (record_sends)
-
-    def ctx(self, call_id):
-        return self.calls.setdefault(str(call_id), {"id": str(call_id)})
-
-    def on_phone_call(self, pc, via):
-        """Records a PhoneCall; does the callee's key check on phoneCall."""
-        s = summarize_call(pc)
-        ctx = self.ctx(pc.id)
-        if getattr(pc, "access_hash", None) is not None and "access_hash" not in ctx:
-            ctx["access_hash"] = pc.access_hash
-        if isinstance(pc, raw.types.PhoneCallRequested):
-            ctx.setdefault("role", "callee")
-            ctx["g_a_hash"] = pc.g_a_hash
-        elif isinstance(pc, raw.types.PhoneCallAccepted):
-            ctx["g_b"] = pc.g_b
-        elif isinstance(pc, raw.types.PhoneCall) and ctx.get("role") == "callee" and "b" in ctx:
-            g_a = pc.g_a_or_b
-            key = to_256(pow(to_int(g_a), ctx["b"], ctx["p"]))
-            s["g_a_hash_ok"] = ctx.get("g_a_hash") == sha256(g_a)
-            s["g_range_ok"] = g_range_ok(to_int(g_a), ctx["p"])
-            s["computed_fingerprint"] = str(call_fingerprint(key))
-            s["key_sha256"] = sha256(key).hex()
-        s["via"] = via
-        s["t"] = int(time.time() * 1000)
-        return s
-
-    def push(self, s):
-        self.updates.append(s)
-        for w in list(self.waiters):
-            match, fut = w
-            for u in self.updates:
-                if not u.get("taken") and match(u) and not fut.done():
-                    u["taken"] = True
-                    self.waiters.remove(w)
-                    fut.set_result(u)
-                    break
-
-    def input_call(self, call_id, access_hash=None):
-        ctx = self.calls.get(str(call_id), {})
-        h = access_hash if access_hash is not None else ctx.get("access_hash")
-        if h is None:
-            raise RuntimeError(f"no access_hash known for call {call_id}")
-        return raw.types.InputPhoneCall(id=int(call_id), access_hash=int(h))
 
 
 def input_user(peer):
@@ -563,7 +457,7 @@ def input_user(peer):
     raise RuntimeError(f"not a user peer: {tl_name(peer)}")
 
 
-class Agent:
+class Agent(agent_loop.CallOps):
     def __init__(self, port, data_dir):
         self.port = port
         self.data_dir = data_dir
@@ -766,22 +660,15 @@ class Agent:
         if key not in st.peers:
             raise RuntimeError(f"resolve {key} first")
         uid, h = st.peers[key]
-        dh = await self.dh(st)
-        p = to_int(dh.p)
-        a = to_int(secrets.token_bytes(256))
-        g_a = to_256(pow(dh.g, a, p))
+        mine = st.caller_dh(await self.dh(st))
         r = await st.client.invoke(raw.functions.phone.RequestCall(
             user_id=raw.types.InputUser(user_id=uid, access_hash=h),
             random_id=int.from_bytes(os.urandom(4), "big", signed=True),
-            g_a_hash=sha256(g_a),
+            g_a_hash=sha256(mine["g_a"]),
             protocol=protocol(),
         ))
-        pc = r.phone_call
-        ctx = st.ctx(pc.id)
-        ctx.update(role="caller", a=a, g_a=g_a, p=p, access_hash=pc.access_hash)
-        s = st.on_phone_call(pc, "result")
-        s["users"] = [str(u.id) for u in r.users]
-        return s
+        st.ctx(r.phone_call.id).update(mine, access_hash=r.phone_call.access_hash)
+        return st.on_result(r)
 
     async def op_received(self, client, call_id, access_hash=None, **_):
         st = self.get(client)
@@ -790,79 +677,24 @@ class Agent:
 
     async def op_accept(self, client, call_id, **_):
         st = self.get(client)
-        ctx = st.calls.get(str(call_id))
-        if not ctx or "g_a_hash" not in ctx:
-            raise RuntimeError(f"no phoneCallRequested seen for call {call_id}")
-        dh = await self.dh(st)
-        ctx["p"] = to_int(dh.p)
-        ctx["b"] = to_int(secrets.token_bytes(256))
-        ctx["role"] = "callee"
-        g_b = to_256(pow(dh.g, ctx["b"], ctx["p"]))
+        ctx = st.requested(call_id)
+        g_b = st.callee_dh(ctx, await self.dh(st))
         r = await st.client.invoke(raw.functions.phone.AcceptCall(
             peer=st.input_call(call_id), g_b=g_b, protocol=protocol()))
-        s = st.on_phone_call(r.phone_call, "result")
-        s["users"] = [str(u.id) for u in r.users]
-        return s
+        return st.on_result(r)
 
     async def op_confirm(self, client, call_id, **_):
         st = self.get(client)
-        ctx = st.calls.get(str(call_id))
-        if not ctx or ctx.get("role") != "caller":
-            raise RuntimeError(f"not the caller of {call_id}")
-        if "g_b" not in ctx:
-            raise RuntimeError(f"no phoneCallAccepted seen for call {call_id}")
-        g_b = to_int(ctx["g_b"])
-        key = to_256(pow(g_b, ctx["a"], ctx["p"]))
-        fp = call_fingerprint(key)
+        g_a, fp, report = st.caller_key(call_id)
         r = await st.client.invoke(raw.functions.phone.ConfirmCall(
-            peer=st.input_call(call_id), g_a=ctx["g_a"], key_fingerprint=fp, protocol=protocol()))
-        s = st.on_phone_call(r.phone_call, "result")
-        s["users"] = [str(u.id) for u in r.users]
-        return {"result": s, "computed_fingerprint": str(fp), "key_sha256": sha256(key).hex(),
-                "g_range_ok": g_range_ok(g_b, ctx["p"])}
+            peer=st.input_call(call_id), g_a=g_a, key_fingerprint=fp, protocol=protocol()))
+        return {"result": st.on_result(r), **report}
 
     async def op_discard(self, client, call_id, reason="hangup", duration=0, **_):
         st = self.get(client)
-        r = await st.client.invoke(raw.functions.phone.DiscardCall(
+        return st.on_updates(await st.client.invoke(raw.functions.phone.DiscardCall(
             peer=st.input_call(call_id), duration=duration or 0, reason=REASONS[reason or "hangup"](),
-            connection_id=0))
-        inner = getattr(r, "updates", None)
-        if inner is None:
-            inner = [r.update] if getattr(r, "update", None) is not None else []
-        return {
-            "container": tl_name(r),
-            "updates": [st.on_phone_call(u.phone_call, "result") if isinstance(u, raw.types.UpdatePhoneCall)
-                        else {"update": tl_name(u)} for u in inner],
-        }
-
-    async def op_wait(self, client, type=None, call_id=None, timeout=5, **_):  # noqa: A002
-        st = self.get(client)
-
-        def match(u):
-            return (not type or u["type"] == type) and (call_id is None or u["id"] == str(call_id))
-
-        for u in st.updates:
-            if not u.get("taken") and match(u):
-                u["taken"] = True
-                return u
-        fut = asyncio.get_running_loop().create_future()
-        w = (match, fut)
-        st.waiters.append(w)
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            with contextlib.suppress(ValueError):
-                st.waiters.remove(w)
-            seen = [f"{u['type']}{'(' + u['reason'] + ')' if u.get('reason') else ''}#{u['id']}"
-                    f"{'*' if u.get('taken') else ''}" for u in st.updates]
-            raise RuntimeError(f"no {type or 'update'} for call {call_id} within {timeout}s; "
-                               f"buffered: [{', '.join(seen)}]") from None
-
-    async def op_drain(self, client, **_):
-        st = self.get(client)
-        left = [u for u in st.updates if not u.get("taken")]
-        st.updates = []
-        return left
+            connection_id=0)))
 
     async def op_reconnect(self, client, mode="session_string", **_):
         """mode "session_string": export the session string, stop the client, start a new client from the
@@ -921,23 +753,14 @@ class Agent:
             await self.stop_client(st.client)
 
     async def handle(self, req):
-        rid = req.get("id")
         mark = len(UNPARSED)
-        try:
-            fn = getattr(self, "op_" + str(req.get("op")), None)
-            if fn is None:
-                raise RuntimeError(f"unknown op {req.get('op')}")
-            args = {k: v for k, v in req.items() if k not in ("id", "op")}
-            emit({"id": rid, "ok": True, "result": await fn(**args)})
-        except Exception as e:  # noqa: BLE001 - every failure is reported to the driver
+
+        def error_fields(e):
             is_rpc = isinstance(e, RPCError)
-            emit({"id": rid, "ok": False, "error": {
-                "rpc": error_name(e) if is_rpc else None,
-                "code": getattr(e, "CODE", None) if is_rpc else None,
-                "class": type(e).__name__,
-                "text": str(e) or repr(e),
-                "unparsed": [{k: v for k, v in u.items() if k != "t"} for u in UNPARSED[mark:]],
-            }})
+            return {"rpc": error_name(e) if is_rpc else None, "code": getattr(e, "CODE", None) if is_rpc else None,
+                    "unparsed": [{k: v for k, v in u.items() if k != "t"} for u in UNPARSED[mark:]]}
+
+        await agent_loop.handle(self, req, error_fields)
 
     async def main(self):
         loop = asyncio.get_running_loop()
@@ -947,28 +770,11 @@ class Agent:
         rsa.server_public_keys[fp] = rsa.PublicKey(n, e)
         point_at_server(self.port)
         record_sends()
-        emit({"ready": True, "lib": LIB, "version": VERSION, "layer": LAYER, "fingerprint": fp,
-              "fingerprint_hex": f"{fp & (2**64 - 1):016x}"})
-        tasks = set()
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
-                break
-            if not line.strip():
-                continue
-            try:
-                req = json.loads(line)
-            except ValueError:
-                emit({"id": None, "ok": False, "error": {"text": f"bad json: {line.strip()}"}})
-                continue
-            if req.get("op") == "exit":
-                await self.shutdown()
-                emit({"id": req.get("id"), "ok": True, "result": True})
-                return
-            t = asyncio.ensure_future(self.handle(req))
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
+        req = await agent_loop.serve(self.handle, {"ready": True, "lib": LIB, "version": VERSION, "layer": LAYER,
+                                                   "fingerprint": fp, "fingerprint_hex": f"{fp & (2**64 - 1):016x}"})
         await self.shutdown()
+        if req is not None:
+            agent_loop.reply(req, True)
 
 
 if __name__ == "__main__":

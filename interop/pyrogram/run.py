@@ -30,10 +30,7 @@ Usage (see README.md):
 Python 3.11 standard library only, and ../common/harness.py.
 """
 
-import argparse
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,7 +40,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
-import harness  # noqa: E402 - interop/common/harness.py: Tally, Server, Steps, JsonLines, client_env
+import harness  # noqa: E402 - interop/common/harness.py: Tally, Server, Steps, JsonLines, mtcall_login, finish
 
 LIBS = ("pyrogram", "hydrogram", "pyrofork", "kurigram")
 SIGNUP = {"pyrogram", "hydrogram", "kurigram"}  # pyrofork's sign_in raises PhoneNumberUnoccupied, no sign_up
@@ -206,37 +203,6 @@ class Client:
             return []
 
 
-# ------------------------------------------------------------------------------------------ mtcall's own client
-def mtcall_login(binary, port, data, work, phone, name):
-    """`mtcall login` signs up (or in) a test number; returns its user id. CheckFailed otherwise."""
-    session = work / f"mtcall-{phone}.session"
-    cmd = [binary, "login", "--server", f"127.0.0.1:{port}", "--key", str(data / "server.pub"), "--phone", phone,
-           "--code", phone[5] * 5, "--name", name, "--session", str(session)]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=CLI_TIMEOUT, env=harness.client_env(),
-                           stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise CheckFailed(f"mtcall login {phone} did not finish within {CLI_TIMEOUT:.0f}s") from None
-    out = r.stdout.strip()
-    m = re.search(r"logged in as user ([0-9]+); session saved to", out)
-    expect(r.returncode == 0 and m, f"mtcall login {phone}: exit {r.returncode}: {out} {r.stderr.strip()[-300:]}")
-    return m.group(1)
-
-
-def bot_create(binary, data, username):
-    """`mtcall bot create`: the bot token ID:SECRET."""
-    try:
-        r = subprocess.run([binary, "bot", "create", "--data", str(data), "--username", username],
-                           capture_output=True, text=True, timeout=CLI_TIMEOUT, env=harness.client_env(),
-                           stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise CheckFailed(f"mtcall bot create did not finish within {CLI_TIMEOUT:.0f}s") from None
-    tokens = [t for t in r.stdout.split() if re.fullmatch(r"\d+:\S+", t)]
-    expect(r.returncode == 0 and tokens, f"mtcall bot create: exit {r.returncode}: {r.stdout.strip()} "
-                                         f"{r.stderr.strip()[-300:]}")
-    return tokens[-1]
-
-
 # ------------------------------------------------------------------------------------------ checks
 def check_user(u, want_id, **fields):
     expect(u is not None, "no user")
@@ -263,6 +229,11 @@ class LibraryRun:
         elif needs_ref and self.ref.user_id is None:
             s.broken = "the reference peer is not logged in"
         return s
+
+    def mtcall_login(self, c):
+        """`mtcall login` creates c's account (mtcall's own client); its user id."""
+        return harness.mtcall_login(self.args.mtcall, self.server.port, self.server.data, c.phone, c.first,
+                                    self.work / f"mtcall-{c.phone}.session", CLI_TIMEOUT)
 
     def run(self):
         self.login()
@@ -298,8 +269,7 @@ class LibraryRun:
 
             @sc(f"sign in to {me.phone}, an account `mtcall login` created")
             def _():
-                uid = mtcall_login(self.args.mtcall, self.server.port, self.server.data, self.work, me.phone,
-                                   me.first)
+                uid = self.mtcall_login(me)
                 r = me.do("login", op_timeout=LOGIN_TIMEOUT, phone=me.phone, first=me.first, signup=False)
                 expect(not r["signed_up"], "signed up")
                 check_user(r["user"], uid, first_name=me.first, phone=me.phone, is_self=True, is_bot=False)
@@ -312,8 +282,7 @@ class LibraryRun:
 
         @sc(f"a second session signs in to {other.phone}, an account `mtcall login` created (auth.signIn)")
         def _():
-            uid = mtcall_login(self.args.mtcall, self.server.port, self.server.data, self.work, other.phone,
-                               other.first)
+            uid = self.mtcall_login(other)
             self.sessions.append(other)
             r = other.do("login", op_timeout=LOGIN_TIMEOUT, phone=other.phone, signup=False)
             expect(not r["signed_up"], "signed up")
@@ -328,7 +297,7 @@ class LibraryRun:
 
         @sc("bot login with a token from `mtcall bot create` (auth.importBotAuthorization)")
         def _():
-            token = bot_create(self.args.mtcall, self.server.data, f"{lib}_interop_bot")
+            token = harness.bot_create(self.args.mtcall, self.server.data, f"{lib}_interop_bot", CLI_TIMEOUT)
             self.sessions.append(bot)
             r = bot.do("login", op_timeout=LOGIN_TIMEOUT, bot_token=token)
             check_user(r["user"], token.split(":")[0], is_bot=True, is_self=True, username=f"{lib}_interop_bot")
@@ -422,15 +391,7 @@ class LibraryRun:
 
     # ---------------------------------------------------------------- calls
     def cleanup(self):
-        for c, cid in self.live:
-            try:
-                c.do("discard", call_id=cid, reason="disconnect")
-            except Exception:  # noqa: BLE001 - already over, or the agent is gone
-                pass
-        self.live.clear()
-        time.sleep(0.3)
-        for c in (self.me, self.ref):
-            c.drain()
+        harness.end_calls(self.live, (self.me, self.ref))
 
     def call(self, caller, callee, title, hangup_by_callee):
         sc = self.steps(title, needs_ref=True)
@@ -634,17 +595,12 @@ def check_requests(tally, agent, names, title):
 
 # ------------------------------------------------------------------------------------------ main
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mtcall", default=os.environ.get("MTCALL_BIN"), help="mtcall binary (default $MTCALL_BIN)")
+    ap = harness.arg_parser(__doc__)
     for lib in LIBS:
         ap.add_argument(f"--python-{lib}", required=True, metavar="PYTHON",
                         help=f"python of a venv made from requirements-{lib}.txt")
     ap.add_argument("--only", help="comma-separated libraries to check (kurigram still hosts the reference peer)")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs) even when all passed")
-    a = ap.parse_args()
-    if not a.mtcall:
-        ap.error("--mtcall (or $MTCALL_BIN) is required")
-    a.mtcall = str(Path(a.mtcall).resolve())
+    a = harness.parse_args(ap)
     only = [x.strip() for x in a.only.split(",")] if a.only else list(LIBS)
     for x in only:
         if x not in LIBS:
@@ -654,9 +610,7 @@ def main():
     started = time.monotonic()
     tally = harness.Tally()
     work = Path(tempfile.mkdtemp(prefix="mtcall-pyrogram-"))
-    st = os.stat(a.mtcall)
-    tally.info(f"mtcall binary {a.mtcall} ({st.st_size} bytes, modified "
-               f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(st.st_mtime))})")
+    tally.info(f"mtcall binary {harness.describe_binary(a.mtcall)}")
     help_text = subprocess.run([a.mtcall, "serve", "--help"], capture_output=True, text=True).stdout
     extra = ["--no-admin"] if "--no-admin" in help_text else []
     server = harness.Server(a.mtcall, work / "data", work / "server.log", extra_args=extra)
@@ -722,19 +676,8 @@ def main():
         for lib, ag in agents.items():
             tail = [x for x in harness.log_lines(ag.log_path)
                     if re.search(r"ERROR|Traceback|Error:|could not read|unknown constructor", x)][-8:]
-            if tail:
-                tally.info(f"--- {lib} agent log ({ag.log_path}), errors ---")
-                for line in tail:
-                    tally.info(f"  ! {line[:300]}")
-        tally.info(f"--- server log tail ({server.log}) ---")
-        for line in server.tail(25):
-            tally.info(f"  > {line[:300]}")
-    tally.info(f"took {time.monotonic() - started:.1f}s")
-    if tally.failed or a.keep:
-        tally.info(f"files kept in {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    sys.exit(tally.summary())
+            tally.block(f"{lib} agent log ({ag.log_path}), errors", tail, "!", 300)
+    harness.finish(tally, work, a.keep, started, server)
 
 
 if __name__ == "__main__":
