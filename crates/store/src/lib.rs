@@ -10,6 +10,8 @@
 mod model;
 mod postgres;
 mod postgres_cluster;
+mod postgres_publish;
+mod postgres_rows;
 mod sql;
 mod sqlite;
 

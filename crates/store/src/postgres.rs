@@ -12,9 +12,12 @@ use std::time::Duration;
 
 use deadpool_postgres::{Pool, Runtime, Timeouts};
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
+use crate::postgres_publish::{Publish, publish_loop};
+use crate::postgres_rows::{
+    call_row, code_row, db_error, exec, key_row, one_row, save_call, unavailable, user_row,
+};
 use crate::{
     AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUser, Store, StoreError, StoreFuture,
     UpdateBody, UpdateRow, User, sql,
@@ -70,85 +73,8 @@ pub struct PgStore {
     writes: mpsc::UnboundedSender<Write>,
     /// Where the database is, for the listening connection (not pooled).
     pub(crate) url: String,
-    /// The node's push publisher (`postgres_cluster.rs`).
-    pub(crate) publishes: mpsc::UnboundedSender<crate::postgres_cluster::Publish>,
-}
-
-pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-/// A database error as the store reports it: unique violations name what was taken.
-pub(crate) fn db_error(e: tokio_postgres::Error) -> StoreError {
-    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        let constraint = e.as_db_error().and_then(|d| d.constraint()).unwrap_or("");
-        if constraint.contains("phone") {
-            return StoreError::Conflict("phone");
-        }
-        if constraint.contains("username") {
-            return StoreError::Conflict("username");
-        }
-    }
-    unavailable(e)
-}
-
-fn user_row(r: &Row) -> User {
-    User {
-        id: r.get(0),
-        phone: r.get(1),
-        first_name: r.get(2),
-        last_name: r.get(3),
-        username: r.get(4),
-        bot: r.get(5),
-        bot_secret: r.get(6),
-        created_at: r.get(7),
-    }
-}
-
-fn key_row(r: &Row) -> AuthKeyRow {
-    let api_id: Option<i32> = r.get(8);
-    AuthKeyRow {
-        id: r.get(0),
-        key: r.get(1),
-        created_at: r.get(2),
-        first_salt: r.get(3),
-        expires_at: r.get(4),
-        perm_key_id: r.get(5),
-        user_id: r.get(6),
-        layer: r.get(7),
-        client: api_id.map(|api_id| ClientInfo {
-            api_id,
-            device_model: r.get::<_, Option<String>>(9).unwrap_or_default(),
-            system_version: r.get::<_, Option<String>>(10).unwrap_or_default(),
-            app_version: r.get::<_, Option<String>>(11).unwrap_or_default(),
-            lang_code: r.get::<_, Option<String>>(12).unwrap_or_default(),
-        }),
-    }
-}
-
-pub(crate) fn call_row(r: &Row) -> CallRow {
-    CallRow {
-        id: r.get(0),
-        admin_id: r.get(1),
-        participant_id: r.get(2),
-        state: r.get(3),
-        body: r.get(4),
-        updated_at: r.get(5),
-        random_id: r.get(6),
-        deadline: r.get(7),
-    }
-}
-
-fn code_row(r: &Row) -> LoginCode {
-    LoginCode {
-        hash: r.get(0),
-        phone: r.get(1),
-        code: r.get(2),
-        created_at: r.get(3),
-        expires_at: r.get(4),
-        attempts: r.get(5),
-        verified: r.get(6),
-    }
+    /// The node's push publisher (`postgres_publish.rs`).
+    pub(crate) publishes: mpsc::UnboundedSender<Publish>,
 }
 
 impl PgStore {
@@ -173,7 +99,7 @@ impl PgStore {
         let (writes, queue) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(pool.clone(), queue));
         let (publishes, queue) = mpsc::unbounded_channel();
-        tokio::spawn(crate::postgres_cluster::publish_loop(pool.clone(), queue));
+        tokio::spawn(publish_loop(pool.clone(), queue));
         Ok(PgStore {
             pool,
             writes,
@@ -362,49 +288,6 @@ async fn run_batch(
     }
     let committed = tx.commit().await.map_err(db_error);
     (replies, results, committed)
-}
-
-/// Runs a statement through the connection's prepared-statement cache.
-pub(crate) async fn exec(
-    tx: &deadpool_postgres::Transaction<'_>,
-    query: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<u64, StoreError> {
-    let statement = tx.prepare_cached(query).await.map_err(db_error)?;
-    tx.execute(&statement, params).await.map_err(db_error)
-}
-
-/// Inserts or replaces a call.
-pub(crate) async fn save_call(
-    tx: &deadpool_postgres::Transaction<'_>,
-    c: &CallRow,
-) -> Result<(), StoreError> {
-    exec(
-        tx,
-        sql::SAVE_CALL,
-        &[
-            &c.id,
-            &c.admin_id,
-            &c.participant_id,
-            &c.state,
-            &c.body,
-            &c.updated_at,
-            &c.random_id,
-            &c.deadline,
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
-/// The one row a cached statement returns.
-pub(crate) async fn one_row(
-    tx: &deadpool_postgres::Transaction<'_>,
-    query: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<Row, StoreError> {
-    let statement = tx.prepare_cached(query).await.map_err(db_error)?;
-    tx.query_one(&statement, params).await.map_err(db_error)
 }
 
 async fn apply(tx: &mut deadpool_postgres::Transaction<'_>, op: Op) -> Result<Done, StoreError> {

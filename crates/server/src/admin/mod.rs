@@ -7,6 +7,7 @@
 //! DNS name rebound to loopback.
 
 pub mod http;
+mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,11 +152,11 @@ async fn route(shared: &Shared, request: &Request) -> Response {
         ["metrics"] => Response::new(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            crate::observe::render_metrics(shared).await,
+            state::render_metrics(shared).await,
         ),
-        ["api", "overview"] => Response::json(&views::overview(shared).await),
-        ["api", "calls"] => Response::json(&views::calls(shared).await),
-        ["api", "users"] => match views::users(shared).await {
+        ["api", "overview"] => Response::json(&state::overview(shared).await),
+        ["api", "calls"] => Response::json(&state::calls_json(shared).await),
+        ["api", "users"] => match state::users(shared).await {
             Ok(v) => Response::json(&v),
             Err(e) => Response::text(503, format!("the store did not answer: {e}\n")),
         },
@@ -175,7 +176,13 @@ async fn route(shared: &Shared, request: &Request) -> Response {
             match found {
                 Some(e) => {
                     let mut names = views::Names::default();
-                    names.load(shared, views::user_ids([], [e.as_ref()])).await;
+                    names
+                        .load(
+                            &shared.cache,
+                            shared.store.as_ref(),
+                            views::user_ids([], [e.as_ref()]),
+                        )
+                        .await;
                     Response::json(&views::event_decoded(&e, &names))
                 }
                 None => Response::text(404, "no such event is kept\n"),
@@ -191,7 +198,8 @@ async fn call(shared: &Shared, id: &str) -> Option<serde_json::Value> {
     let mut names = views::Names::default();
     names
         .load(
-            shared,
+            &shared.cache,
+            shared.store.as_ref(),
             views::user_ids([&record], record.events.iter().map(|e| e.as_ref())),
         )
         .await;
@@ -237,18 +245,30 @@ async fn sse_message(shared: &Shared, change: Live) -> Option<String> {
     let mut names = views::Names::default();
     let (kind, data) = match change {
         Live::Event(e) => {
-            names.load(shared, views::user_ids([], [e.as_ref()])).await;
+            names
+                .load(
+                    &shared.cache,
+                    shared.store.as_ref(),
+                    views::user_ids([], [e.as_ref()]),
+                )
+                .await;
             ("event", views::event(&e, &names))
         }
         Live::Call(id) => {
             let record = inspector.call(id)?;
-            names.load(shared, views::user_ids([&record], [])).await;
+            names
+                .load(
+                    &shared.cache,
+                    shared.store.as_ref(),
+                    views::user_ids([&record], []),
+                )
+                .await;
             ("call", views::call_summary(&record, &names))
         }
         Live::Session(conn_id) => {
             let session = inspector.session(conn_id)?;
             let user = session.keyed.as_ref().and_then(|k| k.user_id);
-            names.load(shared, user).await;
+            names.load(&shared.cache, shared.store.as_ref(), user).await;
             // Only this user's calls are looked at (a stream message per session change).
             let busy = match user {
                 Some(u) => crate::call_engine::live_calls_of(shared, u)

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tl::{Decode, enums};
 
 use super::inspector::{CallRecord, Event, EventBody, SessionInfo};
-use crate::shared::{Shared, now_ms};
+use crate::cache::Cache;
 
 /// Names of users, looked up once per view.
 #[derive(Default)]
@@ -16,12 +16,17 @@ pub struct Names(HashMap<i64, String>);
 
 impl Names {
     /// Looks up every id not yet known.
-    pub async fn load(&mut self, shared: &Shared, ids: impl IntoIterator<Item = i64>) {
+    pub async fn load(
+        &mut self,
+        cache: &Cache,
+        store: &dyn store::Store,
+        ids: impl IntoIterator<Item = i64>,
+    ) {
         for id in ids {
             if self.0.contains_key(&id) {
                 continue;
             }
-            let name = match shared.cache.user(shared.store.as_ref(), id).await {
+            let name = match cache.user(store, id).await {
                 Ok(Some(u)) => display_name(&u),
                 _ => format!("user {id}"),
             };
@@ -42,7 +47,8 @@ impl Names {
             .unwrap_or_else(|| format!("user {id}"))
     }
 
-    fn user(&self, id: i64) -> Value {
+    /// `{id, name}` of a user.
+    pub fn user(&self, id: i64) -> Value {
         json!({"id": id, "name": self.get(id)})
     }
 }
@@ -365,73 +371,4 @@ pub fn event_decoded(e: &Event, names: &Names) -> Value {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The page's start: node, sessions, calls, busy users and the latest events.
-pub async fn overview(shared: &Shared) -> Value {
-    let inspector = &shared.observe.inspector;
-    let sessions = inspector.sessions();
-    let (live, recent) = super::calls(shared).await;
-    let feed = inspector.feed(200);
-    let busy = super::busy_users(shared).await;
-    let mut names = Names::default();
-    let mut ids = user_ids(live.iter().chain(&recent), feed.iter().map(|e| e.as_ref()));
-    ids.extend(sessions.iter().filter_map(|s| s.keyed.as_ref()?.user_id));
-    ids.extend(&busy);
-    names.load(shared, ids).await;
-    json!({
-        "node": {
-            "version": env!("CARGO_PKG_VERSION"),
-            "mtproto_address": shared.config.public_address().to_string(),
-            "store": if shared.config.database.is_some() { "postgres" } else { "sqlite" },
-            "started_at_ms": shared.observe.started_at_ms,
-            "now_ms": now_ms(),
-        },
-        "sessions": sessions.iter().map(|s| session(s, &names, &busy)).collect::<Vec<_>>(),
-        "calls": {
-            "live": live.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
-            "recent": recent.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
-        },
-        "busy_users": busy.iter().map(|u| names.user(*u)).collect::<Vec<_>>(),
-        "feed": feed.iter().map(|e| event(e, &names)).collect::<Vec<_>>(),
-    })
-}
-
-/// Live and recent calls.
-pub async fn calls(shared: &Shared) -> Value {
-    let (live, recent) = super::calls(shared).await;
-    let mut names = Names::default();
-    names
-        .load(shared, user_ids(live.iter().chain(&recent), []))
-        .await;
-    json!({
-        "live": live.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
-        "recent": recent.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
-    })
-}
-
-/// Every registered user, with their sessions on this node and whether they are busy.
-pub async fn users(shared: &Shared) -> Result<Value, store::StoreError> {
-    let users = shared.store.users().await?;
-    let sessions = shared.observe.inspector.sessions();
-    let busy = super::busy_users(shared).await;
-    let list: Vec<Value> = users
-        .iter()
-        .map(|u| {
-            let n = sessions
-                .iter()
-                .filter(|s| s.keyed.as_ref().and_then(|k| k.user_id) == Some(u.id))
-                .count();
-            json!({
-                "id": u.id,
-                "name": display_name(u),
-                "phone": u.phone,
-                "username": u.username,
-                "bot": u.bot,
-                "sessions": n,
-                "busy": busy.contains(&u.id),
-            })
-        })
-        .collect();
-    Ok(json!({ "users": list }))
 }

@@ -1,0 +1,156 @@
+//! What the admin address reads from the running server: the calls (this node's record, and
+//! with several nodes each call as the shared database holds it now), who is busy, the JSON of
+//! the page's views, and `/metrics` with the gauges of this moment.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::observe::inspector::CallRecord;
+use crate::observe::metrics;
+use crate::observe::views::{Names, call_summary, display_name, event, session, user_ids};
+use crate::shared::{Shared, now_ms};
+
+/// Live calls, then ended ones newest first: what this node recorded and, with several nodes,
+/// each call in the state the shared database holds now (another node may have changed it
+/// since), including calls only other nodes handled (without their messages).
+pub async fn calls(shared: &Shared) -> (Vec<CallRecord>, Vec<CallRecord>) {
+    let (live, recent) = shared.observe.inspector.calls();
+    let Some(stored) = shared.calls.stored_calls().await else {
+        return (live, recent);
+    };
+    let mut records: HashMap<i64, CallRecord> = live
+        .into_iter()
+        .chain(recent)
+        .map(|r| (r.call.id, r))
+        .collect();
+    for call in stored {
+        match records.get_mut(&call.id) {
+            Some(record) => {
+                if record.ended_at_ms.is_none() {
+                    record.ended_at_ms = call.discard.as_ref().map(|d| i64::from(d.at) * 1000);
+                }
+                record.call = call;
+            }
+            None => {
+                records.insert(call.id, CallRecord::stored(call));
+            }
+        }
+    }
+    let (mut live, mut recent): (Vec<_>, Vec<_>) =
+        records.into_values().partition(|r| r.call.state.is_live());
+    live.sort_by_key(|r| std::cmp::Reverse(r.seen_at_ms));
+    recent.sort_by_key(|r| std::cmp::Reverse(r.ended_at_ms));
+    (live, recent)
+}
+
+/// The calls that have not ended, wherever they live.
+async fn live_calls(shared: &Shared) -> Vec<calls::Call> {
+    shared.calls.live_calls().await.unwrap_or_else(|e| {
+        tracing::warn!(error = ?e, "cannot list the live calls");
+        Vec::new()
+    })
+}
+
+/// The users busy in a call.
+pub async fn busy_users(shared: &Shared) -> Vec<i64> {
+    let live = live_calls(shared).await;
+    let mut busy: Vec<i64> = live
+        .iter()
+        .flat_map(|c| [c.admin_id, c.participant_id].map(|u| (c, u)))
+        .filter(|(c, u)| c.makes_busy(*u))
+        .map(|(_, u)| u)
+        .collect();
+    busy.sort_unstable();
+    busy.dedup();
+    busy
+}
+
+/// `/metrics`: the counters, and the gauges of this moment.
+pub async fn render_metrics(shared: &Shared) -> String {
+    let mut gauges = metrics::Gauges::default();
+    for s in shared.observe.inspector.sessions() {
+        let transport = s.transport.map_or("unknown", |k| k.name());
+        *gauges
+            .connections
+            .entry((transport, s.obfuscated))
+            .or_default() += 1;
+    }
+    gauges.calls_live = live_calls(shared).await.len() as u64;
+    gauges.busy_users = busy_users(shared).await.len() as u64;
+    gauges.users_online = shared.hub.users_online() as u64;
+    shared.observe.metrics.render(&gauges)
+}
+
+/// The page's start: node, sessions, calls, busy users and the latest events.
+pub async fn overview(shared: &Shared) -> Value {
+    let inspector = &shared.observe.inspector;
+    let sessions = inspector.sessions();
+    let (live, recent) = calls(shared).await;
+    let feed = inspector.feed(200);
+    let busy = busy_users(shared).await;
+    let mut names = Names::default();
+    let mut ids = user_ids(live.iter().chain(&recent), feed.iter().map(|e| e.as_ref()));
+    ids.extend(sessions.iter().filter_map(|s| s.keyed.as_ref()?.user_id));
+    ids.extend(&busy);
+    names.load(&shared.cache, shared.store.as_ref(), ids).await;
+    json!({
+        "node": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "mtproto_address": shared.config.public_address().to_string(),
+            "store": if shared.config.database.is_some() { "postgres" } else { "sqlite" },
+            "started_at_ms": shared.observe.started_at_ms,
+            "now_ms": now_ms(),
+        },
+        "sessions": sessions.iter().map(|s| session(s, &names, &busy)).collect::<Vec<_>>(),
+        "calls": {
+            "live": live.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
+            "recent": recent.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
+        },
+        "busy_users": busy.iter().map(|u| names.user(*u)).collect::<Vec<_>>(),
+        "feed": feed.iter().map(|e| event(e, &names)).collect::<Vec<_>>(),
+    })
+}
+
+/// Live and recent calls, as the API lists them.
+pub async fn calls_json(shared: &Shared) -> Value {
+    let (live, recent) = calls(shared).await;
+    let mut names = Names::default();
+    names
+        .load(
+            &shared.cache,
+            shared.store.as_ref(),
+            user_ids(live.iter().chain(&recent), []),
+        )
+        .await;
+    json!({
+        "live": live.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
+        "recent": recent.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
+    })
+}
+
+/// Every registered user, with their sessions on this node and whether they are busy.
+pub async fn users(shared: &Shared) -> Result<Value, store::StoreError> {
+    let users = shared.store.users().await?;
+    let sessions = shared.observe.inspector.sessions();
+    let busy = busy_users(shared).await;
+    let list: Vec<Value> = users
+        .iter()
+        .map(|u| {
+            let n = sessions
+                .iter()
+                .filter(|s| s.keyed.as_ref().and_then(|k| k.user_id) == Some(u.id))
+                .count();
+            json!({
+                "id": u.id,
+                "name": display_name(u),
+                "phone": u.phone,
+                "username": u.username,
+                "bot": u.bot,
+                "sessions": n,
+                "busy": busy.contains(&u.id),
+            })
+        })
+        .collect();
+    Ok(json!({ "users": list }))
+}
