@@ -65,6 +65,69 @@ pub struct HistoryEntry {
     pub date: i32,
 }
 
+/// What an operation did to a call, named as the state machine decided it. Observers (metrics,
+/// the inspector) read these rather than working it out again from the stored fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallEvent {
+    /// `phone.requestCall` created the call; the callee's devices ring.
+    Created {
+        /// The call.
+        call_id: i64,
+    },
+    /// `phone.requestCall` created the call and refused it at once: the callee was busy.
+    RefusedBusy {
+        /// The refused call.
+        call_id: i64,
+        /// Who called.
+        caller: i64,
+        /// Who was busy.
+        callee: i64,
+        /// The call the callee was busy in.
+        busy_in: Option<i64>,
+    },
+    /// The callee's first `phone.receivedCall`: the caller rings, the callee is busy.
+    Acknowledged {
+        /// The call.
+        call_id: i64,
+    },
+    /// A callee device accepted.
+    Answered {
+        /// The call.
+        call_id: i64,
+    },
+    /// The caller confirmed: keys are exchanged.
+    Confirmed {
+        /// The call.
+        call_id: i64,
+    },
+    /// The call ended.
+    Ended {
+        /// The call.
+        call_id: i64,
+        /// Why.
+        reason: Option<Reason>,
+        /// Who or what ended it.
+        by: Ending,
+        /// Whether a callee device had accepted it first.
+        answered: bool,
+    },
+}
+
+/// Who or what ended a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The caller hung up or cancelled.
+    Caller,
+    /// The callee declined or hung up.
+    Callee,
+    /// The server's timer.
+    Timer,
+    /// The caller's `g_a` did not match its committed hash.
+    KeyMismatch,
+    /// Refused at once: the callee was busy.
+    Busy,
+}
+
 /// The outcome of one operation: its result plus everything to apply, in order — persist
 /// first, then answer, then push.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,6 +142,8 @@ pub struct Effects<R> {
     pub history: Vec<HistoryEntry>,
     /// Tombstones to delete from storage.
     pub forget: Vec<i64>,
+    /// What happened, in order.
+    pub events: Vec<CallEvent>,
 }
 
 impl<R> Effects<R> {
@@ -90,6 +155,7 @@ impl<R> Effects<R> {
             pushes: Vec::new(),
             history: Vec::new(),
             forget: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -101,6 +167,7 @@ impl<R> Effects<R> {
             pushes: self.pushes,
             history: self.history,
             forget: self.forget,
+            events: self.events,
         }
     }
 

@@ -15,7 +15,7 @@ mod model;
 mod registry;
 mod view;
 
-pub use effects::{Effects, HistoryEntry, Push, PushTarget};
+pub use effects::{CallEvent, Effects, Ending, HistoryEntry, Push, PushTarget};
 pub use error::CallError;
 pub use model::{Call, Discard, Protocol, Reason, SessionRef, State};
 pub use registry::{CallRegistry, Ids, Timeouts};

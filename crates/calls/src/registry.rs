@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use crate::effects::{Effects, HistoryEntry, Push, PushTarget};
+use crate::effects::{CallEvent, Effects, Ending, HistoryEntry, Push, PushTarget};
 use crate::error::CallError;
 use crate::model::{Call, Discard, Protocol, Reason, SessionRef, State};
 use crate::view::sha256;
@@ -251,13 +251,24 @@ impl CallRegistry {
             discard: None,
         };
         if self.busy(callee) {
+            let busy_in = self
+                .live_calls_of(callee)
+                .iter()
+                .find(|c| c.makes_busy(callee))
+                .map(|c| c.id);
             let mut effects = Effects::only(Ok(call.clone()));
+            effects.events.push(CallEvent::RefusedBusy {
+                call_id: id,
+                caller: caller.user_id,
+                callee,
+                busy_in,
+            });
             self.insert(call);
             self.end(
                 id,
                 Some(Reason::Busy),
                 None,
-                None,
+                Ending::Busy,
                 now,
                 &mut effects,
                 &[PushTarget::User(caller.user_id)],
@@ -265,6 +276,7 @@ impl CallRegistry {
             return effects;
         }
         let mut effects = Effects::only(Ok(call.clone()));
+        effects.events.push(CallEvent::Created { call_id: id });
         effects.persist.push(call.clone());
         effects.pushes.push(Push::Call {
             target: PushTarget::User(callee),
@@ -325,6 +337,7 @@ impl CallRegistry {
                 call.receive_date = Some(now);
                 let snapshot = call.clone();
                 let mut effects = Effects::only(Ok(true));
+                effects.events.push(CallEvent::Acknowledged { call_id: id });
                 effects.persist.push(snapshot.clone());
                 effects.pushes.push(Push::Call {
                     target: PushTarget::User(snapshot.admin_id),
@@ -383,6 +396,7 @@ impl CallRegistry {
         call.negotiated = Some(negotiated);
         let snapshot = call.clone();
         let mut effects = Effects::only(Ok(snapshot.clone()));
+        effects.events.push(CallEvent::Answered { call_id: id });
         effects.persist.push(snapshot.clone());
         effects.pushes.push(Push::Call {
             target: PushTarget::User(snapshot.admin_id),
@@ -434,7 +448,7 @@ impl CallRegistry {
                 id,
                 Some(Reason::Disconnect),
                 None,
-                None,
+                Ending::KeyMismatch,
                 now,
                 &mut effects,
                 &[PushTarget::User(admin), PushTarget::User(participant)],
@@ -448,6 +462,7 @@ impl CallRegistry {
         call.start_date = Some(now);
         let snapshot = call.clone();
         let mut effects = Effects::only(Ok(snapshot.clone()));
+        effects.events.push(CallEvent::Confirmed { call_id: id });
         effects.persist.push(snapshot.clone());
         let target = snapshot.accepting_session.map_or(
             PushTarget::User(snapshot.participant_id),
@@ -486,12 +501,17 @@ impl CallRegistry {
         }
         let duration = (call.state == State::Confirmed).then_some(duration.max(0));
         let other = call.other(session.user_id);
+        let by = if session.user_id == call.admin_id {
+            Ending::Caller
+        } else {
+            Ending::Callee
+        };
         let mut effects = Effects::only(());
         self.end(
             id,
             reason,
             duration,
-            Some(session.user_id),
+            by,
             now,
             &mut effects,
             &[
@@ -500,13 +520,7 @@ impl CallRegistry {
             ],
         );
         let snapshot = self.calls[&id].clone();
-        Effects {
-            result: Ok(snapshot),
-            persist: effects.persist,
-            pushes: effects.pushes,
-            history: effects.history,
-            forget: effects.forget,
-        }
+        effects.map(|()| Ok(snapshot))
     }
 
     /// `phone.sendSignalingData` (spec §5.6): forwarded to the other party's call session.
@@ -555,7 +569,7 @@ impl CallRegistry {
         id: i64,
         reason: Option<Reason>,
         duration: Option<i32>,
-        by: Option<i64>,
+        ending: Ending,
         now: i32,
         effects: &mut Effects<R>,
         notify: &[PushTarget],
@@ -563,6 +577,17 @@ impl CallRegistry {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        let by = match ending {
+            Ending::Caller => Some(call.admin_id),
+            Ending::Callee => Some(call.participant_id),
+            Ending::Timer | Ending::KeyMismatch | Ending::Busy => None,
+        };
+        effects.events.push(CallEvent::Ended {
+            call_id: id,
+            reason: reason.clone(),
+            by: ending,
+            answered: call.accept_date.is_some(),
+        });
         call.state = State::Discarded;
         call.discard = Some(Discard {
             reason: reason.clone(),
@@ -670,7 +695,15 @@ impl CallRegistry {
                 PushTarget::User(call.admin_id),
                 PushTarget::User(call.participant_id),
             ];
-            self.end(id, Some(reason), None, None, now, &mut effects, &notify);
+            self.end(
+                id,
+                Some(reason),
+                None,
+                Ending::Timer,
+                now,
+                &mut effects,
+                &notify,
+            );
         }
         while let Some(Reverse((at, id))) = self.tombstones.peek().copied() {
             if at > now {

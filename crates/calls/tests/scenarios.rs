@@ -879,3 +879,80 @@ fn dh_values_are_numbers_whatever_their_length() {
         assert_eq!(w.reg.get(id).unwrap().state, State::Discarded);
     }
 }
+
+#[test]
+fn each_operation_names_what_it_did() {
+    use calls::{CallEvent, Ending};
+    let mut w = World::new();
+    let created = w.request(A, 2, 1);
+    let id = created.result.clone().unwrap().id;
+    assert_eq!(created.events, vec![CallEvent::Created { call_id: id }]);
+    assert_eq!(
+        w.received(B1, id).events,
+        vec![CallEvent::Acknowledged { call_id: id }]
+    );
+    assert_eq!(
+        w.received(B2, id).events,
+        vec![],
+        "a second device changes nothing"
+    );
+    // A third party calling the acknowledging callee is refused as busy, naming the call.
+    let refused = w.request(X, 2, 2);
+    let refused_id = refused.result.clone().unwrap().id;
+    assert_eq!(
+        refused.events,
+        vec![
+            CallEvent::RefusedBusy {
+                call_id: refused_id,
+                caller: X.user_id,
+                callee: 2,
+                busy_in: Some(id),
+            },
+            CallEvent::Ended {
+                call_id: refused_id,
+                reason: Some(Reason::Busy),
+                by: Ending::Busy,
+                answered: false,
+            },
+        ]
+    );
+    assert_eq!(
+        w.accept(B1, id).events,
+        vec![CallEvent::Answered { call_id: id }]
+    );
+    assert_eq!(
+        w.confirm(A, id).events,
+        vec![CallEvent::Confirmed { call_id: id }]
+    );
+    assert_eq!(
+        w.discard(B1, id, Reason::Hangup).events,
+        vec![CallEvent::Ended {
+            call_id: id,
+            reason: Some(Reason::Hangup),
+            by: Ending::Callee,
+            answered: true,
+        }]
+    );
+    // Unanswered: the caller cancels; the timer ends another.
+    let cancelled = w.call(A, 2).id;
+    assert_eq!(
+        w.discard(A, cancelled, Reason::Hangup).events,
+        vec![CallEvent::Ended {
+            call_id: cancelled,
+            reason: Some(Reason::Hangup),
+            by: Ending::Caller,
+            answered: false,
+        }]
+    );
+    let missed = w.call(A, 2).id;
+    let due = w.reg.next_deadline().unwrap();
+    assert_eq!(
+        w.reg.tick(due).events,
+        vec![CallEvent::Ended {
+            call_id: missed,
+            reason: Some(Reason::Missed),
+            by: Ending::Timer,
+            answered: false,
+        }]
+    );
+}

@@ -52,9 +52,11 @@ fn observe_commit(shared: &Shared, committed: &Committed) {
     if let Some(elapsed) = committed.commit_time {
         shared.observe.metrics.store_commit("call", elapsed);
     }
-    shared
-        .observe
-        .calls_committed(&committed.effects.persist, now_ms());
+    shared.observe.calls_committed(
+        &committed.effects.persist,
+        &committed.effects.events,
+        now_ms(),
+    );
 }
 
 /// The calls `user_id` takes part in that have not ended.

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use calls::Call;
+use calls::{Call, CallEvent, Ending};
 use store::ClientInfo;
 use tl::enums;
 use tokio::sync::broadcast;
@@ -175,7 +175,7 @@ impl CallRecord {
         CallRecord {
             seen_at_ms: i64::from(call.date) * 1000,
             ended_at_ms: call.discard.as_ref().map(|d| i64::from(d.at) * 1000),
-            outcome: Outcome::of(&call).or(answered),
+            outcome: Outcome::of_stored(&call).or(answered),
             events: Timeline::default(),
             call,
         }
@@ -419,47 +419,76 @@ impl Inspector {
         }
     }
 
-    /// Committed call changes; returns the setups they created and the outcomes they settled,
-    /// for the metrics.
-    pub fn calls_committed(&self, calls: &[Call], now_ms: i64) -> (u64, Vec<Outcome>) {
+    /// Committed call changes and what the state machine said happened to them; returns the
+    /// setups they created and the outcomes they settled, for the metrics.
+    pub fn calls_committed(
+        &self,
+        calls: &[Call],
+        events: &[CallEvent],
+        now_ms: i64,
+    ) -> (u64, Vec<Outcome>) {
         let mut setups = 0;
         let mut outcomes = Vec::new();
         let mut notes = Vec::new();
         {
             let mut state = self.state();
             for call in calls {
-                let outcome = Outcome::of(call);
-                let created =
-                    call.state == calls::State::Requested || outcome == Some(Outcome::BusyRefused);
-                if created {
-                    setups += 1;
-                }
-                let record = self.upsert(&mut state, call, now_ms);
+                self.upsert(&mut state, call, now_ms);
+            }
+            for event in events {
+                let (call_id, outcome) = match event {
+                    CallEvent::Created { call_id } => {
+                        setups += 1;
+                        (*call_id, None)
+                    }
+                    CallEvent::RefusedBusy {
+                        call_id,
+                        caller,
+                        callee,
+                        busy_in,
+                    } => {
+                        setups += 1;
+                        notes.push((
+                            *busy_in,
+                            *call_id,
+                            EventBody::BusyRefusal {
+                                caller: *caller,
+                                callee: *callee,
+                                refused: *call_id,
+                                busy_in: *busy_in,
+                            },
+                        ));
+                        (*call_id, Some(Outcome::BusyRefused))
+                    }
+                    CallEvent::Answered { call_id } => (*call_id, Some(Outcome::Answered)),
+                    CallEvent::Ended {
+                        call_id,
+                        reason,
+                        by,
+                        answered,
+                    } => {
+                        if *by == Ending::Timer {
+                            notes.push((None, *call_id, EventBody::TimerEnded(reason.clone())));
+                        }
+                        let outcome = match by {
+                            _ if *answered => None,
+                            Ending::Timer => Some(Outcome::Missed),
+                            Ending::Callee => Some(Outcome::Declined),
+                            Ending::Caller => Some(Outcome::Cancelled),
+                            Ending::Busy | Ending::KeyMismatch => None,
+                        };
+                        (*call_id, outcome)
+                    }
+                    CallEvent::Acknowledged { call_id } | CallEvent::Confirmed { call_id } => {
+                        (*call_id, None)
+                    }
+                };
                 if let Some(o) = outcome
+                    && let Some(record) = state.calls.get_mut(&call_id)
                     && record.outcome.is_none()
                 {
                     record.outcome = Some(o);
                     outcomes.push(o);
-                }
-                let discard = call.discard.as_ref();
-                if outcome == Some(Outcome::BusyRefused) {
-                    let busy_in = state
-                        .calls
-                        .values()
-                        .find(|r| r.call.id != call.id && r.call.makes_busy(call.participant_id))
-                        .map(|r| r.call.id);
-                    notes.push((
-                        busy_in,
-                        call.id,
-                        EventBody::BusyRefusal {
-                            caller: call.admin_id,
-                            callee: call.participant_id,
-                            refused: call.id,
-                            busy_in,
-                        },
-                    ));
-                } else if let Some(d) = discard.filter(|d| d.by.is_none()) {
-                    notes.push((None, call.id, EventBody::TimerEnded(d.reason.clone())));
                 }
             }
         }

@@ -90,9 +90,10 @@ impl Outcome {
         }
     }
 
-    /// The outcome a committed call state settles, if it settles one: being accepted, or ending
-    /// before it was. An answered call that later ends settles nothing more.
-    pub fn of(call: &calls::Call) -> Option<Outcome> {
+    /// The outcome a stored call shows, for calls this node knows only from storage (handled
+    /// by another node, or read from a data directory): being accepted, or ending before it
+    /// was. Calls this node changes get theirs from the state machine's events.
+    pub fn of_stored(call: &calls::Call) -> Option<Outcome> {
         use calls::{Reason, State};
         match call.state {
             State::Accepted => Some(Outcome::Answered),

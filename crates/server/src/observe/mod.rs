@@ -29,12 +29,12 @@ impl Observer {
         }
     }
 
-    /// Committed call changes: the inspector's record, setups and outcomes.
-    pub fn calls_committed(&self, calls: &[calls::Call], now_ms: i64) {
-        if calls.is_empty() {
+    /// Committed call changes and their events: the inspector's record, setups and outcomes.
+    pub fn calls_committed(&self, calls: &[calls::Call], events: &[calls::CallEvent], now_ms: i64) {
+        if calls.is_empty() && events.is_empty() {
             return;
         }
-        let (setups, outcomes) = self.inspector.calls_committed(calls, now_ms);
+        let (setups, outcomes) = self.inspector.calls_committed(calls, events, now_ms);
         for _ in 0..setups {
             self.metrics.call_setup();
         }
