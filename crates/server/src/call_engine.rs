@@ -10,7 +10,7 @@ use store::CallScope;
 
 use crate::call_service::publish;
 use crate::errors::RpcError;
-use crate::shared::{Shared, now_ms, now_secs};
+use crate::shared::Shared;
 use crate::topology::Committed;
 
 pub use crate::topology::decode;
@@ -38,7 +38,7 @@ where
                     *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
                 })
             }),
-            now_secs(),
+            shared.clock.now_secs(),
         )
         .await?;
     observe_commit(shared, &committed);
@@ -55,7 +55,7 @@ fn observe_commit(shared: &Shared, committed: &Committed) {
     shared.observe.calls_committed(
         &committed.effects.persist,
         &committed.effects.events,
-        now_ms(),
+        shared.clock.now_ms(),
     );
 }
 
@@ -67,7 +67,7 @@ pub async fn live_calls_of(shared: &Shared, user_id: i64) -> Result<Vec<Call>, R
 /// The server's call timer: ends calls past their deadline, until stopped.
 pub async fn run_timers(shared: Arc<Shared>, mut stopped: tokio::sync::watch::Receiver<bool>) {
     loop {
-        let now = now_secs() as i32;
+        let now = shared.clock.now_secs() as i32;
         for committed in shared.calls.expire(now).await {
             observe_commit(&shared, &committed);
             if let Err(e) = publish(&shared, &committed.effects, None).await {

@@ -9,7 +9,7 @@ use tl::{Encode, Layer, enums, types};
 
 use crate::errors::RpcError;
 use crate::render;
-use crate::shared::{Shared, now_secs};
+use crate::shared::Shared;
 use crate::topology::Outbox;
 
 /// Random call ids and access hashes.
@@ -95,12 +95,12 @@ async fn parties(
     Ok(out)
 }
 
-fn updates(list: Vec<enums::Update>, users: Vec<enums::User>) -> enums::Updates {
+fn updates(date: i64, list: Vec<enums::Update>, users: Vec<enums::User>) -> enums::Updates {
     types::Updates {
         updates: list,
         users,
         chats: vec![],
-        date: now_secs() as i32,
+        date: date as i32,
         seq: 0,
     }
     .into()
@@ -108,6 +108,7 @@ fn updates(list: Vec<enums::Update>, users: Vec<enums::User>) -> enums::Updates 
 
 /// Pushes every update of an operation, rendered per viewer.
 pub async fn push_all(shared: &Shared, pushes: &[Push], out: &mut Outbox) -> Result<(), RpcError> {
+    let now = shared.clock.now_secs();
     for p in pushes {
         match p {
             Push::Call {
@@ -120,7 +121,7 @@ pub async fn push_all(shared: &Shared, pushes: &[Push], out: &mut Outbox) -> Res
                     phone_call: view(shared, call, *viewer),
                 }
                 .into();
-                out.push(*target, updates(vec![update], users));
+                out.push(*target, updates(now, vec![update], users));
             }
             Push::AnsweredElsewhere {
                 target,
@@ -138,6 +139,7 @@ pub async fn push_all(shared: &Shared, pushes: &[Push], out: &mut Outbox) -> Res
                 out.push(
                     *target,
                     updates(
+                        now,
                         vec![
                             types::UpdatePhoneCall {
                                 phone_call: discarded.into(),
@@ -158,7 +160,7 @@ pub async fn push_all(shared: &Shared, pushes: &[Push], out: &mut Outbox) -> Res
                     data: data.clone(),
                 }
                 .into();
-                out.push(*target, updates(vec![update], vec![]));
+                out.push(*target, updates(now, vec![update], vec![]));
             }
         }
     }
@@ -205,6 +207,7 @@ pub async fn write_history(
     requester: Option<calls::SessionRef>,
     out: &mut Outbox,
 ) -> Result<Vec<enums::Update>, RpcError> {
+    let now = shared.clock.now_secs();
     // Every row is queued before any is awaited, so they share one commit.
     let mut appends = Vec::new();
     for entry in history {
@@ -237,10 +240,13 @@ pub async fn write_history(
                 own.push(update.clone());
                 out.push(
                     PushTarget::UserExcept(user, s.key_id),
-                    updates(vec![update], viewer_users),
+                    updates(now, vec![update], viewer_users),
                 );
             }
-            _ => out.push(PushTarget::User(user), updates(vec![update], viewer_users)),
+            _ => out.push(
+                PushTarget::User(user),
+                updates(now, vec![update], viewer_users),
+            ),
         }
     }
     Ok(own)
@@ -263,10 +269,10 @@ pub async fn publish<R>(
     let held = shared.user_locks.lock(&users).await;
     let mut out = Outbox::default();
     let own = write_history(shared, &effects.history, requester, &mut out).await?;
-    shared.delivery.send(out, now_secs()).await?;
+    shared.delivery.send(out, shared.clock.now_secs()).await?;
     drop(held);
     let mut out = Outbox::default();
     push_all(shared, &effects.pushes, &mut out).await?;
-    shared.delivery.send(out, now_secs()).await?;
+    shared.delivery.send(out, shared.clock.now_secs()).await?;
     Ok(own)
 }

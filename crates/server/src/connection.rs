@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::hub::{self, Push};
 use crate::observe::inspector::{Event, EventBody, KeyedInfo, call_ids, update_list};
 use crate::rpc;
-use crate::shared::{KeyInfo, RpcCtx, Shared, now_ms};
+use crate::shared::{KeyInfo, RpcCtx, Shared};
 
 /// An encrypted session on this connection.
 struct Keyed {
@@ -66,7 +66,7 @@ pub async fn serve(
     shared
         .observe
         .inspector
-        .session_opened(conn_id, peer, now_ms());
+        .session_opened(conn_id, peer, shared.clock.now_ms());
     let mut conn = Connection {
         shared,
         conn_id,
@@ -158,7 +158,7 @@ impl Connection {
             .as_ref()
             .and_then(|k| k.session.disconnect_at_ms())
         {
-            let left = (at - now_ms()).max(0) as u64;
+            let left = (at - self.shared.clock.now_ms()).max(0) as u64;
             deadline = deadline.min(Instant::now() + Duration::from_millis(left));
         }
         deadline
@@ -228,7 +228,12 @@ impl Connection {
             id == tl::functions::ReqPqMulti::CONSTRUCTOR_ID.to_le_bytes()
                 || id == tl::functions::ReqPq::CONSTRUCTOR_ID.to_le_bytes()
         });
-        if starts_a_key && let Err(wait) = self.shared.limits.handshake(self.peer.ip(), now_ms()) {
+        if starts_a_key
+            && let Err(wait) = self
+                .shared
+                .limits
+                .handshake(self.peer.ip(), self.shared.clock.now_ms())
+        {
             tracing::debug!(conn = self.conn_id, peer = %self.peer, wait, "handshake rate limit");
             self.transport.encode_error(codes::FLOOD, &mut self.out);
             self.close = true;
@@ -237,7 +242,7 @@ impl Connection {
         let mut handshake = self.handshake.take().unwrap_or_default();
         let rsa = self.shared.rsa.clone();
         let body = body.to_vec();
-        let now = now_ms() / 1000;
+        let now = self.shared.clock.now_ms() / 1000;
         let step = tokio::task::spawn_blocking(move || {
             let result = handshake.handle(&body, &rsa, now as i32, &mut OsEntropy);
             (handshake, result)
@@ -282,7 +287,7 @@ impl Connection {
                         "auth key created"
                     );
                 }
-                let msg_id = self.plain_ids.next(now_ms(), 1);
+                let msg_id = self.plain_ids.next(self.shared.clock.now_ms(), 1);
                 self.transport
                     .encode(&plain::encode(msg_id, &reply), &mut self.out);
             }
@@ -298,7 +303,7 @@ impl Connection {
         let Some(row) = store.auth_key(key_id).await? else {
             return Ok(None);
         };
-        let now = now_ms() / 1000;
+        let now = self.shared.clock.now_ms() / 1000;
         if row.expires_at.is_some_and(|e| e < now) {
             return Ok(None);
         }
@@ -353,7 +358,7 @@ impl Connection {
         let Some(keyed) = self.keyed.as_mut() else {
             return;
         };
-        let now = now_ms();
+        let now = self.shared.clock.now_ms();
         let received = match keyed.session.receive(packet, now, &mut OsEntropy) {
             Ok(r) => r,
             Err(e) => {
@@ -501,7 +506,7 @@ impl Connection {
                 if let Some(call_id) = call_ids(&updates).first().copied() {
                     observe.inspector.record(Event {
                         seq: observe.inspector.next_seq(),
-                        at_ms: now_ms(),
+                        at_ms: self.shared.clock.now_ms(),
                         call_id: Some(call_id),
                         conn_id: Some(self.conn_id),
                         user_id: keyed.info.user_id,
@@ -521,7 +526,10 @@ impl Connection {
         if !keyed.session.has_outgoing() {
             return;
         }
-        for packet in keyed.session.flush(now_ms(), &mut OsEntropy) {
+        for packet in keyed
+            .session
+            .flush(self.shared.clock.now_ms(), &mut OsEntropy)
+        {
             self.transport.encode(&packet, &mut self.out);
         }
     }

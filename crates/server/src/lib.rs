@@ -7,6 +7,7 @@ mod admin;
 mod cache;
 pub mod call_engine;
 mod call_service;
+pub mod clock;
 pub mod config;
 mod connection;
 pub mod data_dir;
@@ -16,6 +17,8 @@ pub mod limits;
 pub mod observe;
 pub mod render;
 mod rpc;
+#[cfg(test)]
+mod service_tests;
 pub mod shared;
 pub mod topology;
 mod user_locks;
@@ -45,6 +48,11 @@ pub struct Server {
 impl Server {
     /// Opens the data directory and the database, binds the listener and starts serving.
     pub async fn start(config: Config) -> Result<Server, String> {
+        Self::start_with_clock(config, clock::Clock::System).await
+    }
+
+    /// [`Server::start`] with the time of day from `clock`.
+    pub async fn start_with_clock(config: Config, clock: clock::Clock) -> Result<Server, String> {
         config.admin.check()?;
         let data = data_dir::DataDir::open(&config.data_dir)?;
         let (store, cluster) = config.open_store(&data.database()).await?;
@@ -62,46 +70,7 @@ impl Server {
             None => None,
         };
         let fingerprint = data.rsa.fingerprint();
-        let observe = observe::Observer::new(config.admin.inspector(), shared::now_ms());
-        let timeouts = config.calls.timeouts();
-        let flood = limits::Limits::new(config.limits.clone());
-        let hub = Arc::new(hub::Hub::default());
-        let cache = Arc::new(cache::Cache::default());
-        // One node or several: decided here, once.
-        let topology = match cluster {
-            None => {
-                let (topology, restored) =
-                    topology::Topology::single(store.clone(), timeouts, hub.clone()).await?;
-                if !restored.is_empty() {
-                    tracing::info!(calls = restored.len(), "calls restored");
-                }
-                observe.inspector.restore(&restored, shared::now_ms());
-                topology
-            }
-            Some(cluster) => topology::Topology::several(
-                store.clone(),
-                cluster,
-                timeouts,
-                hub.clone(),
-                cache.clone(),
-            ),
-        };
-        let shared = Arc::new(Shared {
-            config,
-            store,
-            calls: topology.calls,
-            delivery: topology.delivery,
-            rsa: Arc::new(data.rsa),
-            secret: data.secret,
-            salts: SaltSource::new(data.secret),
-            hub,
-            limits: flood,
-            user_locks: Default::default(),
-            next_conn_id: Default::default(),
-            connections: Default::default(),
-            cache,
-            observe,
-        });
+        let shared = Arc::new(assemble(config, data, store, cluster, clock).await?);
         let (stop, stopped) = watch::channel(false);
         let timers = tokio::spawn(call_engine::run_timers(shared.clone(), stopped.clone()));
         let follower = shared.clone();
@@ -148,6 +117,56 @@ impl Server {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
+}
+
+/// Everything the connections share, put together once: one node or several is decided here.
+async fn assemble(
+    config: Config,
+    data: data_dir::DataDir,
+    store: Arc<dyn store::Store>,
+    cluster: Option<Arc<dyn store::Cluster>>,
+    clock: clock::Clock,
+) -> Result<Shared, String> {
+    let observe = observe::Observer::new(config.admin.inspector(), clock.now_ms());
+    let timeouts = config.calls.timeouts();
+    let flood = limits::Limits::new(config.limits.clone());
+    let hub = Arc::new(hub::Hub::default());
+    let cache = Arc::new(cache::Cache::default());
+    let topology = match cluster {
+        None => {
+            let (topology, restored) =
+                topology::Topology::single(store.clone(), timeouts, hub.clone()).await?;
+            if !restored.is_empty() {
+                tracing::info!(calls = restored.len(), "calls restored");
+            }
+            observe.inspector.restore(&restored, clock.now_ms());
+            topology
+        }
+        Some(cluster) => topology::Topology::several(
+            store.clone(),
+            cluster,
+            timeouts,
+            hub.clone(),
+            cache.clone(),
+        ),
+    };
+    Ok(Shared {
+        config,
+        store,
+        calls: topology.calls,
+        delivery: topology.delivery,
+        rsa: Arc::new(data.rsa),
+        secret: data.secret,
+        salts: SaltSource::new(data.secret),
+        hub,
+        limits: flood,
+        user_locks: Default::default(),
+        next_conn_id: Default::default(),
+        connections: Default::default(),
+        cache,
+        observe,
+        clock,
+    })
 }
 
 /// Binds the admin address of `config` (see [`config::AdminSettings::listen`]).

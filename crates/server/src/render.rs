@@ -30,7 +30,7 @@ pub fn user_for_viewer(
     u: &store::User,
     contact: bool,
 ) -> enums::User {
-    let now = crate::shared::now_secs();
+    let now = shared.clock.now_secs();
     let is_self = viewer == u.id;
     let show_phone = is_self || contact;
     let status = if shared.hub.is_online(u.id) || is_self {

@@ -42,19 +42,8 @@ pub struct Shared {
     pub cache: Arc<crate::cache::Cache>,
     /// Metrics and the call inspector.
     pub observe: crate::observe::Observer,
-}
-
-/// The current Unix time in milliseconds (the server's one clock read; cores take it as input).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// The current Unix time in seconds.
-pub fn now_secs() -> i64 {
-    now_ms() / 1000
+    /// The time of day.
+    pub clock: crate::clock::Clock,
 }
 
 /// What a request runs with: the key it came on and who that key is.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::observe::inspector::CallRecord;
 use crate::observe::metrics;
 use crate::observe::views::{Names, call_summary, display_name, event, session, user_ids};
-use crate::shared::{Shared, now_ms};
+use crate::shared::Shared;
 
 /// Live calls, then ended ones newest first: what this node recorded and, with several nodes,
 /// each call in the state the shared database holds now (another node may have changed it
@@ -100,7 +100,7 @@ pub async fn overview(shared: &Shared) -> Value {
             "mtproto_address": shared.config.public_address().to_string(),
             "store": if shared.config.database.is_some() { "postgres" } else { "sqlite" },
             "started_at_ms": shared.observe.started_at_ms,
-            "now_ms": now_ms(),
+            "now_ms": shared.clock.now_ms(),
         },
         "sessions": sessions.iter().map(|s| session(s, &names, &busy)).collect::<Vec<_>>(),
         "calls": {

@@ -1,0 +1,210 @@
+//! Unit tests of the call service without a socket: the server's state put together as
+//! [`crate::Server`] does, on a real SQLite store in a temporary directory, with sessions
+//! registered in the hub as channels, and tokio's clock (which the server's [`Clock`] follows)
+//! paused, so the call timer is tested in milliseconds.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use calls::{Protocol, SessionRef};
+use mtproto::crypto::{Entropy, OsEntropy};
+use store::{CallScope, NewUser};
+use tl::enums;
+use tokio::sync::mpsc;
+
+use crate::clock::Clock;
+use crate::hub::{self, Push};
+use crate::shared::Shared;
+use crate::{Config, assemble, call_engine, call_service, data_dir};
+
+/// Unix time, ms, at which the tests' clock starts.
+const T0_MS: i64 = 1_764_000_000_000;
+
+/// The state of a one-node server in a fresh directory (removed on drop).
+struct Fixture {
+    shared: Arc<Shared>,
+    dir: PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn fixture() -> Fixture {
+    let dir = std::env::temp_dir().join(format!(
+        "mtcall-unit-{}-{}",
+        std::process::id(),
+        OsEntropy.i64() as u64
+    ));
+    let config = Config {
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    let data = data_dir::DataDir::open(&dir).unwrap();
+    let (store, cluster) = config.open_store(&data.database()).await.unwrap();
+    let shared = assemble(config, data, store, cluster, Clock::tokio(T0_MS))
+        .await
+        .unwrap();
+    Fixture {
+        shared: Arc::new(shared),
+        dir,
+    }
+}
+
+/// A user with one live session: its key id and the channel its pushes arrive on.
+async fn user(shared: &Shared, phone: &str, conn_id: u64) -> (SessionRef, mpsc::Receiver<Push>) {
+    let u = shared
+        .store
+        .create_user(
+            NewUser {
+                phone: Some(phone.into()),
+                first_name: phone.into(),
+                ..Default::default()
+            },
+            T0_MS / 1000,
+        )
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(hub::QUEUE);
+    let key_id = conn_id as i64 * 100;
+    shared.hub.register(u.id, conn_id, key_id, tx);
+    let session = SessionRef {
+        user_id: u.id,
+        key_id,
+    };
+    (session, rx)
+}
+
+fn protocol() -> Protocol {
+    Protocol {
+        udp_p2p: true,
+        udp_reflector: true,
+        min_layer: 65,
+        max_layer: 92,
+        library_versions: vec!["2.4.4".into()],
+    }
+}
+
+/// `phone.requestCall` as the handler runs it: the transition, then its pushes.
+async fn request(shared: &Shared, caller: SessionRef, callee: i64) -> calls::Call {
+    let now = shared.clock.now_secs() as i32;
+    let scope = CallScope::Request {
+        caller: caller.user_id,
+        callee,
+        random_id: 7,
+    };
+    let effects = call_engine::transition(shared, scope, move |reg| {
+        reg.request(
+            caller,
+            callee,
+            7,
+            vec![1; 32],
+            protocol(),
+            false,
+            now,
+            &mut call_service::RandomIds,
+        )
+    })
+    .await
+    .unwrap();
+    call_service::publish(shared, &effects, None).await.unwrap();
+    effects.result.unwrap()
+}
+
+/// The `PhoneCall` values of the `updatePhoneCall`s in a push.
+fn phone_calls(push: Push) -> Vec<enums::PhoneCall> {
+    let Push::Updates(updates) = push;
+    let list = match updates.as_ref() {
+        enums::Updates::Updates(u) => u.updates.clone(),
+        enums::Updates::UpdateShort(u) => vec![u.update.clone()],
+        _ => Vec::new(),
+    };
+    list.into_iter()
+        .filter_map(|u| match u {
+            enums::Update::PhoneCall(p) => Some(p.phone_call),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The next push carrying an `updatePhoneCall`, skipping others (history messages).
+async fn next_call_push(rx: &mut mpsc::Receiver<Push>) -> enums::PhoneCall {
+    loop {
+        let push = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a push in time")
+            .expect("the hub keeps the channel");
+        if let Some(call) = phone_calls(push).into_iter().next() {
+            return call;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_commits_then_rings_the_callee() {
+    let f = fixture().await;
+    let (alice, _alice_rx) = user(&f.shared, "15550101", 1).await;
+    let (bob, mut bob_rx) = user(&f.shared, "15550102", 2).await;
+    let call = request(&f.shared, alice, bob.user_id).await;
+    // Stored before anyone heard of it.
+    let stored = f.shared.store.load_calls().await.unwrap();
+    assert!(
+        stored
+            .iter()
+            .any(|r| r.id == call.id && r.state == "requested")
+    );
+    assert!(matches!(
+        next_call_push(&mut bob_rx).await,
+        enums::PhoneCall::Requested(r) if r.id == call.id
+    ));
+}
+
+#[tokio::test]
+async fn nobody_acknowledges_and_the_timer_ends_the_call_as_missed_on_time() {
+    let f = fixture().await;
+    let (alice, mut alice_rx) = user(&f.shared, "15550201", 1).await;
+    let (bob, mut bob_rx) = user(&f.shared, "15550202", 2).await;
+    let call = request(&f.shared, alice, bob.user_id).await;
+    assert!(matches!(
+        next_call_push(&mut bob_rx).await,
+        enums::PhoneCall::Requested(_)
+    ));
+    let timeouts = f.shared.config.calls.timeouts();
+    let due = Duration::from_secs((timeouts.receive + timeouts.grace) as u64);
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let timers = tokio::spawn(call_engine::run_timers(f.shared.clone(), stopped));
+    tokio::time::pause();
+    // Just before the deadline nothing has happened.
+    tokio::time::advance(due - Duration::from_secs(1)).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        alice_rx.try_recv().is_err(),
+        "the caller heard something early"
+    );
+    let live = f.shared.calls.live_calls().await.unwrap();
+    assert!(live.iter().any(|c| c.id == call.id));
+    // Past it, both parties hear the call end as missed, and it is stored so.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    tokio::time::resume();
+    for rx in [&mut alice_rx, &mut bob_rx] {
+        match next_call_push(rx).await {
+            enums::PhoneCall::Discarded(d) => {
+                assert_eq!(d.id, call.id);
+                assert!(matches!(
+                    d.reason,
+                    Some(enums::PhoneCallDiscardReason::Missed(_))
+                ));
+            }
+            other => panic!("expected the end of the call, got {other:?}"),
+        }
+    }
+    assert!(f.shared.calls.live_calls().await.unwrap().is_empty());
+    let _ = stop.send(true);
+    timers.await.unwrap();
+}
