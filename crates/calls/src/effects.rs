@@ -129,7 +129,7 @@ pub enum Ending {
 }
 
 /// The outcome of one operation: its result plus everything to apply, in order — persist
-/// first, then answer, then push.
+/// first, then push and write history, then answer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Effects<R> {
     /// The answer to the request.

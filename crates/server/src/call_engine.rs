@@ -15,13 +15,51 @@ use crate::topology::Committed;
 
 pub use crate::topology::decode;
 
-/// Runs `op` on the calls of `scope` and commits what it changed; returns its effects for
-/// publishing. Nothing is answered or pushed before the commit.
+/// A committed transition the world has not heard of yet. Its result comes out only through
+/// [`Unpublished::publish`], which first writes the history and sends the pushes: commit, then
+/// publish, then answer, in that order, whatever the handler does.
+#[must_use = "a transition's result is read by publishing it"]
+pub struct Unpublished<R> {
+    effects: Effects<R>,
+}
+
+/// A transition's result once published.
+pub struct Published<R> {
+    /// The operation's answer.
+    pub result: R,
+    /// The history updates the requesting session gets in its answer rather than as pushes
+    /// (see [`call_service::write_history`]).
+    pub own_history: Vec<tl::enums::Update>,
+}
+
+impl<R> Unpublished<R> {
+    /// What the state machine says happened.
+    pub fn events(&self) -> &[calls::CallEvent] {
+        &self.effects.events
+    }
+
+    /// Writes the history and sends the pushes, then hands out the result. With `requester`,
+    /// that session's own history updates are returned instead of pushed to it.
+    pub async fn publish(
+        self,
+        shared: &Shared,
+        requester: Option<calls::SessionRef>,
+    ) -> Result<Published<R>, RpcError> {
+        let own_history = publish(shared, &self.effects, requester).await?;
+        Ok(Published {
+            result: self.effects.result,
+            own_history,
+        })
+    }
+}
+
+/// Runs `op` on the calls of `scope` and commits what it changed. Nothing is pushed or
+/// answered before the commit; see [`Unpublished`] for what follows.
 pub async fn transition<R, F>(
     shared: &Shared,
     scope: CallScope,
     op: F,
-) -> Result<Effects<R>, RpcError>
+) -> Result<Unpublished<R>, RpcError>
 where
     R: Send + 'static,
     F: FnOnce(&mut CallRegistry) -> Effects<R> + Send + 'static,
@@ -44,7 +82,9 @@ where
     observe_commit(shared, &committed);
     let result = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
     let result = result.ok_or(RpcError::RpcCallFail)?;
-    Ok(committed.effects.map(|()| result))
+    Ok(Unpublished {
+        effects: committed.effects.map(|()| result),
+    })
 }
 
 /// Tells the metrics and the inspector what a commit changed.

@@ -259,6 +259,9 @@ pub async fn publish<R>(
     effects: &Effects<R>,
     requester: Option<calls::SessionRef>,
 ) -> Result<Vec<enums::Update>, RpcError> {
+    if effects.history.is_empty() && effects.pushes.is_empty() {
+        return Ok(Vec::new());
+    }
     // History carries pts: appended and pushed under its users' locks, so each user's sessions
     // get pts in order (`user_locks.rs`).
     let users: Vec<i64> = effects

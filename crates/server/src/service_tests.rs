@@ -96,7 +96,7 @@ async fn request(shared: &Shared, caller: SessionRef, callee: i64) -> calls::Cal
         callee,
         random_id: 7,
     };
-    let effects = call_engine::transition(shared, scope, move |reg| {
+    let committed = call_engine::transition(shared, scope, move |reg| {
         reg.request(
             caller,
             callee,
@@ -110,8 +110,8 @@ async fn request(shared: &Shared, caller: SessionRef, callee: i64) -> calls::Cal
     })
     .await
     .unwrap();
-    call_service::publish(shared, &effects, None).await.unwrap();
-    effects.result.unwrap()
+    let published = committed.publish(shared, None).await.unwrap();
+    published.result.unwrap()
 }
 
 /// The `PhoneCall` values of the `updatePhoneCall`s in a push.

@@ -1,10 +1,13 @@
 //! `phone.*` for one-to-one calls (`../shared/spec/calls.md`): each method runs its transition
-//! in the call registry under one lock, commits it, answers, then pushes.
+//! where calls live (`call_engine::transition`, committed when it returns), publishes it, and
+//! only then has its result to answer with.
 //! `phone.receivedCall` is the seed: <https://core.telegram.org/method/phone.receivedCall>.
 
 use calls::{SessionRef, protocol_from_tl, reason_from_tl};
+use store::CallScope;
 use tl::{enums, functions, types};
 
+use crate::call_engine::transition;
 use crate::call_service as service;
 use crate::errors::RpcError;
 use crate::render;
@@ -35,13 +38,6 @@ async fn phone_call(
     Ok(ctx.encode(&result))
 }
 
-/// Runs `op` on the calls of `scope` (`call_engine.rs`): committed when this returns.
-macro_rules! transition {
-    ($ctx:expr, $scope:expr, |$reg:ident| $op:expr) => {
-        crate::call_engine::transition($ctx.shared, $scope, move |$reg| $op).await?
-    };
-}
-
 pub fn get_call_config(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
     ctx.user_id()?;
     Ok(ctx.encode(&enums::DataJSON::from(types::DataJSON {
@@ -61,28 +57,34 @@ pub async fn request_call(
         callee: callee.id,
         random_id: r.random_id,
     };
-    let effects = transition!(ctx, scope, |reg| reg.request(
-        me,
-        callee.id,
-        r.random_id,
-        r.g_a_hash,
-        protocol_from_tl(&r.protocol),
-        r.video,
-        now,
-        &mut service::RandomIds
-    ));
-    let call = effects.result.clone()?;
+    let protocol = protocol_from_tl(&r.protocol);
+    let committed = transition(ctx.shared, scope, move |reg| {
+        reg.request(
+            me,
+            callee.id,
+            r.random_id,
+            r.g_a_hash,
+            protocol,
+            r.video,
+            now,
+            &mut service::RandomIds,
+        )
+    })
+    .await?;
+    let busy = committed
+        .events()
+        .iter()
+        .any(|e| matches!(e, calls::CallEvent::RefusedBusy { .. }));
+    let call = committed.publish(ctx.shared, None).await?.result?;
     ctx.trace.call_id = Some(call.id);
     tracing::info!(
         call_id = call.id,
         caller = me.user_id,
         callee = callee.id,
-        busy = !effects.history.is_empty(),
+        busy,
         "call requested"
     );
-    let answer = phone_call(ctx, &call, me.user_id).await?;
-    service::publish(ctx.shared, &effects, None).await?;
-    Ok(answer)
+    phone_call(ctx, &call, me.user_id).await
 }
 
 pub async fn received_call(
@@ -92,10 +94,11 @@ pub async fn received_call(
     let me = session(ctx)?;
     let (id, hash) = peer(&r.peer);
     let now = ctx.now as i32;
-    let effects = transition!(ctx, store::CallScope::Call(id), |reg| reg
-        .received(me, id, hash, now));
-    let ok = effects.result?;
-    service::publish(ctx.shared, &effects, None).await?;
+    let committed = transition(ctx.shared, CallScope::Call(id), move |reg| {
+        reg.received(me, id, hash, now)
+    })
+    .await?;
+    let ok = committed.publish(ctx.shared, None).await?.result?;
     Ok(ctx.encode(&ok))
 }
 
@@ -106,18 +109,13 @@ pub async fn accept_call(
     let me = session(ctx)?;
     let (id, hash) = peer(&r.peer);
     let now = ctx.now as i32;
-    let effects = transition!(ctx, store::CallScope::Call(id), |reg| reg.accept(
-        me,
-        id,
-        hash,
-        r.g_b,
-        protocol_from_tl(&r.protocol),
-        now
-    ));
-    let call = effects.result.clone()?;
-    let answer = phone_call(ctx, &call, me.user_id).await?;
-    service::publish(ctx.shared, &effects, None).await?;
-    Ok(answer)
+    let protocol = protocol_from_tl(&r.protocol);
+    let committed = transition(ctx.shared, CallScope::Call(id), move |reg| {
+        reg.accept(me, id, hash, r.g_b, protocol, now)
+    })
+    .await?;
+    let call = committed.publish(ctx.shared, None).await?.result?;
+    phone_call(ctx, &call, me.user_id).await
 }
 
 pub async fn confirm_call(
@@ -127,17 +125,12 @@ pub async fn confirm_call(
     let me = session(ctx)?;
     let (id, hash) = peer(&r.peer);
     let now = ctx.now as i32;
-    let effects = transition!(ctx, store::CallScope::Call(id), |reg| reg.confirm(
-        me,
-        id,
-        hash,
-        r.g_a,
-        r.key_fingerprint,
-        now
-    ));
-    // A refused confirmation may still have ended the call: publish either way.
-    service::publish(ctx.shared, &effects, None).await?;
-    let call = effects.result?;
+    let committed = transition(ctx.shared, CallScope::Call(id), move |reg| {
+        reg.confirm(me, id, hash, r.g_a, r.key_fingerprint, now)
+    })
+    .await?;
+    // A refused confirmation may still have ended the call: its pushes go out either way.
+    let call = committed.publish(ctx.shared, None).await?.result?;
     phone_call(ctx, &call, me.user_id).await
 }
 
@@ -149,10 +142,12 @@ pub async fn discard_call(
     let (id, hash) = peer(&r.peer);
     let now = ctx.now as i32;
     let reason = Some(reason_from_tl(&r.reason));
-    let effects = transition!(ctx, store::CallScope::Call(id), |reg| reg
-        .discard(me, id, hash, r.duration, reason, now));
-    let call = effects.result.clone()?;
-    let own_history = service::publish(ctx.shared, &effects, Some(me)).await?;
+    let committed = transition(ctx.shared, CallScope::Call(id), move |reg| {
+        reg.discard(me, id, hash, r.duration, reason, now)
+    })
+    .await?;
+    let published = committed.publish(ctx.shared, Some(me)).await?;
+    let (call, own_history) = (published.result?, published.own_history);
     let mut list = vec![enums::Update::from(types::UpdatePhoneCall {
         phone_call: service::view(ctx.shared, &call, me.user_id),
     })];
@@ -174,20 +169,22 @@ pub async fn send_signaling_data(
 ) -> Result<Vec<u8>, RpcError> {
     let me = session(ctx)?;
     let (id, hash) = peer(&r.peer);
-    let effects = transition!(ctx, store::CallScope::Call(id), |reg| reg
-        .signaling(me, id, hash, r.data));
-    let ok = effects.result?;
-    service::publish(ctx.shared, &effects, None).await?;
+    let committed = transition(ctx.shared, CallScope::Call(id), move |reg| {
+        reg.signaling(me, id, hash, r.data)
+    })
+    .await?;
+    let ok = committed.publish(ctx.shared, None).await?.result?;
     Ok(ctx.encode(&ok))
 }
 
 async fn check_participant(ctx: &RpcCtx<'_>, p: &enums::InputPhoneCall) -> Result<(), RpcError> {
     let me = ctx.user_id()?;
     let (id, hash) = peer(p);
-    let checked = transition!(ctx, store::CallScope::Call(id), |reg| {
+    let checked = transition(ctx.shared, CallScope::Call(id), move |reg| {
         calls::Effects::only(reg.check_participant(me, id, hash))
-    });
-    checked.result?;
+    })
+    .await?;
+    checked.publish(ctx.shared, None).await?.result?;
     Ok(())
 }
 
