@@ -554,10 +554,10 @@ impl Store for PgStore {
         Box::pin(async move {
             self.query_all(sql::UPDATES_AFTER, &[&user_id, &after, &limit], |r| {
                 UpdateRow {
-                    pts: r.get(0),
-                    pts_count: r.get(1),
-                    date: r.get(2),
-                    body: r.get(3),
+                    pts: r.get("pts"),
+                    pts_count: r.get("pts_count"),
+                    date: r.get("date"),
+                    body: r.get("body"),
                 }
             })
             .await

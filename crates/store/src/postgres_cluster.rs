@@ -42,7 +42,9 @@ impl PgStore {
                     .await
                     .map_err(db_error)?;
                 let parties = tx.query_opt(&parties, &[&id]).await.map_err(db_error)?;
-                let users = parties.map_or(Vec::new(), |r| vec![r.get::<_, i64>(0), r.get(1)]);
+                let users = parties.map_or(Vec::new(), |r| {
+                    vec![r.get::<_, i64>("admin_id"), r.get("participant_id")]
+                });
                 (users, Some(id), None)
             }
         };
@@ -155,12 +157,12 @@ impl Cluster for PgStore {
                 "SELECT seq, user_id, except_key, only_key, body FROM pushes WHERE seq > $1 ORDER BY seq LIMIT $2",
                 &[&after, &limit],
                 |r| StoredPush {
-                    seq: r.get(0),
+                    seq: r.get("seq"),
                     push: PushRow {
-                        user_id: r.get(1),
-                        except_key: r.get(2),
-                        only_key: r.get(3),
-                        body: r.get(4),
+                        user_id: r.get("user_id"),
+                        except_key: r.get("except_key"),
+                        only_key: r.get("only_key"),
+                        body: r.get("body"),
                     },
                 },
             )

@@ -75,7 +75,7 @@ async fn publish_rows(
         .map_err(db_error)?;
     let mut newest: Vec<(i64, i64)> = Vec::new();
     for r in &inserted {
-        let (seq, user): (i64, i64) = (r.get(0), r.get(1));
+        let (seq, user): (i64, i64) = (r.get("seq"), r.get("user_id"));
         match newest.iter_mut().find(|(u, _)| *u == user) {
             Some(entry) => entry.1 = entry.1.max(seq),
             None => newest.push((user, seq)),

@@ -27,28 +27,28 @@ pub(crate) fn db_error(e: tokio_postgres::Error) -> StoreError {
 
 pub(crate) fn user_row(r: &Row) -> User {
     User {
-        id: r.get(0),
-        phone: r.get(1),
-        first_name: r.get(2),
-        last_name: r.get(3),
-        username: r.get(4),
-        bot: r.get(5),
-        bot_secret: r.get(6),
-        created_at: r.get(7),
+        id: r.get("id"),
+        phone: r.get("phone"),
+        first_name: r.get("first_name"),
+        last_name: r.get("last_name"),
+        username: r.get("username"),
+        bot: r.get("bot"),
+        bot_secret: r.get("bot_secret"),
+        created_at: r.get("created_at"),
     }
 }
 
 pub(crate) fn key_row(r: &Row) -> AuthKeyRow {
-    let api_id: Option<i32> = r.get(8);
+    let api_id: Option<i32> = r.get("api_id");
     AuthKeyRow {
-        id: r.get(0),
-        key: r.get(1),
-        created_at: r.get(2),
-        first_salt: r.get(3),
-        expires_at: r.get(4),
-        perm_key_id: r.get(5),
-        user_id: r.get(6),
-        layer: r.get(7),
+        id: r.get("id"),
+        key: r.get("key"),
+        created_at: r.get("created_at"),
+        first_salt: r.get("first_salt"),
+        expires_at: r.get("expires_at"),
+        perm_key_id: r.get("perm_key_id"),
+        user_id: r.get("user_id"),
+        layer: r.get("layer"),
         client: api_id.map(|api_id| ClientInfo {
             api_id,
             device_model: r.get::<_, Option<String>>(9).unwrap_or_default(),
@@ -61,26 +61,26 @@ pub(crate) fn key_row(r: &Row) -> AuthKeyRow {
 
 pub(crate) fn call_row(r: &Row) -> CallRow {
     CallRow {
-        id: r.get(0),
-        admin_id: r.get(1),
-        participant_id: r.get(2),
-        state: r.get(3),
-        body: r.get(4),
-        updated_at: r.get(5),
-        random_id: r.get(6),
-        deadline: r.get(7),
+        id: r.get("id"),
+        admin_id: r.get("admin_id"),
+        participant_id: r.get("participant_id"),
+        state: r.get("state"),
+        body: r.get("body"),
+        updated_at: r.get("updated_at"),
+        random_id: r.get("random_id"),
+        deadline: r.get("deadline"),
     }
 }
 
 pub(crate) fn code_row(r: &Row) -> LoginCode {
     LoginCode {
-        hash: r.get(0),
-        phone: r.get(1),
-        code: r.get(2),
-        created_at: r.get(3),
-        expires_at: r.get(4),
-        attempts: r.get(5),
-        verified: r.get(6),
+        hash: r.get("phone_code_hash"),
+        phone: r.get("phone"),
+        code: r.get("code"),
+        created_at: r.get("created_at"),
+        expires_at: r.get("expires_at"),
+        attempts: r.get("attempts"),
+        verified: r.get("verified"),
     }
 }
 

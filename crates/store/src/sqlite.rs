@@ -150,7 +150,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 fn key_row(r: &Row) -> rusqlite::Result<AuthKeyRow> {
-    let api_id: Option<i32> = r.get(8)?;
+    let api_id: Option<i32> = r.get("api_id")?;
     let client = match api_id {
         Some(api_id) => Some(ClientInfo {
             api_id,
@@ -162,40 +162,40 @@ fn key_row(r: &Row) -> rusqlite::Result<AuthKeyRow> {
         None => None,
     };
     Ok(AuthKeyRow {
-        id: r.get(0)?,
-        key: r.get(1)?,
-        created_at: r.get(2)?,
-        first_salt: r.get(3)?,
-        expires_at: r.get(4)?,
-        perm_key_id: r.get(5)?,
-        user_id: r.get(6)?,
-        layer: r.get(7)?,
+        id: r.get("id")?,
+        key: r.get("key")?,
+        created_at: r.get("created_at")?,
+        first_salt: r.get("first_salt")?,
+        expires_at: r.get("expires_at")?,
+        perm_key_id: r.get("perm_key_id")?,
+        user_id: r.get("user_id")?,
+        layer: r.get("layer")?,
         client,
     })
 }
 
 fn user_row(r: &Row) -> rusqlite::Result<User> {
     Ok(User {
-        id: r.get(0)?,
-        phone: r.get(1)?,
-        first_name: r.get(2)?,
-        last_name: r.get(3)?,
-        username: r.get(4)?,
-        bot: r.get(5)?,
-        bot_secret: r.get(6)?,
-        created_at: r.get(7)?,
+        id: r.get("id")?,
+        phone: r.get("phone")?,
+        first_name: r.get("first_name")?,
+        last_name: r.get("last_name")?,
+        username: r.get("username")?,
+        bot: r.get("bot")?,
+        bot_secret: r.get("bot_secret")?,
+        created_at: r.get("created_at")?,
     })
 }
 
 fn code_row(r: &Row) -> rusqlite::Result<LoginCode> {
     Ok(LoginCode {
-        hash: r.get(0)?,
-        phone: r.get(1)?,
-        code: r.get(2)?,
-        created_at: r.get(3)?,
-        expires_at: r.get(4)?,
-        attempts: r.get(5)?,
-        verified: r.get(6)?,
+        hash: r.get("phone_code_hash")?,
+        phone: r.get("phone")?,
+        code: r.get("code")?,
+        created_at: r.get("created_at")?,
+        expires_at: r.get("expires_at")?,
+        attempts: r.get("attempts")?,
+        verified: r.get("verified")?,
     })
 }
 
@@ -509,14 +509,14 @@ impl Store for SqliteStore {
             let rows = stmt
                 .query_map([], |r| {
                     Ok(CallRow {
-                        id: r.get(0)?,
-                        admin_id: r.get(1)?,
-                        participant_id: r.get(2)?,
-                        state: r.get(3)?,
-                        body: r.get(4)?,
-                        updated_at: r.get(5)?,
-                        random_id: r.get(6)?,
-                        deadline: r.get(7)?,
+                        id: r.get("id")?,
+                        admin_id: r.get("admin_id")?,
+                        participant_id: r.get("participant_id")?,
+                        state: r.get("state")?,
+                        body: r.get("body")?,
+                        updated_at: r.get("updated_at")?,
+                        random_id: r.get("random_id")?,
+                        deadline: r.get("deadline")?,
                     })
                 })
                 .map_err(unavailable)?;
@@ -551,10 +551,10 @@ impl Store for SqliteStore {
             let rows = stmt
                 .query_map(params![user_id, after, limit], |r| {
                     Ok(UpdateRow {
-                        pts: r.get(0)?,
-                        pts_count: r.get(1)?,
-                        date: r.get(2)?,
-                        body: r.get(3)?,
+                        pts: r.get("pts")?,
+                        pts_count: r.get("pts_count")?,
+                        date: r.get("date")?,
+                        body: r.get("body")?,
                     })
                 })
                 .map_err(unavailable)?;
