@@ -301,8 +301,8 @@ impl World {
                     // Only a tick forgets, and only tombstones past their hour.
                     assert_eq!(op, 6, "call {id} vanished outside a tick");
                     assert!(effects.forget.contains(id), "call {id} forgotten silently");
-                    let d = old.discard.as_ref().expect("a live call was forgotten");
-                    assert_eq!(old.state, State::Discarded);
+                    let d = old.discard().expect("a live call was forgotten");
+                    assert_eq!(old.state(), State::Discarded);
                     assert!(
                         d.at + tombstone <= self.now,
                         "tombstone {id} forgotten early"
@@ -310,14 +310,14 @@ impl World {
                     self.forgotten.insert(*id);
                 }
                 Some(new) => {
-                    if old.state == State::Discarded {
-                        assert_eq!(new.state, State::Discarded, "call {id} left Discarded");
-                        assert_eq!(new.discard, old.discard, "call {id}: discard info changed");
+                    if old.state() == State::Discarded {
+                        assert_eq!(new.state(), State::Discarded, "call {id} left Discarded");
+                        assert_eq!(new.discard(), old.discard(), "call {id}: discard info changed");
                         assert_eq!(new, old, "call {id} changed after Discarded");
                     }
-                    assert!(rank(new.state) >= rank(old.state), "call {id} went back");
-                    if let Some(r) = old.receive_date {
-                        assert_eq!(new.receive_date, Some(r), "call {id}: receive_date changed");
+                    assert!(rank(new.state()) >= rank(old.state()), "call {id} went back");
+                    if let Some(r) = old.receive_date() {
+                        assert_eq!(new.receive_date(), Some(r), "call {id}: receive_date changed");
                     }
                     if new != old {
                         let persisted = effects.persist.iter().rev().find(|c| c.id == *id);
@@ -335,7 +335,7 @@ impl World {
                 let persisted = effects.persist.iter().rev().find(|c| c.id == *id);
                 assert_eq!(persisted, Some(new), "new call {id} not persisted");
             }
-            assert_eq!(new.discard.is_some(), new.state == State::Discarded);
+            assert_eq!(new.discard().is_some(), new.state() == State::Discarded);
         }
         for id in &effects.forget {
             assert!(
@@ -348,7 +348,7 @@ impl World {
         for p in &effects.pushes {
             if let Push::Call { viewer, call, .. } = p
                 && *viewer == call.admin_id
-                && call.state == State::Received
+                && call.state() == State::Received
             {
                 let n = self.receive_pushes.entry(call.id).or_default();
                 *n += 1;
@@ -361,7 +361,7 @@ impl World {
         }
 
         // busy and the live-call indexes against the calls themselves.
-        let live: Vec<&Call> = after.values().filter(|c| c.state.is_live()).collect();
+        let live: Vec<&Call> = after.values().filter(|c| c.state().is_live()).collect();
         let mut live_ids: Vec<i64> = live.iter().map(|c| c.id).collect();
         live_ids.sort_unstable();
         let mut reg_live: Vec<i64> = self.reg.live_calls().map(|c| c.id).collect();
@@ -372,7 +372,7 @@ impl World {
                 c.admin_id == u
                     || (c.participant_id == u
                         && matches!(
-                            c.state,
+                            c.state(),
                             State::Received | State::Accepted | State::Confirmed
                         ))
             });
@@ -389,7 +389,7 @@ impl World {
             let accepted = live
                 .iter()
                 .filter(|c| {
-                    c.participant_id == u && matches!(c.state, State::Accepted | State::Confirmed)
+                    c.participant_id == u && matches!(c.state(), State::Accepted | State::Confirmed)
                 })
                 .count();
             assert!(

@@ -17,6 +17,6 @@ mod view;
 
 pub use effects::{CallEvent, Effects, Ending, HistoryEntry, Push, PushTarget};
 pub use error::CallError;
-pub use model::{Call, Discard, Protocol, Reason, SessionRef, State};
+pub use model::{Answer, Call, Discard, Keys, Phase, Protocol, Reason, SessionRef, Stage, State};
 pub use registry::{CallRegistry, Ids, Timeouts};
 pub use view::{discard_reason_tl, protocol_from_tl, protocol_tl, reason_from_tl, view};

@@ -112,6 +112,70 @@ pub struct Discard {
     pub need_debug: bool,
 }
 
+/// The callee's answer: what the accepting device sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The callee session that accepted.
+    pub session: SessionRef,
+    /// Its `g_b`.
+    pub g_b: Vec<u8>,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// The protocol both sides share.
+    pub negotiated: Protocol,
+    /// When it accepted.
+    pub date: i32,
+}
+
+/// The caller's confirmation: the key exchange is complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keys {
+    /// The caller's `g_a`.
+    pub g_a: Vec<u8>,
+    /// The key fingerprint the caller sent.
+    pub fingerprint: i64,
+    /// When it confirmed (the call's start).
+    pub date: i32,
+}
+
+/// How far a call got: each step carries what it brought, so a call cannot be accepted
+/// without a `g_b` or confirmed without keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Created by `phone.requestCall`; the callee's devices ring.
+    Requested,
+    /// Acknowledged by `phone.receivedCall` at `at`; the caller rings.
+    Received {
+        /// When the first acknowledgement arrived.
+        at: i32,
+    },
+    /// Accepted by one of the callee's devices.
+    Accepted {
+        /// When it was acknowledged (the acceptance, if it came first).
+        received_at: i32,
+        /// The accepting device's answer.
+        answer: Answer,
+    },
+    /// Confirmed by the caller: keys exchanged, media may flow.
+    Confirmed {
+        /// When it was acknowledged.
+        received_at: i32,
+        /// The accepting device's answer.
+        answer: Answer,
+        /// The caller's confirmation.
+        keys: Keys,
+    },
+}
+
+/// Where a call stands: live at a stage, or ended after reaching one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not ended.
+    Live(Stage),
+    /// Ended; kept as a tombstone for late requests.
+    Ended(Stage, Discard),
+}
+
 /// A one-to-one call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {
@@ -131,37 +195,94 @@ pub struct Call {
     pub admin_hash: i64,
     /// The callee's access hash for the call.
     pub participant_hash: i64,
-    /// Where things stand.
-    pub state: State,
     /// SHA-256 of the caller's `g_a`.
     pub g_a_hash: Vec<u8>,
-    /// The callee's `g_b`, once accepted.
-    pub g_b: Option<Vec<u8>>,
-    /// The caller's `g_a`, once confirmed.
-    pub g_a: Option<Vec<u8>>,
-    /// The key fingerprint the caller sent.
-    pub key_fingerprint: Option<i64>,
     /// The caller's protocol.
     pub caller_protocol: Protocol,
-    /// The callee's protocol, once accepted.
-    pub callee_protocol: Option<Protocol>,
-    /// The negotiated protocol, once accepted.
-    pub negotiated: Option<Protocol>,
     /// The caller's session.
     pub caller_session: SessionRef,
-    /// The callee session that accepted.
-    pub accepting_session: Option<SessionRef>,
-    /// When the first `phone.receivedCall` arrived.
-    pub receive_date: Option<i32>,
-    /// When it was accepted.
-    pub accept_date: Option<i32>,
-    /// When it was confirmed.
-    pub start_date: Option<i32>,
-    /// How it ended.
-    pub discard: Option<Discard>,
+    /// Where things stand, with what each step brought.
+    pub phase: Phase,
+}
+
+impl Stage {
+    /// The state this stage is, live.
+    pub fn state(&self) -> State {
+        match self {
+            Stage::Requested => State::Requested,
+            Stage::Received { .. } => State::Received,
+            Stage::Accepted { .. } => State::Accepted,
+            Stage::Confirmed { .. } => State::Confirmed,
+        }
+    }
 }
 
 impl Call {
+    /// Where things stand.
+    pub fn state(&self) -> State {
+        match &self.phase {
+            Phase::Live(stage) => stage.state(),
+            Phase::Ended(..) => State::Discarded,
+        }
+    }
+
+    /// The stage reached, live or not.
+    pub fn stage(&self) -> &Stage {
+        match &self.phase {
+            Phase::Live(stage) | Phase::Ended(stage, _) => stage,
+        }
+    }
+
+    /// When the callee first acknowledged (or accepted), if it did.
+    pub fn receive_date(&self) -> Option<i32> {
+        match self.stage() {
+            Stage::Requested => None,
+            Stage::Received { at } => Some(*at),
+            Stage::Accepted { received_at, .. } | Stage::Confirmed { received_at, .. } => {
+                Some(*received_at)
+            }
+        }
+    }
+
+    /// The accepting device's answer, once accepted.
+    pub fn answer(&self) -> Option<&Answer> {
+        match self.stage() {
+            Stage::Accepted { answer, .. } | Stage::Confirmed { answer, .. } => Some(answer),
+            _ => None,
+        }
+    }
+
+    /// The caller's confirmation, once confirmed.
+    pub fn keys(&self) -> Option<&Keys> {
+        match self.stage() {
+            Stage::Confirmed { keys, .. } => Some(keys),
+            _ => None,
+        }
+    }
+
+    /// When it was accepted.
+    pub fn accept_date(&self) -> Option<i32> {
+        self.answer().map(|a| a.date)
+    }
+
+    /// When it was confirmed.
+    pub fn start_date(&self) -> Option<i32> {
+        self.keys().map(|k| k.date)
+    }
+
+    /// The negotiated protocol, once accepted.
+    pub fn negotiated(&self) -> Option<&Protocol> {
+        self.answer().map(|a| &a.negotiated)
+    }
+
+    /// How it ended, if it did.
+    pub fn discard(&self) -> Option<&Discard> {
+        match &self.phase {
+            Phase::Ended(_, d) => Some(d),
+            Phase::Live(_) => None,
+        }
+    }
+
     /// The access hash `user` uses for this call, if they are in it.
     pub fn hash_for(&self, user: i64) -> Option<i64> {
         if user == self.admin_id {
@@ -176,13 +297,13 @@ impl Call {
     /// Whether this call makes `user` busy (spec §2): it is live and `user` is its caller, or
     /// its callee once they acknowledged (`phone.receivedCall`) or accepted.
     pub fn makes_busy(&self, user: i64) -> bool {
-        self.state.is_live()
-            && (self.admin_id == user
-                || (self.participant_id == user
-                    && matches!(
-                        self.state,
-                        State::Received | State::Accepted | State::Confirmed
-                    )))
+        match &self.phase {
+            Phase::Ended(..) => false,
+            Phase::Live(stage) => {
+                self.admin_id == user
+                    || (self.participant_id == user && !matches!(stage, Stage::Requested))
+            }
+        }
     }
 
     /// The other party.
@@ -194,7 +315,8 @@ impl Call {
         }
     }
 
-    /// The compact binary form stored by the server.
+    /// The compact binary form stored by the server (the same layout whatever the stage:
+    /// each step's data as optional fields).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(256);
         let mut w = Writer::new(&mut buf, Layer::LATEST);
@@ -207,20 +329,26 @@ impl Call {
         w.put_i64(self.participant_id);
         w.put_i64(self.admin_hash);
         w.put_i64(self.participant_hash);
-        w.put_i32(i32::from(self.state.code()));
+        w.put_i32(i32::from(self.state().code()));
         w.put_bytes(&self.g_a_hash);
-        put_opt_bytes(&mut w, &self.g_b);
-        put_opt_bytes(&mut w, &self.g_a);
-        put_opt(&mut w, self.key_fingerprint, |w, v| w.put_i64(v));
+        let answer = self.answer();
+        let keys = self.keys();
+        put_opt(&mut w, answer.map(|a| a.g_b.as_slice()), |w, b| {
+            w.put_bytes(b)
+        });
+        put_opt(&mut w, keys.map(|k| k.g_a.as_slice()), |w, b| {
+            w.put_bytes(b)
+        });
+        put_opt(&mut w, keys.map(|k| k.fingerprint), |w, v| w.put_i64(v));
         put_protocol(&mut w, &self.caller_protocol);
-        put_opt(&mut w, self.callee_protocol.as_ref(), put_protocol);
-        put_opt(&mut w, self.negotiated.as_ref(), put_protocol);
+        put_opt(&mut w, answer.map(|a| &a.protocol), put_protocol);
+        put_opt(&mut w, answer.map(|a| &a.negotiated), put_protocol);
         put_session(&mut w, self.caller_session);
-        put_opt(&mut w, self.accepting_session, put_session);
-        put_opt(&mut w, self.receive_date, |w, v| w.put_i32(v));
-        put_opt(&mut w, self.accept_date, |w, v| w.put_i32(v));
-        put_opt(&mut w, self.start_date, |w, v| w.put_i32(v));
-        put_opt(&mut w, self.discard.as_ref(), |w, d| {
+        put_opt(&mut w, answer.map(|a| a.session), put_session);
+        put_opt(&mut w, self.receive_date(), |w, v| w.put_i32(v));
+        put_opt(&mut w, self.accept_date(), |w, v| w.put_i32(v));
+        put_opt(&mut w, self.start_date(), |w, v| w.put_i32(v));
+        put_opt(&mut w, self.discard(), |w, d| {
             put_opt(w, d.reason.as_ref(), put_reason);
             put_opt(w, d.duration, |w, v| w.put_i32(v));
             put_opt(w, d.by, |w, v| w.put_i64(v));
@@ -241,38 +369,94 @@ impl Call {
                 expected: "stored call",
             });
         }
-        let call = Call {
-            id: r.read_i64()?,
-            random_id: r.read_i32()?,
-            date: r.read_i32()?,
-            video: r.read_bool()?,
-            admin_id: r.read_i64()?,
-            participant_id: r.read_i64()?,
-            admin_hash: r.read_i64()?,
-            participant_hash: r.read_i64()?,
-            state: State::from_code(r.read_i32()? as u8).ok_or(DecodeError::InvalidLength(-1))?,
-            g_a_hash: r.read_bytes()?,
-            g_b: get_opt(r, |r| r.read_bytes())?,
-            g_a: get_opt(r, |r| r.read_bytes())?,
-            key_fingerprint: get_opt(r, |r| r.read_i64())?,
-            caller_protocol: get_protocol(r)?,
-            callee_protocol: get_opt(r, get_protocol)?,
-            negotiated: get_opt(r, get_protocol)?,
-            caller_session: get_session(r)?,
-            accepting_session: get_opt(r, get_session)?,
-            receive_date: get_opt(r, |r| r.read_i32())?,
-            accept_date: get_opt(r, |r| r.read_i32())?,
-            start_date: get_opt(r, |r| r.read_i32())?,
-            discard: get_opt(r, |r| {
-                Ok(Discard {
-                    reason: get_opt(r, get_reason)?,
-                    duration: get_opt(r, |r| r.read_i32())?,
-                    by: get_opt(r, |r| r.read_i64())?,
-                    at: r.read_i32()?,
-                    need_rating: r.read_bool()?,
-                    need_debug: r.read_bool()?,
+        let (id, random_id, date, video) =
+            (r.read_i64()?, r.read_i32()?, r.read_i32()?, r.read_bool()?);
+        let (admin_id, participant_id, admin_hash, participant_hash) =
+            (r.read_i64()?, r.read_i64()?, r.read_i64()?, r.read_i64()?);
+        let state = State::from_code(r.read_i32()? as u8).ok_or(DecodeError::InvalidLength(-1))?;
+        let g_a_hash = r.read_bytes()?;
+        let g_b = get_opt(r, |r| r.read_bytes())?;
+        let g_a = get_opt(r, |r| r.read_bytes())?;
+        let key_fingerprint = get_opt(r, |r| r.read_i64())?;
+        let caller_protocol = get_protocol(r)?;
+        let callee_protocol = get_opt(r, get_protocol)?;
+        let negotiated = get_opt(r, get_protocol)?;
+        let caller_session = get_session(r)?;
+        let accepting_session = get_opt(r, get_session)?;
+        let receive_date = get_opt(r, |r| r.read_i32())?;
+        let accept_date = get_opt(r, |r| r.read_i32())?;
+        let start_date = get_opt(r, |r| r.read_i32())?;
+        let discard = get_opt(r, |r| {
+            Ok(Discard {
+                reason: get_opt(r, get_reason)?,
+                duration: get_opt(r, |r| r.read_i32())?,
+                by: get_opt(r, |r| r.read_i64())?,
+                at: r.read_i32()?,
+                need_rating: r.read_bool()?,
+                need_debug: r.read_bool()?,
+            })
+        })?;
+        // The stage is what the stored steps add up to; a state that claims more than its
+        // data shows is refused.
+        let answer = match (
+            g_b,
+            callee_protocol,
+            negotiated,
+            accepting_session,
+            accept_date,
+        ) {
+            (Some(g_b), Some(protocol), Some(negotiated), Some(session), Some(date)) => {
+                Some(Answer {
+                    session,
+                    g_b,
+                    protocol,
+                    negotiated,
+                    date,
                 })
-            })?,
+            }
+            _ => None,
+        };
+        let keys = match (g_a, key_fingerprint, start_date) {
+            (Some(g_a), Some(fingerprint), Some(date)) => Some(Keys {
+                g_a,
+                fingerprint,
+                date,
+            }),
+            _ => None,
+        };
+        let stage = match (answer, keys, receive_date) {
+            (Some(answer), Some(keys), Some(received_at)) => Stage::Confirmed {
+                received_at,
+                answer,
+                keys,
+            },
+            (Some(answer), None, Some(received_at)) => Stage::Accepted {
+                received_at,
+                answer,
+            },
+            (None, None, Some(at)) => Stage::Received { at },
+            (None, None, None) => Stage::Requested,
+            _ => return Err(DecodeError::InvalidLength(-1)),
+        };
+        let phase = match (state, discard) {
+            (State::Discarded, Some(d)) => Phase::Ended(stage, d),
+            (State::Discarded, None) => return Err(DecodeError::InvalidLength(-1)),
+            (live, None) if live == stage.state() => Phase::Live(stage),
+            _ => return Err(DecodeError::InvalidLength(-1)),
+        };
+        let call = Call {
+            id,
+            random_id,
+            date,
+            video,
+            admin_id,
+            participant_id,
+            admin_hash,
+            participant_hash,
+            g_a_hash,
+            caller_protocol,
+            caller_session,
+            phase,
         };
         Ok(call)
     }
@@ -289,10 +473,6 @@ fn put_opt<T>(w: &mut Writer<'_>, v: Option<T>, f: impl FnOnce(&mut Writer<'_>, 
         }
         None => w.put_bool(false),
     }
-}
-
-fn put_opt_bytes(w: &mut Writer<'_>, v: &Option<Vec<u8>>) {
-    put_opt(w, v.as_deref(), |w, b| w.put_bytes(b));
 }
 
 fn get_opt<T>(

@@ -6,7 +6,9 @@ use std::collections::{BinaryHeap, HashMap};
 
 use crate::effects::{CallEvent, Effects, Ending, HistoryEntry, Push, PushTarget};
 use crate::error::CallError;
-use crate::model::{Call, Discard, Protocol, Reason, SessionRef, State};
+use crate::model::{
+    Answer, Call, Discard, Keys, Phase, Protocol, Reason, SessionRef, Stage, State,
+};
 use crate::view::sha256;
 
 /// A Diffie–Hellman public value (`g_a`, `g_b`): at most 256 bytes, in the safe range of
@@ -137,7 +139,7 @@ impl CallRegistry {
     }
 
     fn insert(&mut self, call: Call) {
-        if call.state.is_live() {
+        if call.state().is_live() {
             for user in [call.admin_id, call.participant_id] {
                 let list = self.live_by_user.entry(user).or_default();
                 if !list.contains(&call.id) {
@@ -147,7 +149,7 @@ impl CallRegistry {
         }
         self.by_random
             .insert((call.admin_id, call.random_id), call.id);
-        if let Some(d) = &call.discard {
+        if let Some(d) = call.discard() {
             self.tombstones
                 .push(Reverse((d.at + self.timeouts.tombstone, call.id)));
         }
@@ -169,7 +171,7 @@ impl CallRegistry {
 
     /// Calls not yet ended.
     pub fn live_calls(&self) -> impl Iterator<Item = &Call> {
-        self.calls.values().filter(|c| c.state.is_live())
+        self.calls.values().filter(|c| c.state().is_live())
     }
 
     /// Live calls of a user.
@@ -217,7 +219,7 @@ impl CallRegistry {
             .and_then(|id| self.calls.get(id))
         {
             // A retry of the same request returns the same call.
-            return match existing.state.is_live() && existing.participant_id == callee {
+            return match existing.state().is_live() && existing.participant_id == callee {
                 true => Effects::only(Ok(existing.clone())),
                 false => refuse(CallError::RandomIdDuplicate),
             };
@@ -235,20 +237,10 @@ impl CallRegistry {
             participant_id: callee,
             admin_hash: ids.access_hash(),
             participant_hash: ids.access_hash(),
-            state: State::Requested,
             g_a_hash,
-            g_b: None,
-            g_a: None,
-            key_fingerprint: None,
             caller_protocol: protocol,
-            callee_protocol: None,
-            negotiated: None,
             caller_session: caller,
-            accepting_session: None,
-            receive_date: None,
-            accept_date: None,
-            start_date: None,
-            discard: None,
+            phase: Phase::Live(Stage::Requested),
         };
         if self.busy(callee) {
             let busy_in = self
@@ -329,12 +321,11 @@ impl CallRegistry {
             Ok(c) => c,
             Err(e) => return refuse(e),
         };
-        match call.state {
+        match call.state() {
             State::Discarded => refuse(CallError::CallAlreadyDeclined),
             State::Requested => {
                 let call = self.calls.get_mut(&id).expect("found above");
-                call.state = State::Received;
-                call.receive_date = Some(now);
+                call.phase = Phase::Live(Stage::Received { at: now });
                 let snapshot = call.clone();
                 let mut effects = Effects::only(Ok(true));
                 effects.events.push(CallEvent::Acknowledged { call_id: id });
@@ -364,7 +355,7 @@ impl CallRegistry {
             Ok(c) => c,
             Err(e) => return refuse(e),
         };
-        match call.state {
+        match call.state() {
             State::Discarded => return refuse(CallError::CallAlreadyDeclined),
             State::Accepted | State::Confirmed => return refuse(CallError::CallAlreadyAccepted),
             State::Requested | State::Received => {}
@@ -378,7 +369,7 @@ impl CallRegistry {
         let occupied = self
             .live_calls_of(session.user_id)
             .iter()
-            .any(|c| c.id != id && matches!(c.state, State::Accepted | State::Confirmed));
+            .any(|c| c.id != id && matches!(c.state(), State::Accepted | State::Confirmed));
         if occupied {
             return refuse(CallError::CallOccupyFailed);
         }
@@ -387,13 +378,17 @@ impl CallRegistry {
             Err(e) => return refuse(e),
         };
         let call = self.calls.get_mut(&id).expect("found above");
-        call.state = State::Accepted;
-        call.g_b = Some(g_b);
-        call.accept_date = Some(now);
-        call.receive_date.get_or_insert(now);
-        call.accepting_session = Some(session);
-        call.callee_protocol = Some(protocol);
-        call.negotiated = Some(negotiated);
+        let received_at = call.receive_date().unwrap_or(now);
+        call.phase = Phase::Live(Stage::Accepted {
+            received_at,
+            answer: Answer {
+                session,
+                g_b,
+                protocol,
+                negotiated,
+                date: now,
+            },
+        });
         let snapshot = call.clone();
         let mut effects = Effects::only(Ok(snapshot.clone()));
         effects.events.push(CallEvent::Answered { call_id: id });
@@ -426,7 +421,7 @@ impl CallRegistry {
             Ok(c) => c,
             Err(e) => return refuse(e),
         };
-        match call.state {
+        match call.state() {
             State::Discarded => return refuse(CallError::CallAlreadyDeclined),
             State::Requested | State::Received => return refuse(CallError::CallPeerInvalid),
             State::Confirmed => return Effects::only(Ok(call.clone())),
@@ -456,18 +451,31 @@ impl CallRegistry {
             return effects;
         }
         let call = self.calls.get_mut(&id).expect("found above");
-        call.state = State::Confirmed;
-        call.g_a = Some(g_a);
-        call.key_fingerprint = Some(key_fingerprint);
-        call.start_date = Some(now);
+        let Phase::Live(Stage::Accepted {
+            received_at,
+            answer,
+        }) = &call.phase
+        else {
+            return refuse(CallError::CallPeerInvalid);
+        };
+        call.phase = Phase::Live(Stage::Confirmed {
+            received_at: *received_at,
+            answer: answer.clone(),
+            keys: Keys {
+                g_a,
+                fingerprint: key_fingerprint,
+                date: now,
+            },
+        });
         let snapshot = call.clone();
         let mut effects = Effects::only(Ok(snapshot.clone()));
         effects.events.push(CallEvent::Confirmed { call_id: id });
         effects.persist.push(snapshot.clone());
-        let target = snapshot.accepting_session.map_or(
-            PushTarget::User(snapshot.participant_id),
-            PushTarget::Session,
-        );
+        let target = snapshot
+            .answer()
+            .map_or(PushTarget::User(snapshot.participant_id), |a| {
+                PushTarget::Session(a.session)
+            });
         effects.pushes.push(Push::Call {
             target,
             viewer: snapshot.participant_id,
@@ -490,16 +498,15 @@ impl CallRegistry {
             Ok(c) => c,
             Err(e) => return refuse(e),
         };
-        if call.state == State::Discarded {
+        if call.state() == State::Discarded {
             return Effects::only(Ok(call.clone()));
         }
         let answered_elsewhere = session.user_id == call.participant_id
-            && matches!(call.state, State::Accepted | State::Confirmed)
-            && call.accepting_session != Some(session);
+            && call.answer().is_some_and(|a| a.session != session);
         if answered_elsewhere {
             return refuse(CallError::CallAlreadyAccepted);
         }
-        let duration = (call.state == State::Confirmed).then_some(duration.max(0));
+        let duration = (call.state() == State::Confirmed).then_some(duration.max(0));
         let other = call.other(session.user_id);
         let by = if session.user_id == call.admin_id {
             Ending::Caller
@@ -535,13 +542,15 @@ impl CallRegistry {
             Ok(c) => c,
             Err(e) => return refuse(e),
         };
-        match call.state {
+        match call.state() {
             State::Discarded => Effects::only(Ok(true)),
             State::Requested | State::Received => refuse(CallError::CallNotActive),
             State::Accepted | State::Confirmed => {
                 let target = if session.user_id == call.admin_id {
-                    call.accepting_session
-                        .map_or(PushTarget::User(call.participant_id), PushTarget::Session)
+                    call.answer()
+                        .map_or(PushTarget::User(call.participant_id), |a| {
+                            PushTarget::Session(a.session)
+                        })
                 } else {
                     PushTarget::Session(call.caller_session)
                 };
@@ -586,17 +595,19 @@ impl CallRegistry {
             call_id: id,
             reason: reason.clone(),
             by: ending,
-            answered: call.accept_date.is_some(),
+            answered: call.answer().is_some(),
         });
-        call.state = State::Discarded;
-        call.discard = Some(Discard {
+        let discard = Discard {
             reason: reason.clone(),
             duration,
             by,
             at: now,
             need_rating: false,
             need_debug: false,
-        });
+        };
+        call.phase = match std::mem::replace(&mut call.phase, Phase::Live(Stage::Requested)) {
+            Phase::Live(stage) | Phase::Ended(stage, _) => Phase::Ended(stage, discard),
+        };
         let snapshot = call.clone();
         self.tombstones
             .push(Reverse((now + self.timeouts.tombstone, id)));
@@ -634,22 +645,17 @@ impl CallRegistry {
     /// The deadline of a live call, if it has one.
     fn deadline(&self, call: &Call) -> Option<(i32, Reason)> {
         let t = &self.timeouts;
-        match call.state {
-            State::Requested => Some((call.date + t.receive + t.grace, Reason::Missed)),
-            State::Received => Some((
-                call.receive_date.unwrap_or(call.date) + t.ring + t.grace,
-                Reason::Missed,
-            )),
-            State::Accepted => Some((
-                call.accept_date.unwrap_or(call.date) + t.receive + t.grace,
-                Reason::Disconnect,
-            )),
-            State::Confirmed => Some((
-                call.start_date.unwrap_or(call.date) + t.max_duration,
-                Reason::Disconnect,
-            )),
-            State::Discarded => None,
-        }
+        let Phase::Live(stage) = &call.phase else {
+            return None;
+        };
+        Some(match stage {
+            Stage::Requested => (call.date + t.receive + t.grace, Reason::Missed),
+            Stage::Received { at } => (at + t.ring + t.grace, Reason::Missed),
+            Stage::Accepted { answer, .. } => {
+                (answer.date + t.receive + t.grace, Reason::Disconnect)
+            }
+            Stage::Confirmed { keys, .. } => (keys.date + t.max_duration, Reason::Disconnect),
+        })
     }
 
     /// When the timer next acts on `call` (Unix seconds), if it is live: stored with the call
@@ -711,8 +717,7 @@ impl CallRegistry {
             }
             self.tombstones.pop();
             let expired = self.calls.get(&id).is_some_and(|c| {
-                c.discard
-                    .as_ref()
+                c.discard()
                     .is_some_and(|d| d.at + self.timeouts.tombstone <= now)
             });
             if expired && let Some(c) = self.calls.remove(&id) {

@@ -4,7 +4,7 @@
 use sha2::Digest as _;
 use tl::{enums, types};
 
-use crate::{Call, Protocol, Reason, State};
+use crate::{Call, Phase, Protocol, Reason, Stage};
 
 /// `PhoneCallProtocol` in TL form.
 pub fn protocol_tl(p: &Protocol) -> enums::PhoneCallProtocol {
@@ -66,37 +66,37 @@ pub fn view(
 ) -> enums::PhoneCall {
     let access_hash = call.hash_for(viewer).unwrap_or_default();
     let is_admin = viewer == call.admin_id;
-    let negotiated = call.negotiated.as_ref().unwrap_or(&call.caller_protocol);
-    if let Some(d) = &call.discard {
-        return types::PhoneCallDiscarded {
-            need_rating: d.need_rating,
-            need_debug: d.need_debug,
-            video: call.video,
-            id: call.id,
-            reason: d.reason.as_ref().map(discard_reason_tl),
-            duration: d.duration,
-        }
-        .into();
-    }
-    match (call.state, is_admin) {
-        (State::Requested | State::Received, true) | (State::Accepted, false) => {
-            types::PhoneCallWaiting {
+    let stage = match &call.phase {
+        Phase::Ended(_, d) => {
+            return types::PhoneCallDiscarded {
+                need_rating: d.need_rating,
+                need_debug: d.need_debug,
                 video: call.video,
                 id: call.id,
-                access_hash,
-                date: call.date,
-                admin_id: call.admin_id,
-                participant_id: call.participant_id,
-                protocol: protocol_tl(if is_admin {
-                    &call.caller_protocol
-                } else {
-                    negotiated
-                }),
-                receive_date: call.receive_date,
+                reason: d.reason.as_ref().map(discard_reason_tl),
+                duration: d.duration,
             }
-            .into()
+            .into();
         }
-        (State::Requested | State::Received, false) => types::PhoneCallRequested {
+        Phase::Live(stage) => stage,
+    };
+    let waiting = |protocol: &Protocol, receive_date: Option<i32>| -> enums::PhoneCall {
+        types::PhoneCallWaiting {
+            video: call.video,
+            id: call.id,
+            access_hash,
+            date: call.date,
+            admin_id: call.admin_id,
+            participant_id: call.participant_id,
+            protocol: protocol_tl(protocol),
+            receive_date,
+        }
+        .into()
+    };
+    match (stage, is_admin) {
+        (Stage::Requested, true) => waiting(&call.caller_protocol, None),
+        (Stage::Received { at }, true) => waiting(&call.caller_protocol, Some(*at)),
+        (Stage::Requested | Stage::Received { .. }, false) => types::PhoneCallRequested {
             video: call.video,
             id: call.id,
             access_hash,
@@ -107,18 +107,25 @@ pub fn view(
             protocol: protocol_tl(&call.caller_protocol),
         }
         .into(),
-        (State::Accepted, true) => types::PhoneCallAccepted {
+        (
+            Stage::Accepted {
+                received_at,
+                answer,
+            },
+            false,
+        ) => waiting(&answer.negotiated, Some(*received_at)),
+        (Stage::Accepted { answer, .. }, true) => types::PhoneCallAccepted {
             video: call.video,
             id: call.id,
             access_hash,
             date: call.date,
             admin_id: call.admin_id,
             participant_id: call.participant_id,
-            g_b: call.g_b.clone().unwrap_or_default(),
-            protocol: protocol_tl(negotiated),
+            g_b: answer.g_b.clone(),
+            protocol: protocol_tl(&answer.negotiated),
         }
         .into(),
-        (State::Confirmed | State::Discarded, _) => types::PhoneCall {
+        (Stage::Confirmed { answer, keys, .. }, _) => types::PhoneCall {
             p2p_allowed,
             video: call.video,
             conference_supported: false,
@@ -127,17 +134,16 @@ pub fn view(
             date: call.date,
             admin_id: call.admin_id,
             participant_id: call.participant_id,
-            // The callee gets g_a (spec §5.4, [DOC]); the caller g_b.
+            // The callee gets g_a (spec §5.4); the caller g_b.
             g_a_or_b: if is_admin {
-                call.g_b.clone()
+                answer.g_b.clone()
             } else {
-                call.g_a.clone()
-            }
-            .unwrap_or_default(),
-            key_fingerprint: call.key_fingerprint.unwrap_or_default(),
-            protocol: protocol_tl(negotiated),
+                keys.g_a.clone()
+            },
+            key_fingerprint: keys.fingerprint,
+            protocol: protocol_tl(&answer.negotiated),
             connections: connections.to_vec(),
-            start_date: call.start_date.unwrap_or(call.date),
+            start_date: keys.date,
             custom_parameters: None,
         }
         .into(),

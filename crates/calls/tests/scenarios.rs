@@ -137,7 +137,7 @@ impl World {
                 self.discard(A, id, Reason::Hangup).result.unwrap();
             }
         }
-        assert_eq!(self.reg.get(id).unwrap().state, state);
+        assert_eq!(self.reg.get(id).unwrap().state(), state);
         id
     }
 }
@@ -154,7 +154,7 @@ fn call_pushes(e: &Effects<impl std::fmt::Debug>) -> Vec<(PushTarget, State, Opt
     e.pushes
         .iter()
         .filter_map(|p| match p {
-            Push::Call { target, call, .. } => Some((*target, call.state, call.receive_date)),
+            Push::Call { target, call, .. } => Some((*target, call.state(), call.receive_date())),
             _ => None,
         })
         .collect()
@@ -243,9 +243,9 @@ fn accept_call_in_every_state() {
         match state {
             State::Requested | State::Received => {
                 let call = e.result.as_ref().unwrap();
-                assert_eq!(call.state, State::Accepted);
+                assert_eq!(call.state(), State::Accepted);
                 assert_eq!(
-                    call.receive_date,
+                    call.receive_date(),
                     Some(if state == State::Received {
                         T0 + 1
                     } else {
@@ -253,7 +253,7 @@ fn accept_call_in_every_state() {
                     }),
                     "accept implies received"
                 );
-                assert!(e.pushes.iter().any(|p| matches!(p, Push::Call { target: PushTarget::User(1), call, .. } if call.state == State::Accepted)));
+                assert!(e.pushes.iter().any(|p| matches!(p, Push::Call { target: PushTarget::User(1), call, .. } if call.state() == State::Accepted)));
                 assert!(e.pushes.iter().any(|p| matches!(
                     p,
                     Push::AnsweredElsewhere {
@@ -320,9 +320,14 @@ fn accept_negotiates_the_protocol() {
         .accept(B1, id, hb, vec![9; 256], callee, T0)
         .result
         .unwrap();
-    let n = call.negotiated.unwrap();
+    let n = call.negotiated().unwrap();
     assert_eq!(
-        (n.min_layer, n.max_layer, n.udp_p2p, n.library_versions),
+        (
+            n.min_layer,
+            n.max_layer,
+            n.udp_p2p,
+            n.library_versions.clone()
+        ),
         (70, 92, false, vec!["2.7.7".to_owned()])
     );
 }
@@ -340,7 +345,11 @@ fn confirm_call_in_every_state() {
             State::Accepted => {
                 let call = e.result.unwrap();
                 assert_eq!(
-                    (call.state, call.key_fingerprint, call.start_date),
+                    (
+                        call.state(),
+                        call.keys().map(|k| k.fingerprint),
+                        call.start_date()
+                    ),
                     (State::Confirmed, Some(42), Some(T0 + 3))
                 );
                 assert!(
@@ -357,7 +366,7 @@ fn confirm_call_in_every_state() {
             }
             State::Confirmed => {
                 assert_eq!(
-                    e.result.unwrap().state,
+                    e.result.unwrap().state(),
                     State::Confirmed,
                     "a repeat returns the same call"
                 );
@@ -384,11 +393,8 @@ fn confirm_with_a_g_a_that_does_not_match_its_hash_ends_the_call() {
     let e = w.reg.confirm(A, id, ha, vec![1; 256], 42, T0 + 3);
     assert_eq!(e.result, Err(CallError::CallPeerInvalid));
     let call = w.reg.get(id).unwrap();
-    assert_eq!(call.state, State::Discarded);
-    assert_eq!(
-        call.discard.as_ref().unwrap().reason,
-        Some(Reason::Disconnect)
-    );
+    assert_eq!(call.state(), State::Discarded);
+    assert_eq!(call.discard().unwrap().reason, Some(Reason::Disconnect));
     assert_eq!(call_pushes(&e).len(), 2, "both sides are told");
     assert!(!w.reg.busy(1) && !w.reg.busy(2));
 }
@@ -401,12 +407,12 @@ fn discard_call_in_every_state_from_either_side() {
             let id = w.at(state);
             let e = w.discard(who, id, Reason::Hangup);
             let call = e.result.clone().unwrap();
-            assert_eq!(call.state, State::Discarded, "{state:?} by {who:?}");
+            assert_eq!(call.state(), State::Discarded, "{state:?} by {who:?}");
             if state == State::Discarded {
                 assert!(e.is_empty(), "the tombstone is answered as it is");
                 continue;
             }
-            let d = call.discard.unwrap();
+            let d = call.discard().unwrap();
             assert_eq!(d.reason, Some(Reason::Hangup), "the reason is echoed");
             assert_eq!(d.duration, (state == State::Confirmed).then_some(30));
             assert_eq!(e.history.len(), 1, "one history entry per call");
@@ -414,7 +420,7 @@ fn discard_call_in_every_state_from_either_side() {
             assert!(call_pushes(&e).contains(&(
                 PushTarget::User(other),
                 State::Discarded,
-                call.receive_date
+                call.receive_date()
             )));
             assert!(!w.reg.busy(1) && !w.reg.busy(2));
         }
@@ -483,7 +489,10 @@ fn signaling_in_every_state() {
 // ------------------------------------------------------------------ busy (§4.3)
 
 fn is_busy_refusal(e: &Effects<Result<Call, CallError>>, caller: i64) -> bool {
-    let waiting = e.result.as_ref().is_ok_and(|c| c.state == State::Requested);
+    let waiting = e
+        .result
+        .as_ref()
+        .is_ok_and(|c| c.state() == State::Requested);
     let pushes = call_pushes(e);
     let only_caller = pushes
         .iter()
@@ -582,7 +591,7 @@ fn busy_ends_on_every_terminal_path() {
         let mut w = World::new();
         let id = w.at(state);
         end(&mut w, id);
-        assert_eq!(w.reg.get(id).unwrap().state, State::Discarded, "{name}");
+        assert_eq!(w.reg.get(id).unwrap().state(), State::Discarded, "{name}");
         assert!(!w.reg.busy(2) && !w.reg.busy(1), "{name}");
         assert!(
             !is_busy_refusal(&w.request(X, 2, 9), 3),
@@ -611,7 +620,7 @@ fn timeouts_end_calls_with_the_spec_reasons() {
         let e = w.reg.tick(due);
         let call = w.reg.get(id).unwrap();
         assert_eq!(
-            call.discard.as_ref().unwrap().reason,
+            call.discard().unwrap().reason,
             Some(reason.clone()),
             "{state:?}"
         );
@@ -677,7 +686,11 @@ fn invariants_hold_over_random_operation_sequences() {
             let ids: Vec<i64> = w.reg.live_calls().map(|c| c.id).collect();
             let target = ids.get(next(ids.len() as u64 + 1) as usize).copied();
             let discarded_before: Vec<i64> = (1001..1200)
-                .filter(|id| w.reg.get(*id).is_some_and(|c| c.state == State::Discarded))
+                .filter(|id| {
+                    w.reg
+                        .get(*id)
+                        .is_some_and(|c| c.state() == State::Discarded)
+                })
                 .collect();
             let effects_pushes: Vec<Push> = match (next(7), target) {
                 (0, _) | (_, None) => {
@@ -724,7 +737,7 @@ fn invariants_hold_over_random_operation_sequences() {
             };
             for p in &effects_pushes {
                 if let Push::Call { call, .. } = p
-                    && call.state == State::Received
+                    && call.state() == State::Received
                 {
                     *receive_pushes.entry(call.id).or_default() += 1;
                 }
@@ -732,7 +745,7 @@ fn invariants_hold_over_random_operation_sequences() {
             // No call leaves Discarded.
             for id in discarded_before {
                 assert!(
-                    w.reg.get(id).is_none_or(|c| c.state == State::Discarded),
+                    w.reg.get(id).is_none_or(|c| c.state() == State::Discarded),
                     "seed {seed}: call {id} revived"
                 );
             }
@@ -742,7 +755,7 @@ fn invariants_hold_over_random_operation_sequences() {
                     c.admin_id == u
                         || (c.participant_id == u
                             && matches!(
-                                c.state,
+                                c.state(),
                                 State::Received | State::Accepted | State::Confirmed
                             ))
                 });
@@ -755,7 +768,7 @@ fn invariants_hold_over_random_operation_sequences() {
                     .live_calls()
                     .filter(|c| {
                         c.participant_id == u
-                            && matches!(c.state, State::Accepted | State::Confirmed)
+                            && matches!(c.state(), State::Accepted | State::Confirmed)
                     })
                     .count();
                 assert!(
@@ -809,7 +822,10 @@ fn dh_values_are_numbers_whatever_their_length() {
         .id;
     let hb = w.hash(id, 2);
     let accepted = w.reg.accept(B1, id, hb, short_g_b.clone(), proto(), T0 + 1);
-    assert_eq!(accepted.result.unwrap().g_b, Some(short_g_b.clone()));
+    assert_eq!(
+        accepted.result.unwrap().answer().map(|a| a.g_b.clone()),
+        Some(short_g_b.clone())
+    );
     let ha = w.hash(id, 1);
     // The hash is of the bytes as sent: the 256-byte form of the same number does not match.
     let mut padded = vec![0u8];
@@ -842,7 +858,10 @@ fn dh_values_are_numbers_whatever_their_length() {
     );
     let ha = w.hash(id, 1);
     let confirmed = w.reg.confirm(A, id, ha, short_g_a.clone(), 42, T0 + 2);
-    assert_eq!(confirmed.result.unwrap().g_a, Some(short_g_a));
+    assert_eq!(
+        confirmed.result.unwrap().keys().map(|k| k.g_a.clone()),
+        Some(short_g_a)
+    );
 
     // Out of range, whatever the length: 0, below 2^1984 (248 bytes), p - 1, p, 257 bytes.
     let mut p_minus_1 = prime();
@@ -876,7 +895,7 @@ fn dh_values_are_numbers_whatever_their_length() {
             Err(CallError::DhGAInvalid),
             "{name}: g_a"
         );
-        assert_eq!(w.reg.get(id).unwrap().state, State::Discarded);
+        assert_eq!(w.reg.get(id).unwrap().state(), State::Discarded);
     }
 }
 

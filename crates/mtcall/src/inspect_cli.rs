@@ -125,7 +125,7 @@ async fn stored_calls(config: &Config) -> Result<(Vec<CallRecord>, views::Names)
         .collect();
     records.sort_by_key(|r| {
         (
-            !r.call.state.is_live(),
+            !r.call.state().is_live(),
             std::cmp::Reverse(r.ended_at_ms.unwrap_or(r.seen_at_ms)),
         )
     });
@@ -203,7 +203,7 @@ pub async fn calls(source: &Source, as_json: bool) -> Result<(), String> {
         None => {
             let (records, names) = stored_calls(&source.config).await?;
             let (live, recent): (Vec<_>, Vec<_>) =
-                records.iter().partition(|r| r.call.state.is_live());
+                records.iter().partition(|r| r.call.state().is_live());
             json!({
                 "live": live.iter().map(|r| views::call_summary(r, &names)).collect::<Vec<_>>(),
                 "recent": recent.iter().map(|r| views::call_summary(r, &names)).collect::<Vec<_>>(),

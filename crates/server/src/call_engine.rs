@@ -114,7 +114,7 @@ pub async fn run_timers(shared: Arc<Shared>, mut stopped: tokio::sync::watch::Re
                 tracing::warn!(error = ?e, "could not publish expired calls");
             }
             for p in &committed.effects.persist {
-                let reason = p.discard.as_ref().and_then(|d| d.reason.clone());
+                let reason = p.discard().and_then(|d| d.reason.clone());
                 tracing::info!(call_id = p.id, ?reason, "call ended by the server's timer");
             }
         }

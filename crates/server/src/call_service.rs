@@ -56,7 +56,7 @@ pub fn connections(shared: &Shared, call: &Call) -> (Vec<enums::PhoneConnection>
             password: w.password.clone(),
         })
     }));
-    let p2p = call.negotiated.as_ref().is_some_and(|p| p.udp_p2p);
+    let p2p = call.negotiated().is_some_and(|p| p.udp_p2p);
     (list, p2p)
 }
 

@@ -28,7 +28,7 @@ pub async fn calls(shared: &Shared) -> (Vec<CallRecord>, Vec<CallRecord>) {
         match records.get_mut(&call.id) {
             Some(record) => {
                 if record.ended_at_ms.is_none() {
-                    record.ended_at_ms = call.discard.as_ref().map(|d| i64::from(d.at) * 1000);
+                    record.ended_at_ms = call.discard().map(|d| i64::from(d.at) * 1000);
                 }
                 record.call = call;
             }
@@ -37,8 +37,9 @@ pub async fn calls(shared: &Shared) -> (Vec<CallRecord>, Vec<CallRecord>) {
             }
         }
     }
-    let (mut live, mut recent): (Vec<_>, Vec<_>) =
-        records.into_values().partition(|r| r.call.state.is_live());
+    let (mut live, mut recent): (Vec<_>, Vec<_>) = records
+        .into_values()
+        .partition(|r| r.call.state().is_live());
     live.sort_by_key(|r| std::cmp::Reverse(r.seen_at_ms));
     recent.sort_by_key(|r| std::cmp::Reverse(r.ended_at_ms));
     (live, recent)

@@ -171,10 +171,10 @@ impl CallRecord {
     /// A call known only from storage (handled by another node, or read from a data
     /// directory): no messages, times from the call itself.
     pub fn stored(call: Call) -> CallRecord {
-        let answered = call.accept_date.map(|_| Outcome::Answered);
+        let answered = call.accept_date().map(|_| Outcome::Answered);
         CallRecord {
             seen_at_ms: i64::from(call.date) * 1000,
-            ended_at_ms: call.discard.as_ref().map(|d| i64::from(d.at) * 1000),
+            ended_at_ms: call.discard().map(|d| i64::from(d.at) * 1000),
             outcome: Outcome::of_stored(&call).or(answered),
             events: Timeline::default(),
             call,
@@ -542,7 +542,7 @@ impl Inspector {
     }
 
     fn upsert<'a>(&self, state: &'a mut State, call: &Call, now_ms: i64) -> &'a mut CallRecord {
-        let ended_now = !call.state.is_live()
+        let ended_now = !call.state().is_live()
             && state
                 .calls
                 .get(&call.id)
@@ -595,7 +595,7 @@ impl Inspector {
         let mut live: Vec<CallRecord> = state
             .calls
             .values()
-            .filter(|r| r.call.state.is_live())
+            .filter(|r| r.call.state().is_live())
             .map(strip)
             .collect();
         live.sort_by_key(|r| std::cmp::Reverse(r.seen_at_ms));

@@ -95,10 +95,10 @@ impl Outcome {
     /// was. Calls this node changes get theirs from the state machine's events.
     pub fn of_stored(call: &calls::Call) -> Option<Outcome> {
         use calls::{Reason, State};
-        match call.state {
+        match call.state() {
             State::Accepted => Some(Outcome::Answered),
-            State::Discarded if call.accept_date.is_none() => {
-                let discard = call.discard.as_ref()?;
+            State::Discarded if call.accept_date().is_none() => {
+                let discard = call.discard()?;
                 Some(match discard.by {
                     None if discard.reason == Some(Reason::Busy) => Outcome::BusyRefused,
                     None => Outcome::Missed,

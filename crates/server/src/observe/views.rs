@@ -127,14 +127,14 @@ fn reason_name(r: &calls::Reason) -> &'static str {
 /// A call without its events.
 pub fn call_summary(r: &CallRecord, names: &Names) -> Value {
     let c = &r.call;
-    let discard = c.discard.as_ref();
+    let discard = c.discard();
     json!({
         "id": c.id.to_string(),
         "admin": names.user(c.admin_id),
         "participant": names.user(c.participant_id),
         "video": c.video,
-        "state": c.state.name(),
-        "live": c.state.is_live(),
+        "state": c.state().name(),
+        "live": c.state().is_live(),
         "outcome": r.outcome.map(|o| o.name()),
         "reason": discard.and_then(|d| d.reason.as_ref()).map(reason_name),
         // `date` has whole seconds; when this node saw the call created, its own clock reading
@@ -144,9 +144,9 @@ pub fn call_summary(r: &CallRecord, names: &Names) -> Value {
         } else {
             i64::from(c.date) * 1000
         },
-        "received_at": c.receive_date,
-        "accepted_at": c.accept_date,
-        "started_at": c.start_date,
+        "received_at": c.receive_date(),
+        "accepted_at": c.accept_date(),
+        "started_at": c.start_date(),
         "ended_at_ms": r.ended_at_ms.or(discard.map(|d| i64::from(d.at) * 1000)),
         "duration": discard.and_then(|d| d.duration),
         "events": r.events.len() as u64 + r.events.dropped().0,

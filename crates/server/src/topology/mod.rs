@@ -132,7 +132,7 @@ fn row(registry: &CallRegistry, call: &Call, now: i64) -> CallRow {
         id: call.id,
         admin_id: call.admin_id,
         participant_id: call.participant_id,
-        state: call.state.name().into(),
+        state: call.state().name().into(),
         body: call.to_bytes(),
         updated_at: now,
         random_id: call.random_id,

@@ -101,7 +101,7 @@ impl CallBackend for SharedCalls {
             let rows = self.store.load_calls().await?;
             Ok(decode(&rows)
                 .into_iter()
-                .filter(|c| c.state.is_live())
+                .filter(|c| c.state().is_live())
                 .collect())
         })
     }
