@@ -591,7 +591,7 @@ fn legacy(data: &[u8], bad_hash: bool, rng: &mut Rng) -> Vec<u8> {
     }
 }
 
-/// RSA_PAD (<https://core.telegram.org/mtproto/auth_key#presenting-proof-of-work-server-authentication>).
+/// RSA_PAD (`docs/clients.md §1.2`).
 fn rsa_pad(data: &[u8], bad_hash: bool, rng: &mut Rng) -> Vec<u8> {
     let data = &data[..data.len().min(144)];
     let mut data_with_padding = data.to_vec();

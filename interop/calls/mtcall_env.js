@@ -1,5 +1,5 @@
 'use strict';
-// Pointing GramJS (npm `telegram` 2.26.22) at a local mtcall server, see shared/spec/clients.md §2.
+// Pointing GramJS (npm `telegram` 2.26.22) at a local mtcall server, see docs/clients.md §2.1.
 // Used by gramjs_agent.js and seed_received_call.js (the .ts seed has its own typed copy).
 
 const crypto = require('crypto');

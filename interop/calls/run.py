@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Call-signalling interop driver: the real GramJS and Telethon clients place and answer one-to-one calls
-through a real mtcall server (shared/spec/calls.md).
+through a real mtcall server (docs/calls.md).
 
 It starts `mtcall serve` on a free port below 32768 with a temporary data dir, compiles the TypeScript
 seed with the given tsc, starts one GramJS agent (gramjs_agent.js) and one Telethon agent
@@ -44,7 +44,7 @@ OP_TIMEOUT = 15.0  # one agent request
 LOGIN_TIMEOUT = 15.0
 SEED_TIMEOUT = 40.0
 CLI_TIMEOUT = 15.0  # one line of mtcall's own client (`mtcall answer` / `mtcall call`)
-# Telegram's 2048-bit safe prime (core.telegram.org/api/end-to-end), g = 3
+# Telegram's 2048-bit safe prime (docs/calls.md §5.9), g = 3
 TELEGRAM_P = (
     "c71caeb9c6b1c9048e6c522f70f13f73980d40238e3e21c14934d037563d930f48198a0aa7c14058229493d22530f4db"
     "fa336f6e0ac925139543aed44cce7c3720fd51f69458705ac68cd4fe6b6b13abdc9746512969328454f18faf8c595f64"

@@ -1,4 +1,4 @@
-// The seed's JavaScript example (shared/seed/phone.receivedCall.md), run against an mtcall server.
+// The seed's JavaScript example (docs/clients.md §2.1), run against an mtcall server.
 //
 // Usage: NODE_PATH=<dir>/node_modules node seed_received_call.js PORT DATA_DIR CALLEE_PHONE
 //
@@ -6,7 +6,7 @@
 // `ready <phone> <user id>`, waits for an incoming phoneCallRequested (raw update handler), prints
 // `incoming call <id>`, then runs the seed's code, whose console.log(result) must print `true`.
 //
-// The seed as quoted cannot run as is (shared/spec/clients.md §2.1); the three fixes are marked FIX:
+// The seed as quoted cannot run as is (docs/clients.md §2.1); the three fixes are marked FIX:
 //   FIX 1: the class is `Api.phone.ReceivedCall` (`Api.phone.receivedCall` is undefined);
 //   FIX 2: the client must connect and log in before `invoke`;
 //   FIX 3: `client.destroy()` at the end, or Node never exits (GramJS pings every 9 s).

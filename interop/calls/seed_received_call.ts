@@ -1,4 +1,4 @@
-// The seed's TypeScript example (shared/seed/phone.receivedCall.md), run against an mtcall server.
+// The seed's TypeScript example (docs/clients.md §2.1), run against an mtcall server.
 //
 // Compile with the pinned `typescript` (run.py does this into a temporary directory):
 //   tsc --project tsconfig.seed.json   (written by run.py: strict, commonjs, paths -> NODE_PATH)
@@ -8,7 +8,7 @@
 // `ready <phone> <user id>`, waits for an incoming phoneCallRequested (raw update handler), prints
 // `incoming call <id>`, then runs the seed's code, whose console.log(result) must print `true`.
 //
-// The seed as quoted cannot run as is (shared/spec/clients.md §2.1); the three fixes are marked FIX:
+// The seed as quoted cannot run as is (docs/clients.md §2.1); the three fixes are marked FIX:
 //   FIX 1: the class is `Api.phone.ReceivedCall` (`Api.phone.receivedCall` does not exist; tsc rejects it);
 //   FIX 2: the client must connect and log in before `invoke`;
 //   FIX 3: `client.destroy()` at the end, or Node never exits (GramJS pings every 9 s).

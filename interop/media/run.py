@@ -15,7 +15,7 @@ seconds (raw frames, no ffmpeg) and the driver checks that the callee got the ca
 their dominant frequency is F1, not F2 (and the same the other way), then the caller hangs up and the
 callee sees the discard. The second round swaps the roles and the frequencies. A last call (unless
 --no-short-g-b) is the same with a callee whose g_b has a leading zero byte, which ntgcalls sends as 255
-bytes: mtcall has to take it (shared/spec/clients.md section 9).
+bytes: mtcall has to take it (docs/clients.md §9).
 
 Usage: run.py --mtcall BIN --python VENV/bin/python [--keep] [--rounds N] [--no-short-g-b]
               [--listen-secs S] [--timeout S]

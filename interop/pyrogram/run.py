@@ -65,7 +65,7 @@ def existing_phone(lib):
     return f"999666{DIGIT[lib]}001"
 
 
-# Errors core.telegram.org documents for each method the libraries send here ("Possible errors"), and the
+# Errors Telegram documents for each method the libraries send here ("Possible errors"), and the
 # ones any method may get. A request that failed with anything else, or whose reply the library could not
 # read, or that got no answer, fails the library's "requests" check.
 DOCUMENTED = {

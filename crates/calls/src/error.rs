@@ -1,5 +1,5 @@
 //! Call errors: each Telegram error name of the `phone.*` pages is a variant with its code
-//! (`../shared/spec/calls.md` §3.2, §4.4, §5).
+//! (`docs/calls.md` §3.2, §4.4, §5).
 
 use std::fmt;
 

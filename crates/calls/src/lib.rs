@@ -1,6 +1,6 @@
-//! Sans-IO call signalling (`../shared/spec/calls.md`): the state machine behind `phone.*` for
+//! Sans-IO call signalling (`docs/calls.md`): the state machine behind `phone.*` for
 //! one-to-one calls — Requested → Received → Accepted → Confirmed → Discarded — with
-//! `phone.receivedCall` as documented (<https://core.telegram.org/method/phone.receivedCall>):
+//! `phone.receivedCall` as documented (`docs/calls.md §4`):
 //! the callee's first acknowledgement makes the caller ring (`receive_date`), marks the callee
 //! busy, and every new incoming call is refused as busy until the current call ends.
 //!

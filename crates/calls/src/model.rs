@@ -1,4 +1,4 @@
-//! The call record (`../shared/spec/calls.md` §2) and its compact binary form for storage.
+//! The call record (`docs/calls.md` §2) and its compact binary form for storage.
 
 use tl::{DecodeError, Layer, Reader, Writer};
 

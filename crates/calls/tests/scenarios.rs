@@ -1,5 +1,5 @@
 //! Deterministic scenarios of the call state machine with an injected clock and scripted ids:
-//! every cell of `../shared/spec/calls.md` §3.2, busy and auto-refuse (§4.3), multi-device
+//! every cell of `docs/calls.md` §3.2, busy and auto-refuse (§4.3), multi-device
 //! (§5.3), each timeout (§6.3), and a property test of the invariants over random operations.
 
 use calls::{

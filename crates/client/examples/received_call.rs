@@ -1,4 +1,4 @@
-//! The seed (`phone.receivedCall`, <https://core.telegram.org/method/phone.receivedCall>) in
+//! The seed (`phone.receivedCall`, `docs/calls.md §4`) in
 //! Rust, against a running `mtcall serve`: a callee logs in, a caller (a second account of the
 //! same program) calls it, and the callee runs the seed's invocation on the incoming call and
 //! prints its result — `true`.

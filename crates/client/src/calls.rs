@@ -1,4 +1,4 @@
-//! The high-level call API (<https://core.telegram.org/api/end-to-end/voice-calls>): place a
+//! The high-level call API (`docs/calls.md §3`): place a
 //! call, receive one (acknowledging it with `phone.receivedCall` on arrival unless told not
 //! to), accept, confirm and hang up, with the Diffie–Hellman exchange done as the official
 //! clients do — `messages.getDhConfig` cached and checked, `g_a_hash` committed first, `g_a`
@@ -72,7 +72,7 @@ impl std::fmt::Display for CallFailure {
 impl std::error::Error for CallFailure {}
 
 /// `g` is a quadratic residue that generates the prime-order subgroup (the checks of the
-/// secret-chat docs, <https://core.telegram.org/api/end-to-end#sending-a-request>).
+/// secret-chat docs, `docs/calls.md §3`).
 fn g_is_good(g: i32, p: &[u8; 256]) -> bool {
     let rem = |m: u64| {
         p.iter()

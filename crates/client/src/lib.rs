@@ -4,7 +4,7 @@
 //! keep-alive pings, reconnects that resume the same key and catch up on what was missed,
 //! login as a user or a bot (`login.rs`) and the high-level call API (`calls.rs`).
 //! One request is in flight at a time; updates that arrive meanwhile are kept.
-//! (`../shared/DESIGN.md`: the `client` layer; `../shared/spec/clients.md`.)
+//! (`docs/design.md`: the `client` layer; `docs/clients.md`.)
 
 pub mod calls;
 mod error;

@@ -1,4 +1,4 @@
-//! Logging in (<https://core.telegram.org/api/auth>): a user with the code the server sent
+//! Logging in (`docs/clients.md §3`): a user with the code the server sent
 //! (signing up when the number is new), a bot with its token, and Telegram's test numbers
 //! `99966XYYYY`, whose code is `XXXXX`.
 

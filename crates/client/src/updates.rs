@@ -1,4 +1,4 @@
-//! Updates in order (<https://core.telegram.org/api/updates>): pushes are unpacked into a
+//! Updates in order (`docs/clients.md §4`): pushes are unpacked into a
 //! stream of `Update`s; those that carry pts are applied only in sequence — a repeat is
 //! dropped, and a hole (or `updatesTooLong`, or a reconnect) makes the client fetch
 //! `updates.getDifference` from the last pts it applied before going on. Updates without pts
@@ -43,7 +43,7 @@ pub enum PtsVerdict {
     Gap,
 }
 
-/// The rule of <https://core.telegram.org/api/updates#update-handling>.
+/// The rule of `docs/clients.md §4`.
 pub fn pts_verdict(local: i32, pts: i32, pts_count: i32) -> PtsVerdict {
     let expected = local.wrapping_add(pts_count);
     if expected == pts {

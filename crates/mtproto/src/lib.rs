@@ -1,4 +1,4 @@
-//! Sans-IO MTProto 2.0 (<https://core.telegram.org/mtproto>) for both roles.
+//! Sans-IO MTProto 2.0 (`docs/design.md §6`) for both roles.
 //!
 //! - [`transport`]: the TCP transports (abridged, intermediate, padded intermediate, full,
 //!   obfuscated2), detected from a connection's first bytes on the server side.

@@ -1,4 +1,4 @@
-//! Call transitions as the handlers see them (`../shared/spec/calls.md`): an operation of the
+//! Call transitions as the handlers see them (`docs/calls.md`): an operation of the
 //! sans-IO registry run where calls live ([`crate::topology::CallBackend`]) and committed
 //! before [`transition`] returns; and the server's call timer, which ends calls past their
 //! deadline (spec §6.3).

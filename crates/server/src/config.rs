@@ -114,7 +114,7 @@ impl AdminSettings {
     }
 }
 
-/// Call settings: the four timeouts of `help.getConfig` (`../shared/spec/calls.md` §6.1, in
+/// Call settings: the four timeouts of `help.getConfig` (`docs/calls.md` §6.1, in
 /// milliseconds) and the relays offered in `phoneCall.connections` (§5.4).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]

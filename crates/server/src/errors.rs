@@ -1,5 +1,5 @@
 //! The API errors mtcall answers with: each Telegram error name is a variant, mapped to its
-//! `rpc_error` code and message in one place (<https://core.telegram.org/api/errors>).
+//! `rpc_error` code and message in one place (`docs/clients.md §6`).
 
 use std::borrow::Cow;
 

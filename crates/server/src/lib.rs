@@ -1,4 +1,4 @@
-//! mtcall's server (`../shared/DESIGN.md`): a tokio TCP listener speaking MTProto 2.0 to
+//! mtcall's server (`docs/design.md`): a tokio TCP listener speaking MTProto 2.0 to
 //! unmodified Telegram clients, with login, users, contacts and update delivery over the
 //! [`store`] crate. The protocol work is the sans-IO [`mtproto`] crate; this crate does the I/O,
 //! the clock, and the API methods (one file per family under [`rpc`]).

@@ -1,5 +1,5 @@
 //! How stored records look to a given viewer: users with per-viewer access hashes
-//! (<https://core.telegram.org/api/peers#access-hash>), and resolving `InputUser`s back.
+//! (`docs/clients.md §5`), and resolving `InputUser`s back.
 
 use tl::{enums, types};
 

@@ -1,4 +1,4 @@
-//! Call signalling over real TCP against the real server (`../shared/spec/calls.md`): the whole
+//! Call signalling over real TCP against the real server (`docs/calls.md`): the whole
 //! lifecycle with real Diffie–Hellman, `phone.receivedCall` as documented (ring, busy,
 //! auto-refuse, errors), multi-device, history, layers, and a restart mid-ring.
 

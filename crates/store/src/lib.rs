@@ -1,4 +1,4 @@
-//! mtcall's storage (`../shared/DESIGN.md`, "Storage and scale"): the [`Store`] trait the
+//! mtcall's storage (`docs/design.md`, "Storage and scale"): the [`Store`] trait the
 //! server calls, and [`SqliteStore`], the embedded default (one SQLite file, WAL).
 //!
 //! The trait is object-safe (`Arc<dyn Store>`) and asynchronous, so a PostgreSQL backend can

@@ -1,4 +1,4 @@
-//! The PostgreSQL backend (`--database postgres://…`; `../shared/DESIGN.md`, "Storage and
+//! The PostgreSQL backend (`--database postgres://…`; `docs/design.md`, "Storage and
 //! scale"): several mtcall nodes can share one database.
 //!
 //! Reads go through a connection pool. Writes go to one writer task per node, which runs them

@@ -1,4 +1,4 @@
-//! PostgreSQL as the meeting point of several mtcall nodes (`../shared/DESIGN.md`, "Storage
+//! PostgreSQL as the meeting point of several mtcall nodes (`docs/design.md`, "Storage
 //! and scale"): call transitions under the row locks of both users, so the busy check
 //! of `phone.requestCall` is exact whichever node runs it; timers any node may run, made
 //! idempotent by the same locks; and a push log read by every node, woken by LISTEN/NOTIFY —

@@ -1,5 +1,5 @@
 //! Constructor-id check: the id of a TL combinator is the CRC32 of its normalised text
-//! (<https://core.telegram.org/mtproto/TL-tl#tl-language>): the line without `#id`, with
+//! (`docs/design.md §6`): the line without `#id`, with
 //! `{` `}` and `>` dropped, `<` turned into a space, `bytes` parameters written as `string`, and
 //! `flags.N?true` parameters left out. A schema line whose id does not match is a typo.
 

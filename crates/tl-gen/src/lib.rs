@@ -1,7 +1,7 @@
 //! Build-time generator of mtcall's TL codec.
 //!
 //! Reads the schema subset in `crates/tl/schema` (TL language:
-//! <https://core.telegram.org/mtproto/TL>), checks every constructor id against the CRC32 of its
+//! `docs/design.md §6`), checks every constructor id against the CRC32 of its
 //! normalised line, resolves the form each definition takes at each supported API layer
 //! ([`model`]), and emits Rust source ([`emit`]) that the `tl` crate includes.
 //!

@@ -1,7 +1,7 @@
 //! Parser for TL schema text: one [`Definition`] per combinator line.
 //!
 //! Implements the subset of the TL language that Telegram's schemas use
-//! (<https://core.telegram.org/mtproto/TL>): `name#id params = Result;`, `---functions---` /
+//! (`docs/design.md §6`): `name#id params = Result;`, `---functions---` /
 //! `---types---` sections, `flags:#` fields, `flags.N?T` conditional fields, `Vector<T>` /
 //! `vector<T>`, bare `%T`, generic `{X:Type}` with `!X`, and `//` comments. Three comment
 //! directives are mtcall's own: `// LAYER N` names the layer a file describes,

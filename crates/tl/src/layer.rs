@@ -1,4 +1,4 @@
-//! API layers (<https://core.telegram.org/api/layers>): which constructor ids and flag layouts a
+//! API layers (`docs/clients.md §1.4`): which constructor ids and flag layouts a
 //! client understands. The supported set comes from `schema/layers/` and the canonical
 //! `schema/api.tl`.
 

@@ -1,6 +1,6 @@
 //! mtcall's TL layer: the runtime every generated type uses, plus the codec generated at build
-//! time from the schema subset in `schema/` (TL: <https://core.telegram.org/mtproto/TL>,
-//! serialisation: <https://core.telegram.org/mtproto/serialize>).
+//! time from the schema subset in `schema/` (TL: `docs/design.md §6`,
+//! serialisation: `docs/design.md §6`).
 //!
 //! - Encoding takes the receiver's API [`Layer`] and writes that layer's constructor id and flag
 //!   layout ([`Encode`], [`Writer`]).

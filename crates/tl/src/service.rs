@@ -1,5 +1,5 @@
 //! The two MTProto framing constructors that the TL language cannot describe to a generator
-//! (<https://core.telegram.org/mtproto/service_messages#simple-container>):
+//! (`docs/clients.md §1.3`):
 //! `message msg_id:long seqno:int bytes:int body:Object = Message;` (no id; the body length is
 //! a field) and `msg_container#73f1f8dc messages:vector<%Message> = MessageContainer;`.
 

@@ -1,4 +1,4 @@
-//! Primitive TL serialisation (<https://core.telegram.org/mtproto/serialize>): little-endian
+//! Primitive TL serialisation (`docs/design.md §6`): little-endian
 //! integers, length-prefixed `bytes`/`string` padded to 4, vectors, `Bool`. The [`Reader`]
 //! checks every length against what is left before it allocates, and counts nesting.
 

@@ -1,4 +1,4 @@
-//! Hostile input to the decoder (`../shared/spec/deps.md` §7): a 56 KB `initConnection` whose
+//! Hostile input to the decoder (`docs/design.md` §7): a 56 KB `initConnection` whose
 //! `params` nest `jsonArray` thousands deep is refused with [`DecodeError::TooDeep`] — on a
 //! thread with a 256 KiB stack, far below the 2 MiB a tokio worker has — and lengths that
 //! claim more than the input are refused before anything is allocated.

@@ -1,5 +1,5 @@
 //! Exact bytes of the seed's lines and of the constructors whose form depends on the layer
-//! (`../shared/spec/clients.md` §1.4, `../shared/spec/calls.md` §1.1).
+//! (`docs/clients.md` §1.4, `docs/calls.md` §1.1).
 
 use tl::{Decode, Encode, Identifiable, Layer, enums, functions, types};
 

@@ -1,4 +1,4 @@
-//! AES-256 in IGE mode (<https://core.telegram.org/mtproto/description#defining-aes-key-and-initialization-vector>),
+//! AES-256 in IGE mode (`docs/clients.md §1.3`),
 //! in place, over whole 16-byte blocks.
 
 use aes::Aes256;

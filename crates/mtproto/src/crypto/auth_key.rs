@@ -1,4 +1,4 @@
-//! Auth keys and message encryption (<https://core.telegram.org/mtproto/description>):
+//! Auth keys and message encryption (`docs/clients.md §1.3`):
 //! `msg_key = SHA256(auth_key[88+x..120+x] + plaintext)[8..24]`, AES key and IV from
 //! `SHA256(msg_key + auth_key[x..x+36])` and `SHA256(auth_key[40+x..76+x] + msg_key)`, with
 //! x = 0 for client→server and x = 8 for server→client.
@@ -150,7 +150,7 @@ impl AuthKey {
 
     /// MTProto 1.0 decryption (SHA-1 key derivation, client to server), used only for the
     /// `encrypted_message` of `auth.bindTempAuthKey`
-    /// (<https://core.telegram.org/method/auth.bindTempAuthKey>). Returns the plaintext with its
+    /// (`docs/clients.md §3`). Returns the plaintext with its
     /// padding; the caller checks `msg_key` against the SHA-1 of the data it reads.
     pub fn decrypt_v1(&self, packet: &[u8]) -> Option<([u8; 16], Vec<u8>)> {
         if packet.len() < 16 + 16 || !(packet.len() - 16).is_multiple_of(16) {

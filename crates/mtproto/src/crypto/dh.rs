@@ -1,5 +1,5 @@
 //! Diffie–Hellman over Telegram's 2048-bit safe prime with g = 3
-//! (<https://core.telegram.org/mtproto/auth_key#dh-exchange-initiation>), constant time in the
+//! (`docs/clients.md §1.2`), constant time in the
 //! secret exponent, with the range checks the clients and the spec require.
 
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};

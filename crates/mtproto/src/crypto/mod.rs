@@ -1,4 +1,4 @@
-//! Cryptography of MTProto 2.0 (<https://core.telegram.org/mtproto/description>): hashes,
+//! Cryptography of MTProto 2.0 (`docs/clients.md §1.3`): hashes,
 //! AES-256-IGE, the message-key derivation for both directions, auth keys, the server's RSA
 //! key, Diffie–Hellman over Telegram's 2048-bit safe prime, and the pq factoring puzzle.
 //! Randomness comes from the caller ([`Entropy`]); nothing here reads a clock.

@@ -1,4 +1,4 @@
-//! The proof-of-work of auth-key creation (<https://core.telegram.org/mtproto/auth_key>):
+//! The proof-of-work of auth-key creation (`docs/clients.md §1.2`):
 //! the server sends `pq`, a product of two random 31-bit primes; the client factors it. `pq`
 //! stays below 2^62: GramJS and Telethon read it as a signed 64-bit number (Telethon then fails,
 //! GramJS's factoriser never returns), as Telegram's own `pq` always fits.

@@ -1,4 +1,4 @@
-//! The server's RSA-2048 key (<https://core.telegram.org/mtproto/auth_key#presenting-proof-of-work-server-authentication>):
+//! The server's RSA-2048 key (`docs/clients.md §1.2`):
 //! generation, PKCS#1 PEM files, the fingerprint clients select it by, and the raw private
 //! operation (constant time, blinded) that `req_DH_params` needs. The public half encrypts for
 //! the client role.

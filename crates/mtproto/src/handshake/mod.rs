@@ -1,4 +1,4 @@
-//! Creating an auth key (<https://core.telegram.org/mtproto/auth_key>): `req_pq_multi` →
+//! Creating an auth key (`docs/clients.md §1.2`): `req_pq_multi` →
 //! `resPQ` → `req_DH_params` → `server_DH_params_ok` → `set_client_DH_params` → `dh_gen_ok`,
 //! for the server ([`ServerHandshake`]) and the client ([`ClientHandshake`]), plus the plain
 //! (unencrypted) packets that carry it ([`plain`]).

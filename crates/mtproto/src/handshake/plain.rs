@@ -1,4 +1,4 @@
-//! Unencrypted packets (<https://core.telegram.org/mtproto/description#unencrypted-message>):
+//! Unencrypted packets (`docs/clients.md §1.3`):
 //! `auth_key_id = 0 | message_id | message_data_length | message_data`.
 
 use tl::DecodeError;

@@ -1,5 +1,5 @@
-//! Encrypted sessions (<https://core.telegram.org/mtproto/description>,
-//! <https://core.telegram.org/mtproto/service_messages>): message ids, sequence numbers, server
+//! Encrypted sessions (`docs/clients.md §1.3`,
+//! `docs/clients.md §1.3`): message ids, sequence numbers, server
 //! salts, containers, `gzip_packed`, acknowledgements and the service messages, for the server
 //! ([`ServerSession`]) and the client ([`ClientSession`]).
 //!

@@ -1,4 +1,4 @@
-//! Message identifiers (<https://core.telegram.org/mtproto/description#message-identifier-msg-id>):
+//! Message identifiers (`docs/clients.md §1.3`):
 //! Unix time in the upper 32 bits, strictly increasing per session; client ids are divisible by
 //! 4, server ids are 1 mod 4 for responses and 3 mod 4 otherwise.
 

@@ -1,4 +1,4 @@
-//! Server salts (<https://core.telegram.org/mtproto/description#server-salt>): derived from a
+//! Server salts (`docs/clients.md §1.3`): derived from a
 //! server secret, the auth key id and a 30-minute window, so every node and every restart agrees
 //! on them without storing any. A salt is accepted from one window before the current one to 64
 //! windows ahead (what `get_future_salts` hands out).

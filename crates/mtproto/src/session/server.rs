@@ -12,7 +12,7 @@ use super::{
 use crate::crypto::auth_key::Direction;
 use crate::crypto::{AuthKey, Entropy, sha256};
 
-/// `bad_msg_notification` error codes (<https://core.telegram.org/mtproto/service_messages_about_messages#notice-of-ignored-error-message>).
+/// `bad_msg_notification` error codes (`docs/clients.md §1.3`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(i32)]
 pub enum BadMsgCode {

@@ -1,6 +1,6 @@
-//! MTProto TCP transports (<https://core.telegram.org/mtproto/mtproto-transports>): abridged,
+//! MTProto TCP transports (`docs/clients.md §1.1`): abridged,
 //! intermediate, padded intermediate and full, each optionally inside obfuscation
-//! (<https://core.telegram.org/mtproto/mtproto-transports#transport-obfuscation>).
+//! (`docs/clients.md §1.1`).
 //!
 //! [`ServerTransport`] detects the transport from a connection's first bytes; [`ClientTransport`]
 //! speaks a chosen one. Both are sans-IO: feed received bytes in, take frames out, and encode
@@ -50,7 +50,7 @@ pub struct Frame {
     pub padded: bool,
 }
 
-/// Transport error codes (<https://core.telegram.org/mtproto/mtproto-transports#transport-errors>).
+/// Transport error codes (`docs/clients.md §1.1`).
 pub mod codes {
     /// The auth key is not known.
     pub const AUTH_KEY_NOT_FOUND: i32 = -404;

@@ -1,6 +1,6 @@
 //! Transport obfuscation: a 64-byte random header carries AES-256-CTR keys for each direction
 //! and, encrypted, the tag of the transport inside
-//! (<https://core.telegram.org/mtproto/mtproto-transports#transport-obfuscation>).
+//! (`docs/clients.md §1.1`).
 
 use aes::Aes256;
 use aes::cipher::{KeyIvInit, StreamCipher};

@@ -1,5 +1,5 @@
 //! Counters and histograms for Prometheus (exposition format:
-//! <https://prometheus.io/docs/instrumenting/exposition_formats/>). Counters are atomics or
+//! the Prometheus text format). Counters are atomics or
 //! live under one short lock per RPC; gauges that describe the present (connections, calls,
 //! busy users) are computed when `/metrics` is scraped, from the inspector and the hub, so they
 //! cannot drift from what they count.

@@ -1,4 +1,4 @@
-//! `account.*`: usernames (<https://core.telegram.org/method/account.updateUsername>). A change
+//! `account.*`: usernames (`docs/clients.md §5`). A change
 //! is pushed as `updateUserName` to the user's other sessions.
 
 use tl::{enums, functions, types};

@@ -1,5 +1,5 @@
-//! `auth.*`: login by phone code (<https://core.telegram.org/api/auth>), bot login, log-out and
-//! temporary-key binding (<https://core.telegram.org/api/pfs>).
+//! `auth.*`: login by phone code (`docs/clients.md §3`), bot login, log-out and
+//! temporary-key binding (`docs/clients.md §3`).
 //!
 //! Numbers of Telegram's test form `99966XYYYY` take the code `XXXXX`, so client test suites
 //! written for the test DCs run unchanged. Other numbers get a random code, logged by the

@@ -1,7 +1,7 @@
 //! `contacts.*`: importing contacts by phone, listing them, and resolving users by phone or
-//! username (<https://core.telegram.org/method/contacts.importContacts>,
-//! <https://core.telegram.org/method/contacts.getContacts>,
-//! <https://core.telegram.org/method/contacts.resolveUsername>).
+//! username (`docs/clients.md §5`,
+//! `docs/clients.md §5`,
+//! `docs/clients.md §5`).
 
 use tl::{enums, functions, types};
 

@@ -1,5 +1,5 @@
 //! `help.*`: the configuration every client fetches on connect, logged in or not
-//! (<https://core.telegram.org/method/help.getConfig>).
+//! (`docs/clients.md §5`).
 
 use tl::{enums, types};
 

@@ -1,7 +1,7 @@
-//! `phone.*` for one-to-one calls (`../shared/spec/calls.md`): each method runs its transition
+//! `phone.*` for one-to-one calls (`docs/calls.md`): each method runs its transition
 //! where calls live (`call_engine::transition`, committed when it returns), publishes it, and
 //! only then has its result to answer with.
-//! `phone.receivedCall` is the seed: <https://core.telegram.org/method/phone.receivedCall>.
+//! `phone.receivedCall` is the seed: `docs/calls.md §4`.
 
 use calls::{SessionRef, protocol_from_tl, reason_from_tl};
 use store::CallScope;

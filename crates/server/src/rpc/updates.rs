@@ -1,5 +1,5 @@
 //! `updates.*`: the state and difference of a user's durable update log
-//! (<https://core.telegram.org/api/updates>). Updates that carry pts are stored and replayed;
+//! (`docs/clients.md §4`). Updates that carry pts are stored and replayed;
 //! pushes without pts go out with `seq = 0` (clients apply them at once, and never wait for a
 //! seq gap to fill), so `updates.state.seq` stays 0.
 

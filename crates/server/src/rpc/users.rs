@@ -1,4 +1,4 @@
-//! `users.*`: users by `InputUser` (<https://core.telegram.org/method/users.getUsers>).
+//! `users.*`: users by `InputUser` (`docs/clients.md §5`).
 
 use tl::{enums, functions, types};
 

@@ -80,7 +80,7 @@
   const who = (u) => (u ? u.name || `user ${u.id}` : '');
   const now = () => Date.now() + S.skew;
 
-  /** Who is busy: what the server said, and what the live calls imply (shared/spec/calls.md §2: the caller
+  /** Who is busy: what the server said, and what the live calls imply (docs/calls.md §2.1: the caller
    * of a live call, and its callee from the first receivedCall on). */
   function busyUsers() {
     const m = new Map(S.busyKnown);
