@@ -11,10 +11,10 @@ use mtproto::transport::{Frame, ServerTransport, codes};
 use tl::Layer;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::hub::{self, Push};
+use crate::hub::Push;
 use crate::observe::inspector::{Event, EventBody, KeyedInfo, call_ids, update_list};
 use crate::rpc;
 use crate::shared::{KeyInfo, RpcCtx, Shared};
@@ -50,17 +50,17 @@ struct Reported {
     session: Option<(i64, i64, Option<i64>, u32)>,
 }
 
-/// Serves one accepted TCP connection until it closes, or until `stopping` says the server
-/// shuts down: then the requests already read are answered first.
+/// Serves one accepted TCP connection until it closes, or until [`Push::Stop`] arrives on its
+/// queue (`push_tx`/`push_rx`, made by the caller): then the requests already read are
+/// answered first.
 pub async fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: std::net::SocketAddr,
-    stopping: watch::Receiver<bool>,
+    (push_tx, push_rx): (mpsc::Sender<Push>, mpsc::Receiver<Push>),
 ) {
     let _ = stream.set_nodelay(true);
     let conn_id = crate::shared::new_conn_id(&shared);
-    let (push_tx, push_rx) = mpsc::channel(hub::QUEUE);
     let transport = ServerTransport::new(shared.config.max_frame_bytes, &mut OsEntropy);
     shared.observe.metrics.connection_accepted();
     shared
@@ -81,7 +81,7 @@ pub async fn serve(
         close: false,
         reported: Reported::default(),
     };
-    conn.run(stream, push_rx, stopping).await;
+    conn.run(stream, push_rx).await;
     if let Some(user) = conn.registered_user.take() {
         conn.shared.hub.unregister(user, conn.conn_id);
     }
@@ -89,12 +89,7 @@ pub async fn serve(
 }
 
 impl Connection {
-    async fn run(
-        &mut self,
-        stream: TcpStream,
-        mut push_rx: mpsc::Receiver<Push>,
-        mut stopping: watch::Receiver<bool>,
-    ) {
+    async fn run(&mut self, stream: TcpStream, mut push_rx: mpsc::Receiver<Push>) {
         let (rd, mut wr) = stream.into_split();
         let started = Instant::now();
         let mut last_activity = started;
@@ -125,10 +120,9 @@ impl Connection {
                         }
                     }
                 },
+                // Requests are handled to the end before the loop comes back here: when `Stop`
+                // arrives, what was read has been answered (and goes out below).
                 Some(push) = push_rx.recv() => self.on_push(push),
-                // Requests are handled to the end before the loop comes back here: what was
-                // read has been answered (and goes out below) when this fires.
-                _ = stopping.changed() => self.close = true,
                 _ = tokio::time::sleep_until(deadline) => {
                     tracing::debug!(conn = self.conn_id, "connection timed out");
                     break;
@@ -492,10 +486,15 @@ impl Connection {
     }
 
     fn on_push(&mut self, push: Push) {
+        if matches!(push, Push::Stop) {
+            self.close = true;
+            return;
+        }
         let Some(keyed) = self.keyed.as_mut() else {
             return;
         };
         match push {
+            Push::Stop => {}
             Push::Updates(updates) => {
                 let bytes = tl::Encode::to_bytes(updates.as_ref(), keyed.info.layer);
                 keyed.session.push_update(bytes);

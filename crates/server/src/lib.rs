@@ -199,6 +199,8 @@ async fn accept_loop(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
+    // Each connection's queue, to tell it to stop (dead ones are pruned as they pile up).
+    let mut open_queues: Vec<tokio::sync::mpsc::WeakSender<hub::Push>> = Vec::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -217,9 +219,13 @@ async fn accept_loop(
                         continue;
                     }
                     let shared = shared.clone();
-                    let stopping = stopped.clone();
+                    let queue = tokio::sync::mpsc::channel(hub::QUEUE);
+                    if open_queues.len() >= 2 * connections.len() + 64 {
+                        open_queues.retain(|q| q.strong_count() > 0);
+                    }
+                    open_queues.push(queue.0.downgrade());
                     connections.spawn(async move {
-                        connection::serve(shared.clone(), stream, peer, stopping).await;
+                        connection::serve(shared.clone(), stream, peer, queue).await;
                         shared.limits.closed(peer.ip());
                         shared.connections.fetch_sub(1, Ordering::Relaxed);
                     });
@@ -233,9 +239,12 @@ async fn accept_loop(
             _ = stopped.changed() => break,
         }
     }
-    // No new connections; each open one answers what it has read, then closes (it saw the
-    // same signal). Those still busy after the grace period are cut.
+    // No new connections; each open one answers what it has read, then closes. Those still
+    // busy after the grace period (or whose queue is full) are cut.
     drop(listener);
+    for queue in open_queues.iter().filter_map(|q| q.upgrade()) {
+        let _ = queue.try_send(hub::Push::Stop);
+    }
     let grace = Duration::from_secs(shared.config.shutdown_grace_secs);
     let drained = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}

@@ -116,7 +116,9 @@ async fn request(shared: &Shared, caller: SessionRef, callee: i64) -> calls::Cal
 
 /// The `PhoneCall` values of the `updatePhoneCall`s in a push.
 fn phone_calls(push: Push) -> Vec<enums::PhoneCall> {
-    let Push::Updates(updates) = push;
+    let Push::Updates(updates) = push else {
+        return Vec::new();
+    };
     let list = match updates.as_ref() {
         enums::Updates::Updates(u) => u.updates.clone(),
         enums::Updates::UpdateShort(u) => vec![u.update.clone()],

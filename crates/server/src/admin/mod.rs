@@ -176,13 +176,7 @@ async fn route(shared: &Shared, request: &Request) -> Response {
             match found {
                 Some(e) => {
                     let mut names = views::Names::default();
-                    names
-                        .load(
-                            &shared.cache,
-                            shared.store.as_ref(),
-                            views::user_ids([], [e.as_ref()]),
-                        )
-                        .await;
+                    state::load_names(shared, &mut names, views::user_ids([], [e.as_ref()])).await;
                     Response::json(&views::event_decoded(&e, &names))
                 }
                 None => Response::text(404, "no such event is kept\n"),
@@ -196,13 +190,12 @@ async fn route(shared: &Shared, request: &Request) -> Response {
 async fn call(shared: &Shared, id: &str) -> Option<serde_json::Value> {
     let record = shared.observe.inspector.call(id.parse().ok()?)?;
     let mut names = views::Names::default();
-    names
-        .load(
-            &shared.cache,
-            shared.store.as_ref(),
-            views::user_ids([&record], record.events.iter().map(|e| e.as_ref())),
-        )
-        .await;
+    state::load_names(
+        shared,
+        &mut names,
+        views::user_ids([&record], record.events.iter().map(|e| e.as_ref())),
+    )
+    .await;
     Some(views::call_full(&record, &names))
 }
 
@@ -245,30 +238,18 @@ async fn sse_message(shared: &Shared, change: Live) -> Option<String> {
     let mut names = views::Names::default();
     let (kind, data) = match change {
         Live::Event(e) => {
-            names
-                .load(
-                    &shared.cache,
-                    shared.store.as_ref(),
-                    views::user_ids([], [e.as_ref()]),
-                )
-                .await;
+            state::load_names(shared, &mut names, views::user_ids([], [e.as_ref()])).await;
             ("event", views::event(&e, &names))
         }
         Live::Call(id) => {
             let record = inspector.call(id)?;
-            names
-                .load(
-                    &shared.cache,
-                    shared.store.as_ref(),
-                    views::user_ids([&record], []),
-                )
-                .await;
+            state::load_names(shared, &mut names, views::user_ids([&record], [])).await;
             ("call", views::call_summary(&record, &names))
         }
         Live::Session(conn_id) => {
             let session = inspector.session(conn_id)?;
             let user = session.keyed.as_ref().and_then(|k| k.user_id);
-            names.load(&shared.cache, shared.store.as_ref(), user).await;
+            state::load_names(shared, &mut names, user).await;
             // Only this user's calls are looked at (a stream message per session change).
             let busy = match user {
                 Some(u) => crate::call_engine::live_calls_of(shared, u)

@@ -45,6 +45,15 @@ pub async fn calls(shared: &Shared) -> (Vec<CallRecord>, Vec<CallRecord>) {
     (live, recent)
 }
 
+/// Looks up the names of `ids` not yet in `names`.
+pub(super) async fn load_names(
+    shared: &Shared,
+    names: &mut Names,
+    ids: impl IntoIterator<Item = i64>,
+) {
+    names.load(&shared.cache, shared.store.as_ref(), ids).await;
+}
+
 /// The calls that have not ended, wherever they live.
 async fn live_calls(shared: &Shared) -> Vec<calls::Call> {
     shared.calls.live_calls().await.unwrap_or_else(|e| {
@@ -94,7 +103,7 @@ pub async fn overview(shared: &Shared) -> Value {
     let mut ids = user_ids(live.iter().chain(&recent), feed.iter().map(|e| e.as_ref()));
     ids.extend(sessions.iter().filter_map(|s| s.keyed.as_ref()?.user_id));
     ids.extend(&busy);
-    names.load(&shared.cache, shared.store.as_ref(), ids).await;
+    load_names(shared, &mut names, ids).await;
     json!({
         "node": {
             "version": env!("CARGO_PKG_VERSION"),
@@ -117,13 +126,7 @@ pub async fn overview(shared: &Shared) -> Value {
 pub async fn calls_json(shared: &Shared) -> Value {
     let (live, recent) = calls(shared).await;
     let mut names = Names::default();
-    names
-        .load(
-            &shared.cache,
-            shared.store.as_ref(),
-            user_ids(live.iter().chain(&recent), []),
-        )
-        .await;
+    load_names(shared, &mut names, user_ids(live.iter().chain(&recent), [])).await;
     json!({
         "live": live.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
         "recent": recent.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
