@@ -93,6 +93,24 @@ impl World {
         r.result.unwrap()
     }
 
+    /// A call from A to B whose `g_a_hash` commits to `g_a`.
+    fn request_committing_to(&mut self, g_a: &[u8], random_id: i32) -> i64 {
+        self.reg
+            .request(
+                A,
+                2,
+                random_id,
+                sha2::Sha256::digest(g_a).to_vec(),
+                proto(),
+                false,
+                T0,
+                &mut SeqIds(900),
+            )
+            .result
+            .unwrap()
+            .id
+    }
+
     fn hash(&self, id: i64, user: i64) -> i64 {
         self.reg.get(id).unwrap().hash_for(user).unwrap()
     }
@@ -805,21 +823,7 @@ fn dh_values_are_numbers_whatever_their_length() {
     let short_g_b: Vec<u8> = std::iter::repeat_n(0x5a, 255).collect();
     let short_g_a: Vec<u8> = std::iter::repeat_n(0x3c, 255).collect();
     let mut w = World::new();
-    let id = w
-        .reg
-        .request(
-            A,
-            2,
-            77,
-            sha2::Sha256::digest(&short_g_a).to_vec(),
-            proto(),
-            false,
-            T0,
-            &mut SeqIds(900),
-        )
-        .result
-        .unwrap()
-        .id;
+    let id = w.request_committing_to(&short_g_a, 77);
     let hb = w.hash(id, 2);
     let accepted = w.reg.accept(B1, id, hb, short_g_b.clone(), proto(), T0 + 1);
     assert_eq!(
@@ -834,21 +838,7 @@ fn dh_values_are_numbers_whatever_their_length() {
     assert_eq!(e.result, Err(CallError::CallPeerInvalid));
 
     let mut w = World::new();
-    let id = w
-        .reg
-        .request(
-            A,
-            2,
-            78,
-            sha2::Sha256::digest(&short_g_a).to_vec(),
-            proto(),
-            false,
-            T0,
-            &mut SeqIds(900),
-        )
-        .result
-        .unwrap()
-        .id;
+    let id = w.request_committing_to(&short_g_a, 78);
     let hb = w.hash(id, 2);
     assert!(
         w.reg

@@ -64,7 +64,11 @@ async fn live_calls(shared: &Shared) -> Vec<calls::Call> {
 
 /// The users busy in a call.
 pub async fn busy_users(shared: &Shared) -> Vec<i64> {
-    let live = live_calls(shared).await;
+    busy_in(&live_calls(shared).await)
+}
+
+/// The users the live calls `live` make busy, ascending.
+fn busy_in(live: &[calls::Call]) -> Vec<i64> {
     let mut busy: Vec<i64> = live
         .iter()
         .flat_map(|c| [c.admin_id, c.participant_id].map(|u| (c, u)))
@@ -86,8 +90,9 @@ pub async fn render_metrics(shared: &Shared) -> String {
             .entry((transport, s.obfuscated))
             .or_default() += 1;
     }
-    gauges.calls_live = live_calls(shared).await.len() as u64;
-    gauges.busy_users = busy_users(shared).await.len() as u64;
+    let live = live_calls(shared).await;
+    gauges.calls_live = live.len() as u64;
+    gauges.busy_users = busy_in(&live).len() as u64;
     gauges.users_online = shared.hub.users_online() as u64;
     shared.observe.metrics.render(&gauges)
 }

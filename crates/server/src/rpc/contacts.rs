@@ -115,7 +115,7 @@ pub async fn get_contacts(
     let mut contacts = Vec::with_capacity(ids.len());
     let mut users = Vec::with_capacity(ids.len());
     for id in ids {
-        let Some(u) = ctx.shared.store.user(id).await? else {
+        let Some(u) = ctx.shared.cache.user(ctx.shared.store.as_ref(), id).await? else {
             continue;
         };
         let mutual = ctx
