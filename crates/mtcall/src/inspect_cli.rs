@@ -119,7 +119,7 @@ async fn stored_calls(config: &Config) -> Result<(Vec<CallRecord>, views::Names)
     let store = open_store(config).await?;
     let (_, names) = names(store.as_ref()).await?;
     let rows = store.load_calls().await.map_err(|e| e.to_string())?;
-    let mut records: Vec<CallRecord> = server::call_engine::decode(&rows)
+    let mut records: Vec<CallRecord> = server::topology::decode(&rows)
         .into_iter()
         .map(CallRecord::stored)
         .collect();

@@ -4,20 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mtproto::crypto::{AuthKey, OsEntropy};
 use mtproto::handshake::{ServerHandshake, plain};
-use mtproto::session::{MsgIdGen, ServerSession, SessionConfig};
+use mtproto::session::{MsgIdGen, ServerSession};
 use mtproto::transport::{Frame, ServerTransport, codes};
-use tl::Layer;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::entropy::Randomness;
 use crate::hub::Push;
+use crate::node::Node;
 use crate::observe::inspector::{Event, EventBody, KeyedInfo, call_ids, update_list};
-use crate::rpc;
-use crate::shared::{KeyInfo, RpcCtx, Shared};
+use crate::rpc::{self, KeyInfo, RpcCtx};
 
 /// An encrypted session on this connection.
 struct Keyed {
@@ -27,7 +26,8 @@ struct Keyed {
 }
 
 struct Connection {
-    shared: Arc<Shared>,
+    node: Arc<Node>,
+    entropy: Randomness,
     conn_id: u64,
     peer: std::net::SocketAddr,
     transport: ServerTransport,
@@ -54,21 +54,22 @@ struct Reported {
 /// queue (`push_tx`/`push_rx`, made by the caller): then the requests already read are
 /// answered first.
 pub async fn serve(
-    shared: Arc<Shared>,
+    node: Arc<Node>,
     stream: TcpStream,
     peer: std::net::SocketAddr,
     (push_tx, push_rx): (mpsc::Sender<Push>, mpsc::Receiver<Push>),
 ) {
     let _ = stream.set_nodelay(true);
-    let conn_id = crate::shared::new_conn_id(&shared);
-    let transport = ServerTransport::new(shared.config.max_frame_bytes, &mut OsEntropy);
-    shared.observe.metrics.connection_accepted();
-    shared
-        .observe
+    let conn_id = node.sessions.conn_id();
+    let mut entropy = node.entropy.clone();
+    let transport = ServerTransport::new(node.config.max_frame_bytes, &mut entropy);
+    node.observe.metrics.connection_accepted();
+    node.observe
         .inspector
-        .session_opened(conn_id, peer, shared.clock.now_ms());
+        .session_opened(conn_id, peer, node.clock.now_ms());
     let mut conn = Connection {
-        shared,
+        node,
+        entropy,
         conn_id,
         peer,
         transport,
@@ -83,9 +84,9 @@ pub async fn serve(
     };
     conn.run(stream, push_rx).await;
     if let Some(user) = conn.registered_user.take() {
-        conn.shared.hub.unregister(user, conn.conn_id);
+        conn.node.sessions.unregister(user, conn.conn_id);
     }
-    conn.shared.observe.inspector.session_closed(conn.conn_id);
+    conn.node.observe.inspector.session_closed(conn.conn_id);
 }
 
 impl Connection {
@@ -142,7 +143,7 @@ impl Connection {
     }
 
     fn deadline(&self, started: Instant, last_activity: Instant) -> Instant {
-        let cfg = &self.shared.config;
+        let cfg = &self.node.config;
         let mut deadline = match &self.keyed {
             None => started + Duration::from_secs(cfg.handshake_timeout_secs),
             Some(_) => last_activity + Duration::from_secs(cfg.idle_timeout_secs),
@@ -152,7 +153,7 @@ impl Connection {
             .as_ref()
             .and_then(|k| k.session.disconnect_at_ms())
         {
-            let left = (at - self.shared.clock.now_ms()).max(0) as u64;
+            let left = (at - self.node.clock.now_ms()).max(0) as u64;
             deadline = deadline.min(Instant::now() + Duration::from_millis(left));
         }
         deadline
@@ -171,7 +172,7 @@ impl Connection {
         {
             self.reported.transport = true;
             let obfuscated = self.transport.obfuscated();
-            self.shared
+            self.node
                 .observe
                 .inspector
                 .session_transport(self.conn_id, kind, obfuscated);
@@ -224,9 +225,9 @@ impl Connection {
         });
         if starts_a_key
             && let Err(wait) = self
-                .shared
-                .limits
-                .handshake(self.peer.ip(), self.shared.clock.now_ms())
+                .node
+                .sessions
+                .handshake_allowed(self.peer.ip(), self.node.clock.now_ms())
         {
             tracing::debug!(conn = self.conn_id, peer = %self.peer, wait, "handshake rate limit");
             self.transport.encode_error(codes::FLOOD, &mut self.out);
@@ -234,11 +235,12 @@ impl Connection {
             return;
         }
         let mut handshake = self.handshake.take().unwrap_or_default();
-        let rsa = self.shared.rsa.clone();
+        let rsa = self.node.sessions.rsa();
+        let mut entropy = self.entropy.clone();
         let body = body.to_vec();
-        let now = self.shared.clock.now_ms() / 1000;
+        let now = self.node.clock.now_ms() / 1000;
         let step = tokio::task::spawn_blocking(move || {
-            let result = handshake.handle(&body, &rsa, now as i32, &mut OsEntropy);
+            let result = handshake.handle(&body, &rsa, now as i32, &mut entropy);
             (handshake, result)
         })
         .await;
@@ -253,7 +255,7 @@ impl Connection {
         match result {
             Ok((reply, created)) => {
                 if let Some(key) = created {
-                    self.shared
+                    self.node
                         .observe
                         .metrics
                         .auth_key_created(key.expires_in.is_some());
@@ -269,7 +271,7 @@ impl Connection {
                         client: None,
                     };
                     // The key is committed before the client is told it exists.
-                    if let Err(e) = self.shared.store.insert_auth_key(row).await {
+                    if let Err(e) = self.node.sessions.store_key(row).await {
                         tracing::warn!(error = %e, "could not store a new auth key");
                         self.close = true;
                         return;
@@ -281,7 +283,7 @@ impl Connection {
                         "auth key created"
                     );
                 }
-                let msg_id = self.plain_ids.next(self.shared.clock.now_ms(), 1);
+                let msg_id = self.plain_ids.next(self.node.clock.now_ms(), 1);
                 self.transport
                     .encode(&plain::encode(msg_id, &reply), &mut self.out);
             }
@@ -293,43 +295,17 @@ impl Connection {
     }
 
     async fn load_key(&self, key_id: i64) -> Result<Option<Keyed>, store::StoreError> {
-        let store = &self.shared.store;
-        let Some(row) = store.auth_key(key_id).await? else {
-            return Ok(None);
-        };
-        let now = self.shared.clock.now_ms() / 1000;
-        if row.expires_at.is_some_and(|e| e < now) {
-            return Ok(None);
-        }
-        let Ok(bytes) = <[u8; 256]>::try_from(row.key.as_slice()) else {
-            return Err(store::StoreError::Corrupt(format!(
-                "auth key {key_id:016x} is not 256 bytes"
-            )));
-        };
-        let perm_key_id = row.perm_key_id.unwrap_or(row.id);
-        let user_id = match row.perm_key_id {
-            Some(perm) => store.auth_key(perm).await?.and_then(|p| p.user_id),
-            None => row.user_id,
-        };
-        let config = SessionConfig {
-            salts: self.shared.salts.clone(),
-            first_salt: Some((row.first_salt, row.created_at + 1800)),
-        };
-        Ok(Some(Keyed {
-            info: KeyInfo {
-                key_id,
-                perm_key_id,
-                expires_at: row.expires_at,
-                user_id,
-                layer: row.layer.and_then(Layer::serving).unwrap_or(Layer::LATEST),
-                announced_layer: row.layer,
-                client: row.client,
-                session_id: 0,
-                revision: 0,
-            },
-            session: ServerSession::new(AuthKey::from_bytes(bytes), config),
-            wants_updates: true,
-        }))
+        let now = self.node.clock.now_ms() / 1000;
+        Ok(self
+            .node
+            .sessions
+            .load_key(key_id, now)
+            .await?
+            .map(|k| Keyed {
+                info: k.info,
+                session: ServerSession::new(k.key, k.config),
+                wants_updates: true,
+            }))
     }
 
     async fn on_encrypted(&mut self, packet: &[u8], key_id: i64, quick_ack: bool) {
@@ -352,8 +328,8 @@ impl Connection {
         let Some(keyed) = self.keyed.as_mut() else {
             return;
         };
-        let now = self.shared.clock.now_ms();
-        let received = match keyed.session.receive(packet, now, &mut OsEntropy) {
+        let now = self.node.clock.now_ms();
+        let received = match keyed.session.receive(packet, now, &mut self.entropy) {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(conn = self.conn_id, error = %e, "packet refused");
@@ -367,35 +343,29 @@ impl Connection {
         }
         keyed.info.session_id = keyed.session.session_id().unwrap_or(0);
         for request in received.requests {
-            let seq = self.shared.observe.inspector.next_seq();
+            let seq = self.node.observe.inspector.next_seq();
             let started = std::time::Instant::now();
             let mut ctx = RpcCtx {
-                shared: &self.shared,
                 key: &mut keyed.info,
+                entropy: &mut self.entropy,
                 msg_id: request.msg_id,
-                conn_id: self.conn_id,
                 now: now / 1000,
                 without_updates: false,
                 trace: Default::default(),
             };
-            let limited = self.shared.limits.request(
-                self.peer.ip(),
-                ctx.key.perm_key_id,
-                ctx.key.user_id,
-                now,
-            );
+            let limited = self
+                .node
+                .sessions
+                .request_allowed(self.peer.ip(), ctx.key, now);
             let result = match limited {
-                Ok(()) => rpc::handle(&mut ctx, request.body).await,
+                Ok(()) => rpc::handle(&self.node.services, &mut ctx, request.body).await,
                 Err(wait) => Err(crate::errors::RpcError::FloodWait(wait)),
             };
             keyed.wants_updates = !ctx.without_updates;
             let trace = std::mem::take(&mut ctx.trace);
             let elapsed = started.elapsed();
             let label = result.as_ref().err().map(|e| e.name());
-            self.shared
-                .observe
-                .metrics
-                .rpc(trace.method, label, elapsed);
+            self.node.observe.metrics.rpc(trace.method, label, elapsed);
             tracing::debug!(
                 target: "mtcall::rpc",
                 method = trace.method,
@@ -417,7 +387,7 @@ impl Connection {
                     .as_ref()
                     .err()
                     .map(|e| (e.code(), e.message().into_owned()));
-                self.shared.observe.inspector.record(Event {
+                self.node.observe.inspector.record(Event {
                     seq,
                     at_ms: now,
                     call_id: trace.call_id,
@@ -457,7 +427,7 @@ impl Connection {
             layer: k.announced_layer,
             client: k.client.clone(),
         };
-        self.shared
+        self.node
             .observe
             .inspector
             .session_keyed(self.conn_id, info);
@@ -474,12 +444,12 @@ impl Connection {
             return;
         }
         if let Some(old) = self.registered_user.take() {
-            self.shared.hub.unregister(old, self.conn_id);
+            self.node.sessions.unregister(old, self.conn_id);
         }
         if let Some(new) = wanted {
             let key_id = self.keyed.as_ref().map_or(0, |k| k.info.perm_key_id);
-            self.shared
-                .hub
+            self.node
+                .sessions
                 .register(new, self.conn_id, key_id, self.push_tx.clone());
             self.registered_user = Some(new);
         }
@@ -498,14 +468,14 @@ impl Connection {
             Push::Updates(updates) => {
                 let bytes = tl::Encode::to_bytes(updates.as_ref(), keyed.info.layer);
                 keyed.session.push_update(bytes);
-                let observe = &self.shared.observe;
+                let observe = &self.node.observe;
                 for update in update_list(&updates) {
                     observe.metrics.update_pushed(update.constructor_name());
                 }
                 if let Some(call_id) = call_ids(&updates).first().copied() {
                     observe.inspector.record(Event {
                         seq: observe.inspector.next_seq(),
-                        at_ms: self.shared.clock.now_ms(),
+                        at_ms: self.node.clock.now_ms(),
                         call_id: Some(call_id),
                         conn_id: Some(self.conn_id),
                         user_id: keyed.info.user_id,
@@ -527,7 +497,7 @@ impl Connection {
         }
         for packet in keyed
             .session
-            .flush(self.shared.clock.now_ms(), &mut OsEntropy)
+            .flush(self.node.clock.now_ms(), &mut self.entropy)
         {
             self.transport.encode(&packet, &mut self.out);
         }

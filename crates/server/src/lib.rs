@@ -5,36 +5,36 @@
 
 mod admin;
 mod cache;
-pub mod call_engine;
-mod call_service;
 pub mod clock;
 pub mod config;
 mod connection;
 pub mod data_dir;
+pub mod entropy;
 pub mod errors;
 pub mod hub;
 pub mod limits;
+mod node;
 pub mod observe;
 pub mod render;
 mod rpc;
 #[cfg(test)]
 mod service_tests;
-pub mod shared;
+pub mod services;
+mod sessions;
 pub mod topology;
 mod user_locks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use mtproto::session::SaltSource;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::Config;
-use shared::Shared;
+use node::Node;
+use sessions::Refusal;
 
 /// A running server.
 pub struct Server {
@@ -53,6 +53,15 @@ impl Server {
 
     /// [`Server::start`] with the time of day from `clock`.
     pub async fn start_with_clock(config: Config, clock: clock::Clock) -> Result<Server, String> {
+        Self::start_with(config, clock, entropy::Randomness::Os).await
+    }
+
+    /// [`Server::start`] with the time of day from `clock` and random bytes from `entropy`.
+    pub async fn start_with(
+        config: Config,
+        clock: clock::Clock,
+        entropy: entropy::Randomness,
+    ) -> Result<Server, String> {
         config.admin.check()?;
         let data = data_dir::DataDir::open(&config.data_dir)?;
         let (store, cluster) = config.open_store(&data.database()).await?;
@@ -70,15 +79,15 @@ impl Server {
             None => None,
         };
         let fingerprint = data.rsa.fingerprint();
-        let shared = Arc::new(assemble(config, data, store, cluster, clock).await?);
+        let node = Arc::new(node::assemble(config, data, store, cluster, clock, entropy).await?);
         let (stop, stopped) = watch::channel(false);
-        let timers = tokio::spawn(call_engine::run_timers(shared.clone(), stopped.clone()));
-        let follower = shared.clone();
-        let follow_stopped = stopped.clone();
-        let log = tokio::spawn(async move { follower.delivery.follow(follow_stopped).await });
+        let calls = node.services.calls.clone();
+        let timer_stopped = stopped.clone();
+        let timers = tokio::spawn(async move { calls.run_timers(timer_stopped).await });
+        let log = tokio::spawn(node.services.updates.clone().follow(stopped.clone()));
         let admin =
-            admin_listener.map(|l| tokio::spawn(admin::serve(shared.clone(), l, stopped.clone())));
-        let accept = tokio::spawn(accept_loop(shared, listener, stopped));
+            admin_listener.map(|l| tokio::spawn(admin::serve(node.clone(), l, stopped.clone())));
+        let accept = tokio::spawn(accept_loop(node, listener, stopped));
         let task = tokio::spawn(async move {
             let _ = accept.await;
             if let Some(admin) = admin {
@@ -119,56 +128,6 @@ impl Server {
     }
 }
 
-/// Everything the connections share, put together once: one node or several is decided here.
-async fn assemble(
-    config: Config,
-    data: data_dir::DataDir,
-    store: Arc<dyn store::Store>,
-    cluster: Option<Arc<dyn store::Cluster>>,
-    clock: clock::Clock,
-) -> Result<Shared, String> {
-    let observe = observe::Observer::new(config.admin.inspector(), clock.now_ms());
-    let timeouts = config.calls.timeouts();
-    let flood = limits::Limits::new(config.limits.clone());
-    let hub = Arc::new(hub::Hub::default());
-    let cache = Arc::new(cache::Cache::default());
-    let topology = match cluster {
-        None => {
-            let (topology, restored) =
-                topology::Topology::single(store.clone(), timeouts, hub.clone()).await?;
-            if !restored.is_empty() {
-                tracing::info!(calls = restored.len(), "calls restored");
-            }
-            observe.inspector.restore(&restored, clock.now_ms());
-            topology
-        }
-        Some(cluster) => topology::Topology::several(
-            store.clone(),
-            cluster,
-            timeouts,
-            hub.clone(),
-            cache.clone(),
-        ),
-    };
-    Ok(Shared {
-        config,
-        store,
-        calls: topology.calls,
-        delivery: topology.delivery,
-        rsa: Arc::new(data.rsa),
-        secret: data.secret,
-        salts: SaltSource::new(data.secret),
-        hub,
-        limits: flood,
-        user_locks: Default::default(),
-        next_conn_id: Default::default(),
-        connections: Default::default(),
-        cache,
-        observe,
-        clock,
-    })
-}
-
 /// Binds the admin address of `config` (see [`config::AdminSettings::listen`]).
 async fn bind_admin(config: &Config) -> Result<Option<TcpListener>, String> {
     if !config.admin.enabled {
@@ -193,11 +152,7 @@ async fn bind_admin(config: &Config) -> Result<Option<TcpListener>, String> {
     }
 }
 
-async fn accept_loop(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn accept_loop(node: Arc<Node>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
     let mut connections = tokio::task::JoinSet::new();
     // Each connection's queue, to tell it to stop (dead ones are pruned as they pile up).
     let mut open_queues: Vec<tokio::sync::mpsc::WeakSender<hub::Push>> = Vec::new();
@@ -205,29 +160,25 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let open = shared.connections.fetch_add(1, Ordering::Relaxed);
-                    if open >= shared.config.max_connections {
-                        shared.connections.fetch_sub(1, Ordering::Relaxed);
-                        tracing::warn!(%peer, "connection limit reached");
+                    if let Err(refusal) = node.sessions.admit(peer.ip()) {
+                        match refusal {
+                            Refusal::Full => tracing::warn!(%peer, "connection limit reached"),
+                            Refusal::AddressFull => {
+                                tracing::warn!(%peer, "connections per address limit reached")
+                            }
+                        }
                         refuse(stream);
                         continue;
                     }
-                    if !shared.limits.opened(peer.ip()) {
-                        shared.connections.fetch_sub(1, Ordering::Relaxed);
-                        tracing::warn!(%peer, "connections per address limit reached");
-                        refuse(stream);
-                        continue;
-                    }
-                    let shared = shared.clone();
+                    let node = node.clone();
                     let queue = tokio::sync::mpsc::channel(hub::QUEUE);
                     if open_queues.len() >= 2 * connections.len() + 64 {
                         open_queues.retain(|q| q.strong_count() > 0);
                     }
                     open_queues.push(queue.0.downgrade());
                     connections.spawn(async move {
-                        connection::serve(shared.clone(), stream, peer, queue).await;
-                        shared.limits.closed(peer.ip());
-                        shared.connections.fetch_sub(1, Ordering::Relaxed);
+                        connection::serve(node.clone(), stream, peer, queue).await;
+                        node.sessions.closed(peer.ip());
                     });
                 }
                 Err(e) => {
@@ -245,7 +196,7 @@ async fn accept_loop(
     for queue in open_queues.iter().filter_map(|q| q.upgrade()) {
         let _ = queue.try_send(hub::Push::Stop);
     }
-    let grace = Duration::from_secs(shared.config.shutdown_grace_secs);
+    let grace = Duration::from_secs(node.config.shutdown_grace_secs);
     let drained = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
     })

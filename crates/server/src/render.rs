@@ -1,10 +1,7 @@
-//! How stored records look to a given viewer: users with per-viewer access hashes
-//! (`docs/clients.md §5`), and resolving `InputUser`s back.
+//! How stored records look to a given viewer, as pure functions: users with per-viewer
+//! access hashes (`docs/clients.md §5`), and the rules for phone numbers and usernames.
 
 use tl::{enums, types};
-
-use crate::errors::RpcError;
-use crate::shared::RpcCtx;
 
 /// The access hash `viewer` uses for `target`: a keyed hash, so it needs no storage, differs per
 /// viewer and cannot be guessed.
@@ -18,22 +15,19 @@ pub fn access_hash(secret: &[u8; 32], kind: &str, viewer: i64, target: i64) -> i
     i64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
 }
 
-/// `u` as `viewer` sees it.
-pub fn user(ctx: &RpcCtx<'_>, viewer: i64, u: &store::User, contact: bool) -> enums::User {
-    user_for_viewer(ctx.shared, viewer, u, contact)
-}
-
-/// `u` as `viewer` sees it, outside a request.
-pub fn user_for_viewer(
-    shared: &crate::shared::Shared,
+/// `u` as `viewer` sees it at `now` (Unix seconds): phone shown to itself and its contacts,
+/// online while it has a session here, an access hash keyed to the viewer.
+pub fn user_view(
+    secret: &[u8; 32],
     viewer: i64,
     u: &store::User,
     contact: bool,
+    online: bool,
+    now: i64,
 ) -> enums::User {
-    let now = shared.clock.now_secs();
     let is_self = viewer == u.id;
     let show_phone = is_self || contact;
-    let status = if shared.hub.is_online(u.id) || is_self {
+    let status = if online || is_self {
         enums::UserStatus::from(types::UserStatusOnline {
             expires: (now + 300) as i32,
         })
@@ -47,7 +41,7 @@ pub fn user_for_viewer(
         bot_nochats: u.bot,
         bot_info_version: u.bot.then_some(1),
         id: u.id,
-        access_hash: Some(access_hash(&shared.secret, "user", viewer, u.id)),
+        access_hash: Some(access_hash(secret, "user", viewer, u.id)),
         first_name: Some(u.first_name.clone()),
         last_name: (!u.last_name.is_empty()).then(|| u.last_name.clone()),
         username: u.username.clone(),
@@ -56,42 +50,6 @@ pub fn user_for_viewer(
         ..Default::default()
     }
     .into()
-}
-
-/// `u` for the current viewer, looking up whether it is a contact.
-pub async fn user_for(ctx: &RpcCtx<'_>, u: &store::User) -> Result<enums::User, RpcError> {
-    let viewer = ctx.user_id()?;
-    let contact = viewer != u.id
-        && ctx
-            .shared
-            .cache
-            .is_contact(ctx.shared.store.as_ref(), viewer, u.id)
-            .await?;
-    Ok(user(ctx, viewer, u, contact))
-}
-
-/// The user an `InputUser` names, checking its access hash.
-pub async fn input_user(
-    ctx: &RpcCtx<'_>,
-    input: &enums::InputUser,
-) -> Result<store::User, RpcError> {
-    let viewer = ctx.user_id()?;
-    let (id, hash) = match input {
-        enums::InputUser::InputUserSelf(_) => (viewer, None),
-        enums::InputUser::InputUser(u) => (u.user_id, Some(u.access_hash)),
-        enums::InputUser::Empty(_) => return Err(RpcError::UserIdInvalid),
-    };
-    if let Some(hash) = hash
-        && id != viewer
-        && hash != access_hash(&ctx.shared.secret, "user", viewer, id)
-    {
-        return Err(RpcError::UserIdInvalid);
-    }
-    ctx.shared
-        .store
-        .user(id)
-        .await?
-        .ok_or(RpcError::UserIdInvalid)
 }
 
 /// A phone number as stored: digits only; `None` if it cannot be one.

@@ -9,21 +9,24 @@ use std::time::Duration;
 
 use calls::{Protocol, SessionRef};
 use mtproto::crypto::{Entropy, OsEntropy};
-use store::{CallScope, NewUser};
+use store::{CallScope, NewUser, Store};
 use tl::enums;
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
+use crate::entropy::Randomness;
 use crate::hub::{self, Push};
-use crate::shared::Shared;
-use crate::{Config, assemble, call_engine, call_service, data_dir};
+use crate::node::{Node, assemble};
+use crate::{Config, data_dir};
 
 /// Unix time, ms, at which the tests' clock starts.
 const T0_MS: i64 = 1_764_000_000_000;
 
 /// The state of a one-node server in a fresh directory (removed on drop).
 struct Fixture {
-    shared: Arc<Shared>,
+    node: Arc<Node>,
+    /// The store under the node, to check what was committed.
+    store: Arc<dyn Store>,
     dir: PathBuf,
 }
 
@@ -45,18 +48,26 @@ async fn fixture() -> Fixture {
     };
     let data = data_dir::DataDir::open(&dir).unwrap();
     let (store, cluster) = config.open_store(&data.database()).await.unwrap();
-    let shared = assemble(config, data, store, cluster, Clock::tokio(T0_MS))
-        .await
-        .unwrap();
+    let node = assemble(
+        config,
+        data,
+        store.clone(),
+        cluster,
+        Clock::tokio(T0_MS),
+        Randomness::seeded(1),
+    )
+    .await
+    .unwrap();
     Fixture {
-        shared: Arc::new(shared),
+        node: Arc::new(node),
+        store,
         dir,
     }
 }
 
 /// A user with one live session: its key id and the channel its pushes arrive on.
-async fn user(shared: &Shared, phone: &str, conn_id: u64) -> (SessionRef, mpsc::Receiver<Push>) {
-    let u = shared
+async fn user(f: &Fixture, phone: &str, conn_id: u64) -> (SessionRef, mpsc::Receiver<Push>) {
+    let u = f
         .store
         .create_user(
             NewUser {
@@ -70,7 +81,7 @@ async fn user(shared: &Shared, phone: &str, conn_id: u64) -> (SessionRef, mpsc::
         .unwrap();
     let (tx, rx) = mpsc::channel(hub::QUEUE);
     let key_id = conn_id as i64 * 100;
-    shared.hub.register(u.id, conn_id, key_id, tx);
+    f.node.sessions.register(u.id, conn_id, key_id, tx);
     let session = SessionRef {
         user_id: u.id,
         key_id,
@@ -89,29 +100,31 @@ fn protocol() -> Protocol {
 }
 
 /// `phone.requestCall` as the handler runs it: the transition, then its pushes.
-async fn request(shared: &Shared, caller: SessionRef, callee: i64) -> calls::Call {
-    let now = shared.clock.now_secs() as i32;
+async fn request(node: &Node, caller: SessionRef, callee: i64) -> calls::Call {
+    let calls = &node.services.calls;
+    let now = node.clock.now_secs() as i32;
     let scope = CallScope::Request {
         caller: caller.user_id,
         callee,
         random_id: 7,
     };
-    let committed = call_engine::transition(shared, scope, move |reg| {
-        reg.request(
-            caller,
-            callee,
-            7,
-            vec![1; 32],
-            protocol(),
-            false,
-            now,
-            &mut call_service::RandomIds,
-        )
-    })
-    .await
-    .unwrap();
-    let published = committed.publish(shared, None).await.unwrap();
-    published.result.unwrap()
+    let mut ids = calls.ids();
+    let done = calls
+        .run(scope, None, move |reg| {
+            reg.request(
+                caller,
+                callee,
+                7,
+                vec![1; 32],
+                protocol(),
+                false,
+                now,
+                &mut ids,
+            )
+        })
+        .await
+        .unwrap();
+    done.result.unwrap()
 }
 
 /// The `PhoneCall` values of the `updatePhoneCall`s in a push.
@@ -148,11 +161,11 @@ async fn next_call_push(rx: &mut mpsc::Receiver<Push>) -> enums::PhoneCall {
 #[tokio::test]
 async fn a_request_commits_then_rings_the_callee() {
     let f = fixture().await;
-    let (alice, _alice_rx) = user(&f.shared, "15550101", 1).await;
-    let (bob, mut bob_rx) = user(&f.shared, "15550102", 2).await;
-    let call = request(&f.shared, alice, bob.user_id).await;
+    let (alice, _alice_rx) = user(&f, "15550101", 1).await;
+    let (bob, mut bob_rx) = user(&f, "15550102", 2).await;
+    let call = request(&f.node, alice, bob.user_id).await;
     // Stored before anyone heard of it.
-    let stored = f.shared.store.load_calls().await.unwrap();
+    let stored = f.store.load_calls().await.unwrap();
     assert!(
         stored
             .iter()
@@ -167,18 +180,19 @@ async fn a_request_commits_then_rings_the_callee() {
 #[tokio::test]
 async fn nobody_acknowledges_and_the_timer_ends_the_call_as_missed_on_time() {
     let f = fixture().await;
-    let (alice, mut alice_rx) = user(&f.shared, "15550201", 1).await;
-    let (bob, mut bob_rx) = user(&f.shared, "15550202", 2).await;
-    let call = request(&f.shared, alice, bob.user_id).await;
+    let (alice, mut alice_rx) = user(&f, "15550201", 1).await;
+    let (bob, mut bob_rx) = user(&f, "15550202", 2).await;
+    let call = request(&f.node, alice, bob.user_id).await;
     assert!(matches!(
         next_call_push(&mut bob_rx).await,
         enums::PhoneCall::Requested(_)
     ));
-    let timeouts = f.shared.config.calls.timeouts();
+    let timeouts = f.node.config.calls.timeouts();
     let due = Duration::from_secs((timeouts.receive + timeouts.grace) as u64);
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let timers = tokio::spawn(call_engine::run_timers(f.shared.clone(), stopped));
+    let calls = f.node.services.calls.clone();
+    let timers = tokio::spawn(async move { calls.run_timers(stopped).await });
     tokio::time::pause();
     // Just before the deadline nothing has happened.
     tokio::time::advance(due - Duration::from_secs(1)).await;
@@ -189,7 +203,7 @@ async fn nobody_acknowledges_and_the_timer_ends_the_call_as_missed_on_time() {
         alice_rx.try_recv().is_err(),
         "the caller heard something early"
     );
-    let live = f.shared.calls.live_calls().await.unwrap();
+    let live = f.node.services.calls.live_calls().await.unwrap();
     assert!(live.iter().any(|c| c.id == call.id));
     // Past it, both parties hear the call end as missed, and it is stored so.
     tokio::time::advance(Duration::from_secs(2)).await;
@@ -206,7 +220,7 @@ async fn nobody_acknowledges_and_the_timer_ends_the_call_as_missed_on_time() {
             other => panic!("expected the end of the call, got {other:?}"),
         }
     }
-    assert!(f.shared.calls.live_calls().await.unwrap().is_empty());
+    assert!(f.node.services.calls.live_calls().await.unwrap().is_empty());
     let _ = stop.send(true);
     timers.await.unwrap();
 }

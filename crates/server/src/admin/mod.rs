@@ -17,9 +17,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, watch};
 
+use crate::node::Node;
 use crate::observe::inspector::Live;
 use crate::observe::{timeline, views};
-use crate::shared::Shared;
 use http::{Request, Response};
 
 /// Admin connections served at once; more wait.
@@ -32,7 +32,7 @@ const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
 /// Serves the admin address until stopped.
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
+pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -40,10 +40,10 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stopped: watc
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let Ok(permit) = permits.clone().acquire_owned().await else { break };
-                    let shared = shared.clone();
+                    let node = node.clone();
                     let stopped = stopped.clone();
                     tasks.spawn(async move {
-                        connection(&shared, stream, stopped).await;
+                        connection(&node, stream, stopped).await;
                         drop(permit);
                     });
                 }
@@ -59,7 +59,7 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stopped: watc
     tasks.shutdown().await;
 }
 
-async fn connection(shared: &Shared, mut stream: TcpStream, stopped: watch::Receiver<bool>) {
+async fn connection(node: &Node, mut stream: TcpStream, stopped: watch::Receiver<bool>) {
     let request = match http::read_request(&mut stream).await {
         Ok(r) => r,
         Err(http::ReadError::Gone) => return,
@@ -74,26 +74,26 @@ async fn connection(shared: &Shared, mut stream: TcpStream, stopped: watch::Rece
         }
     };
     let head_only = request.method == "HEAD";
-    if let Err(refusal) = admit(shared, &request) {
+    if let Err(refusal) = admit(node, &request) {
         http::write_response(&mut stream, refusal, head_only).await;
         return;
     }
     if request.path == "/api/stream" && !head_only {
-        stream_changes(shared, stream, stopped).await;
+        stream_changes(node, stream, stopped).await;
         return;
     }
-    let response = route(shared, &request).await;
+    let response = route(node, &request).await;
     http::write_response(&mut stream, response, head_only).await;
 }
 
 /// The method, the token and the `Host` rule of the module docs. The page's own files hold no
 /// data and need no token (a page cannot add it to the URLs of its script and style sheet).
-fn admit(shared: &Shared, request: &Request) -> Result<(), Response> {
+fn admit(node: &Node, request: &Request) -> Result<(), Response> {
     if request.method != "GET" && request.method != "HEAD" {
         return Err(Response::text(405, "only GET and HEAD\n"));
     }
     let static_file = matches!(request.path.as_str(), "/" | "/app.js" | "/app.css");
-    match &shared.config.admin.token {
+    match &node.config.admin.token {
         Some(_) if static_file => Ok(()),
         Some(token) => {
             let given = request
@@ -142,7 +142,7 @@ fn host_is_literal(host: &str) -> bool {
     name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
-async fn route(shared: &Shared, request: &Request) -> Response {
+async fn route(node: &Node, request: &Request) -> Response {
     let path = request.path.trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     match segments.as_slice() {
@@ -152,19 +152,19 @@ async fn route(shared: &Shared, request: &Request) -> Response {
         ["metrics"] => Response::new(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            state::render_metrics(shared).await,
+            state::render_metrics(node).await,
         ),
-        ["api", "overview"] => Response::json(&state::overview(shared).await),
-        ["api", "calls"] => Response::json(&state::calls_json(shared).await),
-        ["api", "users"] => match state::users(shared).await {
+        ["api", "overview"] => Response::json(&state::overview(node).await),
+        ["api", "calls"] => Response::json(&state::calls_json(node).await),
+        ["api", "users"] => match state::users(node).await {
             Ok(v) => Response::json(&v),
             Err(e) => Response::text(503, format!("the store did not answer: {e}\n")),
         },
-        ["api", "calls", id] => match call(shared, id).await {
+        ["api", "calls", id] => match call(node, id).await {
             Some(v) => Response::json(&v),
             None => Response::text(404, "no such call is kept\n"),
         },
-        ["api", "calls", id, "text"] => match call(shared, id).await {
+        ["api", "calls", id, "text"] => match call(node, id).await {
             Some(v) => Response::text(200, timeline::text(&v)),
             None => Response::text(404, "no such call is kept\n"),
         },
@@ -172,11 +172,11 @@ async fn route(shared: &Shared, request: &Request) -> Response {
             let found = seq
                 .parse()
                 .ok()
-                .and_then(|s| shared.observe.inspector.event(s));
+                .and_then(|s| node.observe.inspector.event(s));
             match found {
                 Some(e) => {
                     let mut names = views::Names::default();
-                    state::load_names(shared, &mut names, views::user_ids([], [e.as_ref()])).await;
+                    state::load_names(node, &mut names, views::user_ids([], [e.as_ref()])).await;
                     Response::json(&views::event_decoded(&e, &names))
                 }
                 None => Response::text(404, "no such event is kept\n"),
@@ -187,11 +187,11 @@ async fn route(shared: &Shared, request: &Request) -> Response {
 }
 
 /// A call with its events, by decimal id.
-async fn call(shared: &Shared, id: &str) -> Option<serde_json::Value> {
-    let record = shared.observe.inspector.call(id.parse().ok()?)?;
+async fn call(node: &Node, id: &str) -> Option<serde_json::Value> {
+    let record = node.observe.inspector.call(id.parse().ok()?)?;
     let mut names = views::Names::default();
     state::load_names(
-        shared,
+        node,
         &mut names,
         views::user_ids([&record], record.events.iter().map(|e| e.as_ref())),
     )
@@ -201,12 +201,8 @@ async fn call(shared: &Shared, id: &str) -> Option<serde_json::Value> {
 
 /// `GET /api/stream`: every change as a server-sent event until the client leaves or falls
 /// behind (it then reconnects and reloads the overview).
-async fn stream_changes(
-    shared: &Shared,
-    mut stream: TcpStream,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut subscription = shared.observe.inspector.subscribe();
+async fn stream_changes(node: &Node, mut stream: TcpStream, mut stopped: watch::Receiver<bool>) {
+    let mut subscription = node.observe.inspector.subscribe();
     if stream
         .write_all(http::EVENT_STREAM_HEAD.as_bytes())
         .await
@@ -218,7 +214,7 @@ async fn stream_changes(
     loop {
         let message = tokio::select! {
             change = subscription.changes.recv() => match change {
-                Ok(change) => sse_message(shared, change).await,
+                Ok(change) => sse_message(node, change).await,
                 Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = tokio::time::sleep(HEARTBEAT) => Some(": heartbeat\n\n".to_owned()),
@@ -233,26 +229,29 @@ async fn stream_changes(
     let _ = stream.shutdown().await;
 }
 
-async fn sse_message(shared: &Shared, change: Live) -> Option<String> {
-    let inspector = &shared.observe.inspector;
+async fn sse_message(node: &Node, change: Live) -> Option<String> {
+    let inspector = &node.observe.inspector;
     let mut names = views::Names::default();
     let (kind, data) = match change {
         Live::Event(e) => {
-            state::load_names(shared, &mut names, views::user_ids([], [e.as_ref()])).await;
+            state::load_names(node, &mut names, views::user_ids([], [e.as_ref()])).await;
             ("event", views::event(&e, &names))
         }
         Live::Call(id) => {
             let record = inspector.call(id)?;
-            state::load_names(shared, &mut names, views::user_ids([&record], [])).await;
+            state::load_names(node, &mut names, views::user_ids([&record], [])).await;
             ("call", views::call_summary(&record, &names))
         }
         Live::Session(conn_id) => {
             let session = inspector.session(conn_id)?;
             let user = session.keyed.as_ref().and_then(|k| k.user_id);
-            state::load_names(shared, &mut names, user).await;
+            state::load_names(node, &mut names, user).await;
             // Only this user's calls are looked at (a stream message per session change).
             let busy = match user {
-                Some(u) => crate::call_engine::live_calls_of(shared, u)
+                Some(u) => node
+                    .services
+                    .calls
+                    .live_calls_of(u)
                     .await
                     .map(|calls| calls.iter().any(|c| c.makes_busy(u)))
                     .unwrap_or(false)

@@ -6,17 +6,17 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use crate::node::Node;
 use crate::observe::inspector::CallRecord;
 use crate::observe::metrics;
 use crate::observe::views::{Names, call_summary, display_name, event, session, user_ids};
-use crate::shared::Shared;
 
 /// Live calls, then ended ones newest first: what this node recorded and, with several nodes,
 /// each call in the state the shared database holds now (another node may have changed it
 /// since), including calls only other nodes handled (without their messages).
-pub async fn calls(shared: &Shared) -> (Vec<CallRecord>, Vec<CallRecord>) {
-    let (live, recent) = shared.observe.inspector.calls();
-    let Some(stored) = shared.calls.stored_calls().await else {
+pub async fn calls(node: &Node) -> (Vec<CallRecord>, Vec<CallRecord>) {
+    let (live, recent) = node.observe.inspector.calls();
+    let Some(stored) = node.services.calls.stored_calls().await else {
         return (live, recent);
     };
     let mut records: HashMap<i64, CallRecord> = live
@@ -46,25 +46,30 @@ pub async fn calls(shared: &Shared) -> (Vec<CallRecord>, Vec<CallRecord>) {
 }
 
 /// Looks up the names of `ids` not yet in `names`.
-pub(super) async fn load_names(
-    shared: &Shared,
-    names: &mut Names,
-    ids: impl IntoIterator<Item = i64>,
-) {
-    names.load(&shared.cache, shared.store.as_ref(), ids).await;
+pub(super) async fn load_names(node: &Node, names: &mut Names, ids: impl IntoIterator<Item = i64>) {
+    for id in ids {
+        if names.contains(id) {
+            continue;
+        }
+        let name = match node.services.users.get(id).await {
+            Ok(Some(u)) => display_name(&u),
+            _ => format!("user {id}"),
+        };
+        names.insert(id, name);
+    }
 }
 
 /// The calls that have not ended, wherever they live.
-async fn live_calls(shared: &Shared) -> Vec<calls::Call> {
-    shared.calls.live_calls().await.unwrap_or_else(|e| {
+async fn live_calls(node: &Node) -> Vec<calls::Call> {
+    node.services.calls.live_calls().await.unwrap_or_else(|e| {
         tracing::warn!(error = ?e, "cannot list the live calls");
         Vec::new()
     })
 }
 
 /// The users busy in a call.
-pub async fn busy_users(shared: &Shared) -> Vec<i64> {
-    busy_in(&live_calls(shared).await)
+pub async fn busy_users(node: &Node) -> Vec<i64> {
+    busy_in(&live_calls(node).await)
 }
 
 /// The users the live calls `live` make busy, ascending.
@@ -81,41 +86,41 @@ fn busy_in(live: &[calls::Call]) -> Vec<i64> {
 }
 
 /// `/metrics`: the counters, and the gauges of this moment.
-pub async fn render_metrics(shared: &Shared) -> String {
+pub async fn render_metrics(node: &Node) -> String {
     let mut gauges = metrics::Gauges::default();
-    for s in shared.observe.inspector.sessions() {
+    for s in node.observe.inspector.sessions() {
         let transport = s.transport.map_or("unknown", |k| k.name());
         *gauges
             .connections
             .entry((transport, s.obfuscated))
             .or_default() += 1;
     }
-    let live = live_calls(shared).await;
+    let live = live_calls(node).await;
     gauges.calls_live = live.len() as u64;
     gauges.busy_users = busy_in(&live).len() as u64;
-    gauges.users_online = shared.hub.users_online() as u64;
-    shared.observe.metrics.render(&gauges)
+    gauges.users_online = node.services.users.online_here() as u64;
+    node.observe.metrics.render(&gauges)
 }
 
 /// The page's start: node, sessions, calls, busy users and the latest events.
-pub async fn overview(shared: &Shared) -> Value {
-    let inspector = &shared.observe.inspector;
+pub async fn overview(node: &Node) -> Value {
+    let inspector = &node.observe.inspector;
     let sessions = inspector.sessions();
-    let (live, recent) = calls(shared).await;
+    let (live, recent) = calls(node).await;
     let feed = inspector.feed(200);
-    let busy = busy_users(shared).await;
+    let busy = busy_users(node).await;
     let mut names = Names::default();
     let mut ids = user_ids(live.iter().chain(&recent), feed.iter().map(|e| e.as_ref()));
     ids.extend(sessions.iter().filter_map(|s| s.keyed.as_ref()?.user_id));
     ids.extend(&busy);
-    load_names(shared, &mut names, ids).await;
+    load_names(node, &mut names, ids).await;
     json!({
         "node": {
             "version": env!("CARGO_PKG_VERSION"),
-            "mtproto_address": shared.config.public_address().to_string(),
-            "store": if shared.config.database.is_some() { "postgres" } else { "sqlite" },
-            "started_at_ms": shared.observe.started_at_ms,
-            "now_ms": shared.clock.now_ms(),
+            "mtproto_address": node.config.public_address().to_string(),
+            "store": if node.config.database.is_some() { "postgres" } else { "sqlite" },
+            "started_at_ms": node.observe.started_at_ms,
+            "now_ms": node.clock.now_ms(),
         },
         "sessions": sessions.iter().map(|s| session(s, &names, &busy)).collect::<Vec<_>>(),
         "calls": {
@@ -128,10 +133,10 @@ pub async fn overview(shared: &Shared) -> Value {
 }
 
 /// Live and recent calls, as the API lists them.
-pub async fn calls_json(shared: &Shared) -> Value {
-    let (live, recent) = calls(shared).await;
+pub async fn calls_json(node: &Node) -> Value {
+    let (live, recent) = calls(node).await;
     let mut names = Names::default();
-    load_names(shared, &mut names, user_ids(live.iter().chain(&recent), [])).await;
+    load_names(node, &mut names, user_ids(live.iter().chain(&recent), [])).await;
     json!({
         "live": live.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
         "recent": recent.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
@@ -139,10 +144,10 @@ pub async fn calls_json(shared: &Shared) -> Value {
 }
 
 /// Every registered user, with their sessions on this node and whether they are busy.
-pub async fn users(shared: &Shared) -> Result<Value, store::StoreError> {
-    let users = shared.store.users().await?;
-    let sessions = shared.observe.inspector.sessions();
-    let busy = busy_users(shared).await;
+pub async fn users(node: &Node) -> Result<Value, store::StoreError> {
+    let users = node.services.users.all().await?;
+    let sessions = node.observe.inspector.sessions();
+    let busy = busy_users(node).await;
     let list: Vec<Value> = users
         .iter()
         .map(|u| {

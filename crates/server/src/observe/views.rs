@@ -8,30 +8,15 @@ use serde_json::{Value, json};
 use tl::{Decode, enums};
 
 use super::inspector::{CallRecord, Event, EventBody, SessionInfo};
-use crate::cache::Cache;
 
 /// Names of users, looked up once per view.
 #[derive(Default)]
 pub struct Names(HashMap<i64, String>);
 
 impl Names {
-    /// Looks up every id not yet known.
-    pub async fn load(
-        &mut self,
-        cache: &Cache,
-        store: &dyn store::Store,
-        ids: impl IntoIterator<Item = i64>,
-    ) {
-        for id in ids {
-            if self.0.contains_key(&id) {
-                continue;
-            }
-            let name = match cache.user(store, id).await {
-                Ok(Some(u)) => display_name(&u),
-                _ => format!("user {id}"),
-            };
-            self.0.insert(id, name);
-        }
+    /// Whether `id` is named already.
+    pub fn contains(&self, id: i64) -> bool {
+        self.0.contains_key(&id)
     }
 
     /// Names a user.

@@ -3,19 +3,21 @@
 
 use tl::{enums, functions, types};
 
+use super::RpcCtx;
 use crate::errors::RpcError;
 use crate::render;
-use crate::shared::RpcCtx;
+use crate::services::{Updates, Users};
 
 pub async fn check_username(
     ctx: &mut RpcCtx<'_>,
+    users: &Users,
     r: functions::account::CheckUsername,
 ) -> Result<Vec<u8>, RpcError> {
     let me = ctx.user_id()?;
     if !render::valid_username(&r.username) {
         return Err(RpcError::UsernameInvalid);
     }
-    let free = match ctx.shared.store.user_by_username(&r.username).await? {
+    let free = match users.by_username(&r.username).await? {
         Some(u) => u.id == me,
         None => true,
     };
@@ -24,15 +26,12 @@ pub async fn check_username(
 
 pub async fn update_username(
     ctx: &mut RpcCtx<'_>,
+    users: &Users,
+    updates: &Updates,
     r: functions::account::UpdateUsername,
 ) -> Result<Vec<u8>, RpcError> {
     let me = ctx.user_id()?;
-    let user = ctx
-        .shared
-        .store
-        .user(me)
-        .await?
-        .ok_or(RpcError::AuthKeyUnregistered)?;
+    let user = users.get(me).await?.ok_or(RpcError::AuthKeyUnregistered)?;
     let wanted = (!r.username.is_empty()).then_some(r.username);
     if let Some(name) = &wanted
         && !render::valid_username(name)
@@ -42,16 +41,7 @@ pub async fn update_username(
     if user.username.as_deref().map(str::to_lowercase) == wanted.as_deref().map(str::to_lowercase) {
         return Err(RpcError::UsernameNotModified);
     }
-    match ctx.shared.store.set_username(me, wanted.clone()).await {
-        Ok(()) => {}
-        Err(store::StoreError::Conflict(_)) => return Err(RpcError::UsernameOccupied),
-        Err(e) => return Err(e.into()),
-    }
-    let user = store::User {
-        username: wanted.clone(),
-        ..user
-    };
-    ctx.shared.cache.put_user(user.clone());
+    let user = users.set_username(user, wanted.clone()).await?;
     let usernames = wanted
         .iter()
         .map(|u| {
@@ -82,8 +72,7 @@ pub async fn update_username(
     // The user's other sessions, on whichever node (the key that asked has its answer).
     let mut out = crate::topology::Outbox::default();
     out.push(calls::PushTarget::UserExcept(me, ctx.key.perm_key_id), push);
-    ctx.shared.delivery.send(out, ctx.now).await?;
-    ctx.shared.delivery.user_changed(me).await?;
-    let rendered = render::user(ctx, me, &user, false);
+    updates.send(out).await?;
+    let rendered = users.render(me, &user, false);
     Ok(ctx.encode(&rendered))
 }

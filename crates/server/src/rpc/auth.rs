@@ -5,51 +5,20 @@
 //! written for the test DCs run unchanged. Other numbers get a random code, logged by the
 //! server and shown by `mtcall code PHONE` (or the configured fixed code).
 
-use subtle_free::ct_eq;
 use tl::{Encode, enums, functions, types};
 
+use super::RpcCtx;
 use crate::errors::RpcError;
 use crate::render;
-use crate::shared::RpcCtx;
-use mtproto::crypto::{Entropy, OsEntropy};
-
-/// Wrong codes allowed before a code is burnt.
-const MAX_ATTEMPTS: i32 = 5;
-
-/// The code a number of the test form `99966XYYYY` accepts.
-pub fn test_number_code(phone: &str) -> Option<String> {
-    let b = phone.as_bytes();
-    (b.len() == 10 && phone.starts_with("99966"))
-        .then(|| std::iter::repeat_n(b[5] as char, 5).collect())
-}
-
-fn random_code() -> String {
-    let n = u32::from_le_bytes(OsEntropy.array()) % 100_000;
-    format!("{n:05}")
-}
+use crate::services::{Accounts, CodeCheck, Users};
 
 pub async fn send_code(
     ctx: &mut RpcCtx<'_>,
+    accounts: &Accounts,
     r: functions::auth::SendCode,
 ) -> Result<Vec<u8>, RpcError> {
     let phone = render::normalize_phone(&r.phone_number).ok_or(RpcError::PhoneNumberInvalid)?;
-    let code = test_number_code(&phone)
-        .or_else(|| ctx.shared.config.fixed_login_code.clone())
-        .unwrap_or_else(random_code);
-    let hash: [u8; 9] = OsEntropy.array();
-    let hash: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    ctx.shared
-        .store
-        .save_login_code(store::LoginCode {
-            hash: hash.clone(),
-            phone: phone.clone(),
-            code: code.clone(),
-            created_at: ctx.now,
-            expires_at: ctx.now + ctx.shared.config.login_code_ttl_secs,
-            attempts: 0,
-            verified: false,
-        })
-        .await?;
+    let (hash, code) = accounts.issue_code(&phone, ctx.now).await?;
     tracing::info!(phone = %phone, code = %code, "login code sent");
     let sent = enums::auth::SentCode::from(types::auth::SentCode {
         r#type: types::auth::SentCodeTypeApp {
@@ -63,31 +32,14 @@ pub async fn send_code(
     Ok(ctx.encode(&sent))
 }
 
-/// The code row for `hash`, checked against the phone and its expiry.
-async fn live_code(
-    ctx: &RpcCtx<'_>,
-    phone: &str,
-    hash: &str,
-) -> Result<store::LoginCode, RpcError> {
-    if hash.is_empty() {
-        return Err(RpcError::PhoneCodeHashEmpty);
-    }
-    let code = ctx
-        .shared
-        .store
-        .login_code(hash)
-        .await?
-        .ok_or(RpcError::PhoneCodeExpired)?;
-    if code.phone != phone || code.expires_at < ctx.now {
-        return Err(RpcError::PhoneCodeExpired);
-    }
-    Ok(code)
-}
-
-async fn log_in(ctx: &mut RpcCtx<'_>, user: &store::User) -> Result<Vec<u8>, RpcError> {
-    ctx.shared
-        .store
-        .set_key_user(ctx.key.perm_key_id, Some(user.id))
+async fn log_in(
+    ctx: &mut RpcCtx<'_>,
+    accounts: &Accounts,
+    users: &Users,
+    user: &store::User,
+) -> Result<Vec<u8>, RpcError> {
+    accounts
+        .bind_user(ctx.key.perm_key_id, Some(user.id))
         .await?;
     ctx.key.user_id = Some(user.id);
     tracing::info!(
@@ -100,43 +52,32 @@ async fn log_in(ctx: &mut RpcCtx<'_>, user: &store::User) -> Result<Vec<u8>, Rpc
         otherwise_relogin_days: None,
         tmp_sessions: None,
         future_auth_token: None,
-        user: render::user(ctx, user.id, user, false),
+        user: users.render(user.id, user, false),
     });
     Ok(ctx.encode(&auth))
 }
 
 pub async fn sign_in(
     ctx: &mut RpcCtx<'_>,
+    accounts: &Accounts,
+    users: &Users,
     r: functions::auth::SignIn,
 ) -> Result<Vec<u8>, RpcError> {
     let phone = render::normalize_phone(&r.phone_number).ok_or(RpcError::PhoneNumberInvalid)?;
-    let code = live_code(ctx, &phone, &r.phone_code_hash).await?;
-    let given = r
-        .phone_code
-        .filter(|c| !c.is_empty())
-        .ok_or(RpcError::PhoneCodeEmpty)?;
-    if !ct_eq(given.as_bytes(), code.code.as_bytes()) {
-        let attempts = code.attempts + 1;
-        if attempts >= MAX_ATTEMPTS {
-            ctx.shared.store.delete_login_code(&code.hash).await?;
-            return Err(RpcError::PhoneCodeExpired);
-        }
-        ctx.shared
-            .store
-            .update_login_code(&code.hash, attempts, false)
+    let given = r.phone_code.filter(|c| !c.is_empty());
+    // The code hash is checked first: an empty code on a dead hash is an expired code.
+    let Some(given) = given else {
+        accounts
+            .live_code(&phone, &r.phone_code_hash, ctx.now)
             .await?;
-        return Err(RpcError::PhoneCodeInvalid);
-    }
-    match ctx.shared.store.user_by_phone(&phone).await? {
-        Some(user) => {
-            ctx.shared.store.delete_login_code(&code.hash).await?;
-            log_in(ctx, &user).await
-        }
-        None => {
-            ctx.shared
-                .store
-                .update_login_code(&code.hash, code.attempts, true)
-                .await?;
+        return Err(RpcError::PhoneCodeEmpty);
+    };
+    match accounts
+        .check_code(&phone, &r.phone_code_hash, &given, ctx.now)
+        .await?
+    {
+        CodeCheck::Known(user) => log_in(ctx, accounts, users, &user).await,
+        CodeCheck::Unknown => {
             let required =
                 enums::auth::Authorization::from(types::auth::AuthorizationSignUpRequired {
                     terms_of_service: None,
@@ -148,10 +89,14 @@ pub async fn sign_in(
 
 pub async fn sign_up(
     ctx: &mut RpcCtx<'_>,
+    accounts: &Accounts,
+    users: &Users,
     r: functions::auth::SignUp,
 ) -> Result<Vec<u8>, RpcError> {
     let phone = render::normalize_phone(&r.phone_number).ok_or(RpcError::PhoneNumberInvalid)?;
-    let code = live_code(ctx, &phone, &r.phone_code_hash).await?;
+    let code = accounts
+        .live_code(&phone, &r.phone_code_hash, ctx.now)
+        .await?;
     if !code.verified {
         return Err(RpcError::PhoneCodeInvalid);
     }
@@ -165,21 +110,13 @@ pub async fn sign_up(
         last_name: r.last_name.trim().chars().take(64).collect(),
         ..Default::default()
     };
-    let user = match ctx.shared.store.create_user(new, ctx.now).await {
-        Ok(u) => u,
-        Err(store::StoreError::Conflict(_)) => return Err(RpcError::PhoneNumberOccupied),
-        Err(e) => return Err(e.into()),
-    };
-    ctx.shared.store.delete_login_code(&code.hash).await?;
-    log_in(ctx, &user).await
+    let user = accounts.sign_up(&code, new, ctx.now).await?;
+    log_in(ctx, accounts, users, &user).await
 }
 
-pub async fn log_out(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
+pub async fn log_out(ctx: &mut RpcCtx<'_>, accounts: &Accounts) -> Result<Vec<u8>, RpcError> {
     let user_id = ctx.user_id()?;
-    ctx.shared
-        .store
-        .set_key_user(ctx.key.perm_key_id, None)
-        .await?;
+    accounts.bind_user(ctx.key.perm_key_id, None).await?;
     ctx.key.user_id = None;
     tracing::info!(user_id, "logged out");
     Ok(
@@ -191,42 +128,23 @@ pub async fn log_out(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
 
 pub async fn import_bot_authorization(
     ctx: &mut RpcCtx<'_>,
+    accounts: &Accounts,
+    users: &Users,
     r: functions::auth::ImportBotAuthorization,
 ) -> Result<Vec<u8>, RpcError> {
-    let (id, secret) = r
-        .bot_auth_token
-        .split_once(':')
-        .ok_or(RpcError::AccessTokenInvalid)?;
-    let id: i64 = id.parse().map_err(|_| RpcError::AccessTokenInvalid)?;
-    let user = ctx
-        .shared
-        .store
-        .user(id)
-        .await?
-        .ok_or(RpcError::AccessTokenInvalid)?;
-    let valid = user.bot
-        && user
-            .bot_secret
-            .as_deref()
-            .is_some_and(|s| ct_eq(s.as_bytes(), secret.as_bytes()));
-    if !valid {
-        return Err(RpcError::AccessTokenInvalid);
-    }
-    log_in(ctx, &user).await
+    let user = accounts.bot_by_token(&r.bot_auth_token).await?;
+    log_in(ctx, accounts, users, &user).await
 }
 
-/// `auth.bindTempAuthKey`: the request must come over the temporary key; `encrypted_message`
-/// is `bind_auth_key_inner` encrypted with the permanent key in MTProto 1.0 form.
 pub async fn bind_temp_auth_key(
     ctx: &mut RpcCtx<'_>,
+    accounts: &Accounts,
     r: functions::auth::BindTempAuthKey,
 ) -> Result<Vec<u8>, RpcError> {
     if ctx.key.expires_at.is_none() {
         return Err(RpcError::TempAuthKeyEmpty);
     }
-    let perm = ctx
-        .shared
-        .store
+    let perm = accounts
         .auth_key(r.perm_auth_key_id)
         .await?
         .ok_or(RpcError::PermAuthKeyInvalid)?;
@@ -270,36 +188,10 @@ pub async fn bind_temp_auth_key(
     if !valid {
         return Err(RpcError::EncryptedMessageInvalid);
     }
-    ctx.shared
-        .store
+    accounts
         .bind_temp_key(ctx.key.key_id, r.perm_auth_key_id, i64::from(r.expires_at))
         .await?;
     ctx.key.perm_key_id = r.perm_auth_key_id;
     ctx.key.user_id = perm.user_id;
     Ok(ctx.encode(&true))
-}
-
-/// Constant-time equality for codes and secrets.
-mod subtle_free {
-    pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-        if a.len() != b.len() {
-            return false;
-        }
-        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_numbers() {
-        assert_eq!(test_number_code("9996621234").as_deref(), Some("22222"));
-        assert_eq!(test_number_code("9996651234").as_deref(), Some("55555"));
-        assert_eq!(test_number_code("15550001"), None);
-        assert_eq!(test_number_code("99966212345"), None);
-        assert!(ct_eq(b"123", b"123") && !ct_eq(b"123", b"124") && !ct_eq(b"1", b"12"));
-        assert_eq!(random_code().len(), 5);
-    }
 }

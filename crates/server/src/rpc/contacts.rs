@@ -5,14 +5,20 @@
 
 use tl::{enums, functions, types};
 
+use super::RpcCtx;
 use crate::errors::RpcError;
 use crate::render;
-use crate::shared::RpcCtx;
+use crate::services::Users;
 
 /// `contacts.resolvedPeer` for `u`. Resolved by phone, the user carries the number the viewer
 /// gave, as Telegram's does: clients find users by the stored phone afterwards.
-async fn resolved(ctx: &RpcCtx<'_>, u: &store::User, by_phone: bool) -> Result<Vec<u8>, RpcError> {
-    let mut user = render::user_for(ctx, u).await?;
+async fn resolved(
+    ctx: &RpcCtx<'_>,
+    users: &Users,
+    u: &store::User,
+    by_phone: bool,
+) -> Result<Vec<u8>, RpcError> {
+    let mut user = users.render_for(ctx.user_id()?, u).await?;
     if by_phone && let enums::User::User(shown) = &mut user {
         shown.phone = u.phone.clone();
     }
@@ -26,21 +32,21 @@ async fn resolved(ctx: &RpcCtx<'_>, u: &store::User, by_phone: bool) -> Result<V
 
 pub async fn resolve_phone(
     ctx: &mut RpcCtx<'_>,
+    users: &Users,
     r: functions::contacts::ResolvePhone,
 ) -> Result<Vec<u8>, RpcError> {
     ctx.user_id()?;
     let phone = render::normalize_phone(&r.phone).ok_or(RpcError::PhoneNotOccupied)?;
-    let u = ctx
-        .shared
-        .store
-        .user_by_phone(&phone)
+    let u = users
+        .by_phone(&phone)
         .await?
         .ok_or(RpcError::PhoneNotOccupied)?;
-    resolved(ctx, &u, true).await
+    resolved(ctx, users, &u, true).await
 }
 
 pub async fn resolve_username(
     ctx: &mut RpcCtx<'_>,
+    users: &Users,
     r: functions::contacts::ResolveUsername,
 ) -> Result<Vec<u8>, RpcError> {
     ctx.user_id()?;
@@ -48,49 +54,44 @@ pub async fn resolve_username(
     if !render::valid_username(name) {
         return Err(RpcError::UsernameInvalid);
     }
-    let u = ctx
-        .shared
-        .store
-        .user_by_username(name)
+    let u = users
+        .by_username(name)
         .await?
         .ok_or(RpcError::UsernameNotOccupied)?;
-    resolved(ctx, &u, false).await
+    resolved(ctx, users, &u, false).await
 }
 
 pub async fn import_contacts(
     ctx: &mut RpcCtx<'_>,
+    users: &Users,
     r: functions::contacts::ImportContacts,
 ) -> Result<Vec<u8>, RpcError> {
     let owner = ctx.user_id()?;
     let mut imported = Vec::new();
-    let mut users = Vec::new();
+    let mut shown = Vec::new();
     for enums::InputContact::InputPhoneContact(c) in &r.contacts {
         let Some(phone) = render::normalize_phone(&c.phone) else {
             continue;
         };
-        let Some(u) = ctx.shared.store.user_by_phone(&phone).await? else {
+        let Some(u) = users.by_phone(&phone).await? else {
             continue;
         };
         if u.id != owner {
-            ctx.shared
-                .store
+            users
                 .add_contact(owner, u.id, &c.first_name, &c.last_name)
                 .await?;
-            ctx.shared.cache.put_contact(owner, u.id);
-            // Other nodes drop their copy of this owner's contact links.
-            ctx.shared.delivery.user_changed(owner).await?;
         }
         imported.push(enums::ImportedContact::from(types::ImportedContact {
             user_id: u.id,
             client_id: c.client_id,
         }));
-        users.push(render::user_for(ctx, &u).await?);
+        shown.push(users.render_for(owner, &u).await?);
     }
     let result = enums::contacts::ImportedContacts::from(types::contacts::ImportedContacts {
         imported,
         popular_invites: vec![],
         retry_contacts: vec![],
-        users,
+        users: shown,
     });
     Ok(ctx.encode(&result))
 }
@@ -100,10 +101,11 @@ const MAX_CONTACTS: usize = 100_000;
 
 pub async fn get_contacts(
     ctx: &mut RpcCtx<'_>,
+    users: &Users,
     r: functions::contacts::GetContacts,
 ) -> Result<Vec<u8>, RpcError> {
     let owner = ctx.user_id()?;
-    let mut ids = ctx.shared.store.contacts_of(owner).await?;
+    let mut ids = users.contacts_of(owner).await?;
     ids.truncate(MAX_CONTACTS);
     // The documented cache hash: `saved_count` (always 0 here), then the sorted contact ids.
     let hash = list_hash(std::iter::once(0).chain(ids.iter().copied()));
@@ -113,26 +115,22 @@ pub async fn get_contacts(
         )));
     }
     let mut contacts = Vec::with_capacity(ids.len());
-    let mut users = Vec::with_capacity(ids.len());
+    let mut shown = Vec::with_capacity(ids.len());
     for id in ids {
-        let Some(u) = ctx.shared.cache.user(ctx.shared.store.as_ref(), id).await? else {
+        let Some(u) = users.get(id).await? else {
             continue;
         };
-        let mutual = ctx
-            .shared
-            .cache
-            .is_contact(ctx.shared.store.as_ref(), id, owner)
-            .await?;
+        let mutual = users.is_contact(id, owner).await?;
         contacts.push(enums::Contact::from(types::Contact {
             user_id: id,
             mutual,
         }));
-        users.push(render::user_for(ctx, &u).await?);
+        shown.push(users.render_for(owner, &u).await?);
     }
     let result = enums::contacts::Contacts::from(types::contacts::Contacts {
         contacts,
         saved_count: 0,
-        users,
+        users: shown,
     });
     Ok(ctx.encode(&result))
 }

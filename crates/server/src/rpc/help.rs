@@ -3,11 +3,11 @@
 
 use tl::{enums, types};
 
+use super::RpcCtx;
+use crate::config::Config;
 use crate::errors::RpcError;
-use crate::shared::RpcCtx;
 
-pub fn get_config(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
-    let cfg = &ctx.shared.config;
+pub fn get_config(ctx: &mut RpcCtx<'_>, cfg: &Config) -> Result<Vec<u8>, RpcError> {
     let public = cfg.public_address();
     let now = ctx.now as i32;
     let dc_option = |is_static: bool| -> enums::DcOption {
@@ -58,8 +58,8 @@ pub fn get_config(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
     Ok(ctx.encode(&config))
 }
 
-pub fn get_nearest_dc(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
-    let dc = ctx.shared.config.dc_id;
+pub fn get_nearest_dc(ctx: &mut RpcCtx<'_>, cfg: &Config) -> Result<Vec<u8>, RpcError> {
+    let dc = cfg.dc_id;
     Ok(ctx.encode(&enums::NearestDc::from(types::NearestDc {
         country: String::new(),
         this_dc: dc,

@@ -3,11 +3,12 @@
 //! so the dialog list is valid and empty: clients list dialogs at start-up and must get a
 //! result they can read rather than an error.
 
-use mtproto::crypto::{Entropy, OsEntropy, dh};
+use mtproto::crypto::{Entropy, dh};
 use tl::{enums, functions, types};
 
+use super::RpcCtx;
 use crate::errors::RpcError;
-use crate::shared::RpcCtx;
+use crate::services::Updates;
 
 use super::updates;
 
@@ -25,7 +26,7 @@ pub fn get_dh_config(
         return Err(RpcError::RandomLengthInvalid);
     }
     let mut random = vec![0u8; r.random_length as usize];
-    OsEntropy.fill(&mut random);
+    ctx.entropy.fill(&mut random);
     let config = if r.version == VERSION {
         enums::messages::DhConfig::from(types::messages::DhConfigNotModified { random })
     } else {
@@ -55,9 +56,10 @@ pub fn get_dialogs(
 
 pub async fn get_pinned_dialogs(
     ctx: &mut RpcCtx<'_>,
+    log: &Updates,
     _r: functions::messages::GetPinnedDialogs,
 ) -> Result<Vec<u8>, RpcError> {
-    let state = updates::current_state(ctx).await?;
+    let state = updates::current_state(ctx, log).await?;
     let dialogs = enums::messages::PeerDialogs::from(types::messages::PeerDialogs {
         dialogs: vec![],
         messages: vec![],

@@ -6,6 +6,7 @@
 mod account;
 mod auth;
 mod contacts;
+mod context;
 mod help;
 mod messages;
 mod phone;
@@ -15,16 +16,22 @@ mod users;
 use tl::functions::Request;
 use tl::{Decode, Layer, enums};
 
+pub use context::{KeyInfo, RpcCtx};
+
 use crate::errors::RpcError;
-use crate::shared::RpcCtx;
+use crate::services::{Accounts, Services};
 
 /// Wrappers nested deeper than this are refused (they have no legitimate use).
 const MAX_WRAPPERS: usize = 8;
 
-/// Handles one request body; returns the encoded result.
-pub async fn handle(ctx: &mut RpcCtx<'_>, body: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+/// Handles one request body with `services`; returns the encoded result.
+pub async fn handle(
+    services: &Services,
+    ctx: &mut RpcCtx<'_>,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, RpcError> {
     ctx.trace.method = "unknown";
-    let body = unwrap(ctx, body).await?;
+    let body = unwrap(&services.accounts, ctx, body).await?;
     let request = match Request::from_bytes(&body) {
         Ok(r) => r,
         Err(tl::DecodeError::UnexpectedConstructor { id, .. })
@@ -40,7 +47,7 @@ pub async fn handle(ctx: &mut RpcCtx<'_>, body: Vec<u8>) -> Result<Vec<u8>, RpcE
         ctx.trace.request = Some(body);
         ctx.trace.call_id = call_of(&request);
     }
-    dispatch(ctx, request).await
+    dispatch(services, ctx, request).await
 }
 
 /// The call a `phone.*` request names.
@@ -60,7 +67,11 @@ fn call_of(request: &Request) -> Option<i64> {
     Some(p.id)
 }
 
-async fn unwrap(ctx: &mut RpcCtx<'_>, mut body: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+async fn unwrap(
+    accounts: &Accounts,
+    ctx: &mut RpcCtx<'_>,
+    mut body: Vec<u8>,
+) -> Result<Vec<u8>, RpcError> {
     for _ in 0..MAX_WRAPPERS {
         let id = body
             .get(..4)
@@ -72,8 +83,7 @@ async fn unwrap(ctx: &mut RpcCtx<'_>, mut body: Vec<u8>) -> Result<Vec<u8>, RpcE
                 if ctx.key.announced_layer != Some(w.layer) {
                     ctx.key.announced_layer = Some(w.layer);
                     ctx.key.revision = ctx.key.revision.wrapping_add(1);
-                    ctx.shared
-                        .store
+                    accounts
                         .set_key_client(ctx.key.key_id, Some(w.layer), None)
                         .await?;
                 }
@@ -89,8 +99,7 @@ async fn unwrap(ctx: &mut RpcCtx<'_>, mut body: Vec<u8>) -> Result<Vec<u8>, RpcE
                     lang_code: w.lang_code,
                 };
                 if ctx.key.client.as_ref() != Some(&info) {
-                    ctx.shared
-                        .store
+                    accounts
                         .set_key_client(ctx.key.key_id, None, Some(info.clone()))
                         .await?;
                     ctx.key.client = Some(info);
@@ -116,39 +125,54 @@ async fn unwrap(ctx: &mut RpcCtx<'_>, mut body: Vec<u8>) -> Result<Vec<u8>, RpcE
     Err(RpcError::InputFetchError)
 }
 
-async fn dispatch(ctx: &mut RpcCtx<'_>, request: Request) -> Result<Vec<u8>, RpcError> {
+async fn dispatch(
+    services: &Services,
+    ctx: &mut RpcCtx<'_>,
+    request: Request,
+) -> Result<Vec<u8>, RpcError> {
+    let Services {
+        calls,
+        users,
+        updates,
+        accounts,
+        config,
+    } = services;
     match request {
-        Request::HelpGetConfig(_) => help::get_config(ctx),
-        Request::HelpGetNearestDc(_) => help::get_nearest_dc(ctx),
-        Request::AuthSendCode(r) => auth::send_code(ctx, r).await,
-        Request::AuthSignIn(r) => auth::sign_in(ctx, r).await,
-        Request::AuthSignUp(r) => auth::sign_up(ctx, r).await,
-        Request::AuthLogOut(_) => auth::log_out(ctx).await,
-        Request::AuthImportBotAuthorization(r) => auth::import_bot_authorization(ctx, r).await,
-        Request::AuthBindTempAuthKey(r) => auth::bind_temp_auth_key(ctx, r).await,
-        Request::UsersGetUsers(r) => users::get_users(ctx, r).await,
-        Request::UsersGetFullUser(r) => users::get_full_user(ctx, r).await,
-        Request::ContactsImportContacts(r) => contacts::import_contacts(ctx, r).await,
-        Request::ContactsGetContacts(r) => contacts::get_contacts(ctx, r).await,
-        Request::ContactsResolvePhone(r) => contacts::resolve_phone(ctx, r).await,
-        Request::ContactsResolveUsername(r) => contacts::resolve_username(ctx, r).await,
-        Request::AccountCheckUsername(r) => account::check_username(ctx, r).await,
-        Request::AccountUpdateUsername(r) => account::update_username(ctx, r).await,
-        Request::UpdatesGetState(_) => updates::get_state(ctx).await,
-        Request::UpdatesGetDifference(r) => updates::get_difference(ctx, r).await,
+        Request::HelpGetConfig(_) => help::get_config(ctx, config),
+        Request::HelpGetNearestDc(_) => help::get_nearest_dc(ctx, config),
+        Request::AuthSendCode(r) => auth::send_code(ctx, accounts, r).await,
+        Request::AuthSignIn(r) => auth::sign_in(ctx, accounts, users, r).await,
+        Request::AuthSignUp(r) => auth::sign_up(ctx, accounts, users, r).await,
+        Request::AuthLogOut(_) => auth::log_out(ctx, accounts).await,
+        Request::AuthImportBotAuthorization(r) => {
+            auth::import_bot_authorization(ctx, accounts, users, r).await
+        }
+        Request::AuthBindTempAuthKey(r) => auth::bind_temp_auth_key(ctx, accounts, r).await,
+        Request::UsersGetUsers(r) => users::get_users(ctx, users, r).await,
+        Request::UsersGetFullUser(r) => users::get_full_user(ctx, users, r).await,
+        Request::ContactsImportContacts(r) => contacts::import_contacts(ctx, users, r).await,
+        Request::ContactsGetContacts(r) => contacts::get_contacts(ctx, users, r).await,
+        Request::ContactsResolvePhone(r) => contacts::resolve_phone(ctx, users, r).await,
+        Request::ContactsResolveUsername(r) => contacts::resolve_username(ctx, users, r).await,
+        Request::AccountCheckUsername(r) => account::check_username(ctx, users, r).await,
+        Request::AccountUpdateUsername(r) => account::update_username(ctx, users, updates, r).await,
+        Request::UpdatesGetState(_) => updates::get_state(ctx, updates).await,
+        Request::UpdatesGetDifference(r) => {
+            updates::get_difference(ctx, updates, calls, users, r).await
+        }
         Request::MessagesGetDhConfig(r) => messages::get_dh_config(ctx, r),
         Request::MessagesGetDialogs(r) => messages::get_dialogs(ctx, r),
-        Request::MessagesGetPinnedDialogs(r) => messages::get_pinned_dialogs(ctx, r).await,
+        Request::MessagesGetPinnedDialogs(r) => messages::get_pinned_dialogs(ctx, updates, r).await,
         Request::PhoneGetCallConfig(_) => phone::get_call_config(ctx),
-        Request::PhoneRequestCall(r) => phone::request_call(ctx, r).await,
-        Request::PhoneReceivedCall(r) => phone::received_call(ctx, r).await,
-        Request::PhoneAcceptCall(r) => phone::accept_call(ctx, r).await,
-        Request::PhoneConfirmCall(r) => phone::confirm_call(ctx, r).await,
-        Request::PhoneDiscardCall(r) => phone::discard_call(ctx, r).await,
-        Request::PhoneSendSignalingData(r) => phone::send_signaling_data(ctx, r).await,
-        Request::PhoneSetCallRating(r) => phone::set_call_rating(ctx, r).await,
-        Request::PhoneSaveCallDebug(r) => phone::save_call_debug(ctx, r).await,
-        Request::PhoneSaveCallLog(r) => phone::save_call_log(ctx, r).await,
+        Request::PhoneRequestCall(r) => phone::request_call(ctx, calls, users, r).await,
+        Request::PhoneReceivedCall(r) => phone::received_call(ctx, calls, r).await,
+        Request::PhoneAcceptCall(r) => phone::accept_call(ctx, calls, r).await,
+        Request::PhoneConfirmCall(r) => phone::confirm_call(ctx, calls, r).await,
+        Request::PhoneDiscardCall(r) => phone::discard_call(ctx, calls, r).await,
+        Request::PhoneSendSignalingData(r) => phone::send_signaling_data(ctx, calls, r).await,
+        Request::PhoneSetCallRating(r) => phone::set_call_rating(ctx, calls, r).await,
+        Request::PhoneSaveCallDebug(r) => phone::save_call_debug(ctx, calls, r).await,
+        Request::PhoneSaveCallLog(r) => phone::save_call_log(ctx, calls, r).await,
         other => {
             // Everything else needs a login first, like every phone.* method.
             ctx.user_id()?;

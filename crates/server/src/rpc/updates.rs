@@ -5,22 +5,25 @@
 
 use tl::{Decode, enums, functions, types};
 
+use super::RpcCtx;
 use crate::errors::RpcError;
-use crate::render;
-use crate::shared::RpcCtx;
+use crate::services::{Calls, Updates, Users};
 
 /// Updates returned by one `updates.getDifference`.
 const DIFFERENCE_LIMIT: u32 = 100;
 
-pub async fn get_state(ctx: &mut RpcCtx<'_>) -> Result<Vec<u8>, RpcError> {
-    let state = current_state(ctx).await?;
+pub async fn get_state(ctx: &mut RpcCtx<'_>, updates: &Updates) -> Result<Vec<u8>, RpcError> {
+    let state = current_state(ctx, updates).await?;
     Ok(ctx.encode(&enums::updates::State::from(state)))
 }
 
 /// The logged-in user's update state now.
-pub(super) async fn current_state(ctx: &RpcCtx<'_>) -> Result<types::updates::State, RpcError> {
+pub(super) async fn current_state(
+    ctx: &RpcCtx<'_>,
+    updates: &Updates,
+) -> Result<types::updates::State, RpcError> {
     let me = ctx.user_id()?;
-    let pts = ctx.shared.store.pts(me).await?;
+    let pts = updates.pts(me).await?;
     Ok(types::updates::State {
         pts,
         qts: 0,
@@ -30,32 +33,29 @@ pub(super) async fn current_state(ctx: &RpcCtx<'_>) -> Result<types::updates::St
     })
 }
 
-/// The user's live calls in their current state, as updates: a callee who was offline learns
-/// of a ringing call here (spec §6.3), and either side that lost its connection learns what
-/// happened to its call meanwhile (accepted, confirmed) — only the current state, never a
-/// stale one. An ended call reaches them as its history message.
-async fn live_calls(ctx: &RpcCtx<'_>, me: i64) -> Result<Vec<calls::Call>, RpcError> {
-    crate::call_engine::live_calls_of(ctx.shared, me).await
-}
-
+/// The logged updates after the client's pts, and the user's live calls in their current
+/// state: a callee who was offline learns of a ringing call here (`docs/calls.md §6`), and
+/// either side that lost its connection learns what happened to its call meanwhile
+/// (accepted, confirmed) — only the current state, never a stale one. An ended call reaches
+/// them as its history message.
 pub async fn get_difference(
     ctx: &mut RpcCtx<'_>,
+    updates: &Updates,
+    calls: &Calls,
+    users: &Users,
     r: functions::updates::GetDifference,
 ) -> Result<Vec<u8>, RpcError> {
     let me = ctx.user_id()?;
-    let current = ctx.shared.store.pts(me).await?;
+    let current = updates.pts(me).await?;
     let date = ctx.now as i32;
-    let live = live_calls(ctx, me).await?;
+    let live = calls.live_calls_of(me).await?;
     if r.pts >= current && live.is_empty() {
         return Ok(ctx.encode(&enums::updates::Difference::from(
             types::updates::DifferenceEmpty { date, seq: 0 },
         )));
     }
     let rows = if r.pts < current {
-        ctx.shared
-            .store
-            .updates_after(me, r.pts, DIFFERENCE_LIMIT)
-            .await?
+        updates.after(me, r.pts, DIFFERENCE_LIMIT).await?
     } else {
         Vec::new()
     };
@@ -85,19 +85,14 @@ pub async fn get_difference(
         user_ids.extend([call.admin_id, call.participant_id]);
         other_updates.push(
             types::UpdatePhoneCall {
-                phone_call: crate::call_service::view(ctx.shared, call, me),
+                phone_call: calls.view(call, me),
             }
             .into(),
         );
     }
     user_ids.sort_unstable();
     user_ids.dedup();
-    let mut users = Vec::new();
-    for id in user_ids {
-        if let Some(u) = ctx.shared.cache.user(ctx.shared.store.as_ref(), id).await? {
-            users.push(render::user_for(ctx, &u).await?);
-        }
-    }
+    let users = users.render_ids(user_ids, me).await?;
     let state = enums::updates::State::from(types::updates::State {
         pts: last_pts,
         qts: 0,

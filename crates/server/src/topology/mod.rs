@@ -31,7 +31,7 @@ use crate::hub::Hub;
 /// The future the topology's methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A call operation whose result the caller has already taken out (`call_engine.rs`).
+/// A call operation whose result the caller has already taken out ([`crate::services::Calls::run`]).
 pub type Operation = Box<dyn FnOnce(&mut CallRegistry) -> Effects<()> + Send>;
 
 /// What a committed operation changed.
@@ -82,7 +82,7 @@ pub struct Topology {
     /// Where calls live.
     pub calls: Box<dyn CallBackend>,
     /// Where pushes go.
-    pub delivery: Box<dyn Delivery>,
+    pub delivery: Arc<dyn Delivery>,
 }
 
 impl Topology {
@@ -95,7 +95,7 @@ impl Topology {
         let (calls, restored) = single::LocalCalls::restore(store, timeouts).await?;
         let topology = Topology {
             calls: Box::new(calls),
-            delivery: Box::new(single::LocalDelivery::new(hub)),
+            delivery: Arc::new(single::LocalDelivery::new(hub)),
         };
         Ok((topology, restored))
     }
@@ -110,7 +110,7 @@ impl Topology {
     ) -> Topology {
         Topology {
             calls: Box::new(several::SharedCalls::new(store, cluster.clone(), timeouts)),
-            delivery: Box::new(several::PushLog::new(cluster, hub, cache)),
+            delivery: Arc::new(several::PushLog::new(cluster, hub, cache)),
         }
     }
 }
@@ -123,6 +123,11 @@ impl Outbox {
     /// Adds a push.
     pub fn push(&mut self, target: PushTarget, updates: tl::enums::Updates) {
         self.0.push((target, updates));
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

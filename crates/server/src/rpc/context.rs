@@ -1,50 +1,9 @@
-//! State shared by every connection: configuration, store, keys, the update hub, and the
-//! per-key information a request runs with.
+//! What one request runs with: the key it came on and who that key is ([`KeyInfo`]), its
+//! message id and time, and what the router and the handler note for the metrics and the
+//! inspector ([`RpcTrace`]). The services a handler uses are passed to it beside this.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
-
-use mtproto::crypto::rsa_key::ServerKey;
-use mtproto::session::SaltSource;
-use store::{ClientInfo, Store};
+use store::ClientInfo;
 use tl::Layer;
-
-use crate::config::Config;
-use crate::hub::Hub;
-
-/// Everything a connection needs from the server.
-pub struct Shared {
-    /// Configuration.
-    pub config: Config,
-    /// Storage.
-    pub store: Arc<dyn Store>,
-    /// Where calls live: this node's memory, or the database several nodes share.
-    pub calls: Box<dyn crate::topology::CallBackend>,
-    /// Where pushes go: this node's sessions, or the log every node follows.
-    pub delivery: Box<dyn crate::topology::Delivery>,
-    /// The RSA key.
-    pub rsa: Arc<ServerKey>,
-    /// The server secret (salts, access hashes).
-    pub secret: [u8; 32],
-    /// Salt derivation.
-    pub salts: SaltSource,
-    /// Live sessions by user, for pushes.
-    pub hub: Arc<Hub>,
-    /// Flood control.
-    pub limits: crate::limits::Limits,
-    /// Per-user order of pts-carrying pushes.
-    pub user_locks: crate::user_locks::UserLocks,
-    /// Connection id counter.
-    pub next_conn_id: AtomicU64,
-    /// Open connections.
-    pub connections: AtomicUsize,
-    /// Users and contact links rendered on every push.
-    pub cache: Arc<crate::cache::Cache>,
-    /// Metrics and the call inspector.
-    pub observe: crate::observe::Observer,
-    /// The time of day.
-    pub clock: crate::clock::Clock,
-}
 
 /// What a request runs with: the key it came on and who that key is.
 #[derive(Clone, Debug)]
@@ -72,14 +31,12 @@ pub struct KeyInfo {
 
 /// One request in flight.
 pub struct RpcCtx<'a> {
-    /// The server.
-    pub shared: &'a Shared,
     /// The key and its login.
     pub key: &'a mut KeyInfo,
+    /// The connection's random bytes.
+    pub entropy: &'a mut crate::entropy::Randomness,
     /// The request's msg_id.
     pub msg_id: i64,
-    /// The connection it came on.
-    pub conn_id: u64,
     /// Unix time, seconds.
     pub now: i64,
     /// Set by `invokeWithoutUpdates`.
@@ -111,10 +68,4 @@ impl RpcCtx<'_> {
     pub fn encode(&self, value: &impl tl::Encode) -> Vec<u8> {
         value.to_bytes(self.key.layer)
     }
-}
-
-pub(crate) fn new_conn_id(shared: &Shared) -> u64 {
-    shared
-        .next_conn_id
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

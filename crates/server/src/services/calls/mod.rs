@@ -1,0 +1,190 @@
+//! The calls service (`docs/calls.md`): every call operation goes through [`Calls::run`],
+//! which runs the sans-IO registry's transition where calls live
+//! ([`crate::topology::CallBackend`]: this node's memory or the shared database), commits it,
+//! tells the inspector and metrics what happened, writes the history and sends the pushes —
+//! and only then hands the handler its result. Commit, then publish, then answer: the order
+//! lives here and nowhere else. The server's call timer ([`Calls::run_timers`]) publishes
+//! the calls it ends the same way.
+//!
+//! - [`publish`]: the history messages (durable, with pts) and the pushes of a commit.
+//! - [`views`]: a call as each viewer sees it, with its relays.
+
+mod publish;
+mod views;
+
+use std::sync::{Arc, Mutex};
+
+use calls::{Call, CallEvent, CallRegistry, Effects, SessionRef};
+use mtproto::crypto::Entropy;
+use store::CallScope;
+use tl::enums;
+
+use crate::clock::Clock;
+use crate::config::CallSettings;
+use crate::entropy::Randomness;
+use crate::errors::RpcError;
+use crate::observe::Observer;
+use crate::services::{Updates, Users};
+use crate::topology::{CallBackend, Committed};
+
+/// Calls, wherever they live.
+pub struct Calls {
+    backend: Box<dyn CallBackend>,
+    users: Arc<Users>,
+    updates: Arc<Updates>,
+    observe: Arc<Observer>,
+    media: views::Media,
+    clock: Clock,
+    entropy: Randomness,
+}
+
+/// What a call operation answered, once committed and published.
+pub struct Published<R> {
+    /// The operation's answer.
+    pub result: R,
+    /// What the state machine says happened.
+    pub events: Vec<CallEvent>,
+    /// The history updates the requesting session gets in its answer rather than as pushes.
+    pub own_history: Vec<enums::Update>,
+}
+
+/// New call ids and access hashes, from the service's entropy.
+pub struct CallIds(Randomness);
+
+impl calls::Ids for CallIds {
+    fn call_id(&mut self) -> i64 {
+        self.0.i64() & i64::MAX
+    }
+    fn access_hash(&mut self) -> i64 {
+        self.0.i64()
+    }
+}
+
+/// What the calls service is built from.
+pub struct CallsParts {
+    /// Where calls live (one node or several).
+    pub backend: Box<dyn CallBackend>,
+    /// Users, to render the parties.
+    pub users: Arc<Users>,
+    /// Update logs and pushes.
+    pub updates: Arc<Updates>,
+    /// The inspector and metrics, told of every commit.
+    pub observe: Arc<Observer>,
+    /// The relays each call is offered.
+    pub settings: CallSettings,
+    /// The server secret (peer tags).
+    pub secret: [u8; 32],
+    /// The time of day.
+    pub clock: Clock,
+    /// New ids.
+    pub entropy: Randomness,
+}
+
+impl Calls {
+    /// The service over `parts`.
+    pub fn new(parts: CallsParts) -> Calls {
+        Calls {
+            backend: parts.backend,
+            users: parts.users,
+            updates: parts.updates,
+            observe: parts.observe,
+            media: views::Media::new(&parts.settings, parts.secret),
+            clock: parts.clock,
+            entropy: parts.entropy,
+        }
+    }
+
+    /// Ids for a new call.
+    pub fn ids(&self) -> CallIds {
+        CallIds(self.entropy.clone())
+    }
+
+    /// Runs `op` on the calls of `scope`, commits what it changed, publishes it (history, then
+    /// pushes) and returns its answer. With `requester`, that session's own history updates
+    /// come back in [`Published::own_history`] instead of being pushed to it.
+    pub async fn run<R, F>(
+        &self,
+        scope: CallScope,
+        requester: Option<SessionRef>,
+        op: F,
+    ) -> Result<Published<R>, RpcError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut CallRegistry) -> Effects<R> + Send + 'static,
+    {
+        // The backend runs an operation without a result; the result waits here.
+        let slot = Arc::new(Mutex::new(None));
+        let filled = slot.clone();
+        let committed = self
+            .backend
+            .run(
+                scope,
+                Box::new(move |registry| {
+                    op(registry).map(|result| {
+                        *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                    })
+                }),
+                self.clock.now_secs(),
+            )
+            .await?;
+        self.observe_commit(&committed);
+        let own_history = self.publish(&committed.effects, requester).await?;
+        let result = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        Ok(Published {
+            result: result.ok_or(RpcError::RpcCallFail)?,
+            events: committed.effects.events,
+            own_history,
+        })
+    }
+
+    /// Tells the metrics and the inspector what a commit changed.
+    fn observe_commit(&self, committed: &Committed) {
+        if let Some(elapsed) = committed.commit_time {
+            self.observe.metrics.store_commit("call", elapsed);
+        }
+        self.observe.calls_committed(
+            &committed.effects.persist,
+            &committed.effects.events,
+            self.clock.now_ms(),
+        );
+    }
+
+    /// The calls `user_id` takes part in that have not ended.
+    pub async fn live_calls_of(&self, user_id: i64) -> Result<Vec<Call>, RpcError> {
+        self.backend.live_calls_of(user_id).await
+    }
+
+    /// Every call that has not ended.
+    pub async fn live_calls(&self) -> Result<Vec<Call>, RpcError> {
+        self.backend.live_calls().await
+    }
+
+    /// Every stored call as the database holds it now, when other nodes may have changed
+    /// it; `None` on one node, whose own record is complete.
+    pub async fn stored_calls(&self) -> Option<Vec<Call>> {
+        self.backend.stored_calls().await
+    }
+
+    /// The server's call timer: ends calls past their deadline and publishes their ends,
+    /// until `stopped`.
+    pub async fn run_timers(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let now = self.clock.now_secs() as i32;
+            for committed in self.backend.expire(now).await {
+                self.observe_commit(&committed);
+                if let Err(e) = self.publish(&committed.effects, None).await {
+                    tracing::warn!(error = ?e, "could not publish expired calls");
+                }
+                for p in &committed.effects.persist {
+                    let reason = p.discard().and_then(|d| d.reason.clone());
+                    tracing::info!(call_id = p.id, ?reason, "call ended by the server's timer");
+                }
+            }
+            self.backend.tidy(now).await;
+            tokio::select! {
+                _ = self.backend.wait_for_work(now) => {}
+                _ = stopped.changed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! What every client connection shares below the API: admission (how many connections, from
+//! which addresses), flood control, the RSA key and salts of the handshake, the auth keys
+//! (created, stored, loaded back with their login) and the hub registration that lets pushes
+//! reach a logged-in session. Only [`crate::connection`] and the accept loop use it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use mtproto::crypto::AuthKey;
+use mtproto::crypto::rsa_key::ServerKey;
+use mtproto::session::{SaltSource, SessionConfig};
+use store::{AuthKeyRow, Store, StoreError};
+use tl::Layer;
+use tokio::sync::mpsc;
+
+use crate::hub::{Hub, Push};
+use crate::limits::Limits;
+use crate::rpc::KeyInfo;
+
+/// Sessions and what they are admitted and keyed with.
+pub struct Sessions {
+    rsa: Arc<ServerKey>,
+    salts: SaltSource,
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    limits: Limits,
+    max_connections: usize,
+    open: AtomicUsize,
+    next_conn_id: AtomicU64,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `max_connections` are open.
+    Full,
+    /// Its address has as many open as `[limits]` allows.
+    AddressFull,
+}
+
+/// A stored auth key, ready to run a session on.
+pub struct LoadedKey {
+    /// Who the key is and what it announced.
+    pub info: KeyInfo,
+    /// The key itself.
+    pub key: AuthKey,
+    /// Its salts.
+    pub config: SessionConfig,
+}
+
+/// What [`Sessions`] is built from.
+pub struct SessionsParts {
+    /// The handshake's RSA key.
+    pub rsa: ServerKey,
+    /// The server secret (salts).
+    pub secret: [u8; 32],
+    /// Auth keys.
+    pub store: Arc<dyn Store>,
+    /// Where logged-in sessions register.
+    pub hub: Arc<Hub>,
+    /// Flood control.
+    pub limits: Limits,
+    /// Open connections allowed.
+    pub max_connections: usize,
+}
+
+impl Sessions {
+    /// Sessions over `parts`.
+    pub fn new(parts: SessionsParts) -> Sessions {
+        Sessions {
+            rsa: Arc::new(parts.rsa),
+            salts: SaltSource::new(parts.secret),
+            store: parts.store,
+            hub: parts.hub,
+            limits: parts.limits,
+            max_connections: parts.max_connections,
+            open: AtomicUsize::new(0),
+            next_conn_id: AtomicU64::new(0),
+        }
+    }
+
+    /// Admits a connection from `ip`; every `Ok` must be matched by a [`Sessions::closed`].
+    pub fn admit(&self, ip: IpAddr) -> Result<(), Refusal> {
+        let open = self.open.fetch_add(1, Ordering::Relaxed);
+        if open >= self.max_connections {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refusal::Full);
+        }
+        if !self.limits.opened(ip) {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refusal::AddressFull);
+        }
+        Ok(())
+    }
+
+    /// A connection admitted from `ip` closed.
+    pub fn closed(&self, ip: IpAddr) {
+        self.limits.closed(ip);
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A new connection id.
+    pub fn conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The start of a key creation from `ip` at `now_ms`: `Err(seconds)` to wait.
+    pub fn handshake_allowed(&self, ip: IpAddr, now_ms: i64) -> Result<(), u32> {
+        self.limits.handshake(ip, now_ms)
+    }
+
+    /// A request on `key` from `ip` at `now_ms`: `Err(seconds)` to wait.
+    pub fn request_allowed(&self, ip: IpAddr, key: &KeyInfo, now_ms: i64) -> Result<(), u32> {
+        self.limits
+            .request(ip, key.perm_key_id, key.user_id, now_ms)
+    }
+
+    /// The RSA key the handshake answers with.
+    pub fn rsa(&self) -> Arc<ServerKey> {
+        self.rsa.clone()
+    }
+
+    /// Stores a key the handshake created (before the client hears it exists).
+    pub async fn store_key(&self, row: AuthKeyRow) -> Result<(), StoreError> {
+        self.store.insert_auth_key(row).await
+    }
+
+    /// The stored key `key_id` with its login, if it exists and has not expired at `now`.
+    pub async fn load_key(&self, key_id: i64, now: i64) -> Result<Option<LoadedKey>, StoreError> {
+        let Some(row) = self.store.auth_key(key_id).await? else {
+            return Ok(None);
+        };
+        if row.expires_at.is_some_and(|e| e < now) {
+            return Ok(None);
+        }
+        let Ok(bytes) = <[u8; 256]>::try_from(row.key.as_slice()) else {
+            return Err(StoreError::Corrupt(format!(
+                "auth key {key_id:016x} is not 256 bytes"
+            )));
+        };
+        let perm_key_id = row.perm_key_id.unwrap_or(row.id);
+        let user_id = match row.perm_key_id {
+            Some(perm) => self.store.auth_key(perm).await?.and_then(|p| p.user_id),
+            None => row.user_id,
+        };
+        Ok(Some(LoadedKey {
+            info: KeyInfo {
+                key_id,
+                perm_key_id,
+                expires_at: row.expires_at,
+                user_id,
+                layer: row.layer.and_then(Layer::serving).unwrap_or(Layer::LATEST),
+                announced_layer: row.layer,
+                client: row.client,
+                session_id: 0,
+                revision: 0,
+            },
+            key: AuthKey::from_bytes(bytes),
+            config: SessionConfig {
+                salts: self.salts.clone(),
+                first_salt: Some((row.first_salt, row.created_at + 1800)),
+            },
+        }))
+    }
+
+    /// Registers a logged-in session for pushes to `user_id`.
+    pub fn register(&self, user_id: i64, conn_id: u64, key_id: i64, tx: mpsc::Sender<Push>) {
+        self.hub.register(user_id, conn_id, key_id, tx);
+    }
+
+    /// Drops a session's registration.
+    pub fn unregister(&self, user_id: i64, conn_id: u64) {
+        self.hub.unregister(user_id, conn_id);
+    }
+}
