@@ -1,7 +1,7 @@
-//! Unit tests of the call service without a socket: the server's state put together as
-//! [`crate::Server`] does, on a real SQLite store in a temporary directory, with sessions
-//! registered in the hub as channels, and tokio's clock (which the server's [`Clock`] follows)
-//! paused, so the call timer is tested in milliseconds.
+//! Unit tests of the services without a socket: a node put together as [`crate::Server`]
+//! does, on a real SQLite store in a temporary directory, with sessions registered in the hub
+//! as channels, seeded entropy, and tokio's clock (which the server's [`Clock`] follows)
+//! paused, so the call timer and flood control are tested in milliseconds.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 use crate::clock::Clock;
 use crate::entropy::Randomness;
 use crate::hub::{self, Push};
+use crate::limits::LimitSettings;
 use crate::node::{Node, assemble};
+use crate::rpc::KeyInfo;
 use crate::{Config, data_dir};
 
 /// Unix time, ms, at which the tests' clock starts.
@@ -37,15 +39,21 @@ impl Drop for Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(|_| {}).await
+}
+
+/// [`fixture`] with settings changed by `adjust`.
+async fn fixture_with(adjust: impl FnOnce(&mut Config)) -> Fixture {
     let dir = std::env::temp_dir().join(format!(
         "mtcall-unit-{}-{}",
         std::process::id(),
         OsEntropy.i64() as u64
     ));
-    let config = Config {
+    let mut config = Config {
         data_dir: dir.clone(),
         ..Config::default()
     };
+    adjust(&mut config);
     let data = data_dir::DataDir::open(&dir).unwrap();
     let (store, cluster) = config.open_store(&data.database()).await.unwrap();
     let node = assemble(
@@ -223,4 +231,57 @@ async fn nobody_acknowledges_and_the_timer_ends_the_call_as_missed_on_time() {
     assert!(f.node.services.calls.live_calls().await.unwrap().is_empty());
     let _ = stop.send(true);
     timers.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_same_seed_gives_the_same_call_ids() {
+    let (first, second) = (fixture().await, fixture().await);
+    let mut ids = Vec::new();
+    for f in [&first, &second] {
+        let (alice, _a) = user(f, "15550301", 1).await;
+        let (bob, _b) = user(f, "15550302", 2).await;
+        ids.push(request(&f.node, alice, bob.user_id).await.id);
+    }
+    assert_eq!(ids[0], ids[1], "call ids come from the node's entropy");
+}
+
+#[tokio::test]
+async fn a_keys_requests_over_its_rate_wait_and_are_served_again_in_paused_time() {
+    let f = fixture_with(|config| {
+        config.limits = LimitSettings {
+            exempt_loopback: false,
+            requests_per_second: 2.0,
+            request_burst: 5.0,
+            ..LimitSettings::default()
+        }
+    })
+    .await;
+    let key = |key_id| KeyInfo {
+        key_id,
+        perm_key_id: key_id,
+        expires_at: None,
+        user_id: None,
+        layer: tl::Layer::LATEST,
+        announced_layer: None,
+        client: None,
+        session_id: 0,
+        revision: 0,
+    };
+    let (greedy, other) = (key(1), key(2));
+    let ip: std::net::IpAddr = "198.18.0.1".parse().unwrap();
+    let sessions = &f.node.sessions;
+    let now = || f.node.clock.now_ms();
+    tokio::time::pause();
+    for _ in 0..5 {
+        assert_eq!(sessions.request_allowed(ip, &greedy, now()), Ok(()));
+    }
+    // Over the burst: wait a second (FLOOD_WAIT_1); another key is not affected.
+    assert_eq!(sessions.request_allowed(ip, &greedy, now()), Err(1));
+    assert_eq!(sessions.request_allowed(ip, &other, now()), Ok(()));
+    // Half a token later (2/s): still waiting; a whole token later: served.
+    tokio::time::advance(Duration::from_millis(250)).await;
+    assert_eq!(sessions.request_allowed(ip, &greedy, now()), Err(1));
+    tokio::time::advance(Duration::from_millis(300)).await;
+    assert_eq!(sessions.request_allowed(ip, &greedy, now()), Ok(()));
+    tokio::time::resume();
 }
