@@ -6,6 +6,10 @@
 //! completes: the server answers a client only after that. Calls take effect in the order
 //! their futures were created, even if awaited later or together (the server relies on it to
 //! store call transitions in registry order without holding the registry lock over a commit).
+//!
+//! Every change is a [`Write`] (`write.rs`): the trait's write methods are written once, as a
+//! `Write` handed to [`Store::submit`], and each backend applies the same set of writes
+//! through its batching writer.
 
 mod model;
 mod postgres;
@@ -14,6 +18,7 @@ mod postgres_publish;
 mod postgres_rows;
 mod sql;
 mod sqlite;
+mod write;
 
 pub use model::{
     AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUser, PushRow, StoredPush, UpdateRow, User,
@@ -21,6 +26,7 @@ pub use model::{
 pub use postgres::{PgStore, fresh_test_database};
 pub use postgres_cluster::LISTENER_NAME;
 pub use sqlite::{Durability, SqliteStore};
+pub use write::{Write, Written};
 
 use std::fmt;
 use std::future::Future;
@@ -55,12 +61,19 @@ pub type UpdateBody = Box<dyn FnOnce(i32) -> Vec<u8> + Send>;
 /// The future every store call returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// Everything the server persists.
+/// Everything the server persists. Every change is a [`Write`] handed to [`Store::submit`];
+/// the write methods below are that, written once for both backends.
 pub trait Store: Send + Sync + 'static {
+    /// Queues `write` now (writes apply in the order they were submitted, and writes waiting
+    /// together share one transaction) and answers once the transaction it ran in committed.
+    fn submit(&self, write: Write) -> StoreFuture<'_, Written>;
+
     // ------------------------------------------------------------------ auth keys
 
     /// Saves a new auth key.
-    fn insert_auth_key(&self, row: AuthKeyRow) -> StoreFuture<'_, ()>;
+    fn insert_auth_key(&self, row: AuthKeyRow) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::InsertAuthKey(row)))
+    }
     /// The auth key with this id.
     fn auth_key(&self, id: i64) -> StoreFuture<'_, Option<AuthKeyRow>>;
     /// Records the API layer and client details a key announced (`initConnection`).
@@ -69,18 +82,38 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         layer: Option<i32>,
         client: Option<ClientInfo>,
-    ) -> StoreFuture<'_, ()>;
+    ) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::SetKeyClient(id, layer, client)))
+    }
     /// Logs the key in as `user_id`, or out with `None`.
-    fn set_key_user(&self, id: i64, user_id: Option<i64>) -> StoreFuture<'_, ()>;
+    fn set_key_user(&self, id: i64, user_id: Option<i64>) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::SetKeyUser(id, user_id)))
+    }
     /// Binds temporary key `temp_id` to permanent key `perm_id` until `expires_at`.
-    fn bind_temp_key(&self, temp_id: i64, perm_id: i64, expires_at: i64) -> StoreFuture<'_, ()>;
+    fn bind_temp_key(&self, temp_id: i64, perm_id: i64, expires_at: i64) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::BindTempKey {
+            temp: temp_id,
+            perm: perm_id,
+            expires_at,
+        }))
+    }
     /// Deletes a key.
-    fn delete_auth_key(&self, id: i64) -> StoreFuture<'_, ()>;
+    fn delete_auth_key(&self, id: i64) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::DeleteAuthKey(id)))
+    }
 
     // ------------------------------------------------------------------ users
 
     /// Creates a user (or a bot); `Conflict("phone")`/`Conflict("username")` if taken.
-    fn create_user(&self, user: NewUser, now: i64) -> StoreFuture<'_, User>;
+    fn create_user(&self, user: NewUser, now: i64) -> StoreFuture<'_, User> {
+        let written = self.submit(Write::CreateUser(user, now));
+        Box::pin(async move {
+            match written.await? {
+                Written::User(u) => Ok(*u),
+                _ => Err(StoreError::Corrupt("a new user was not returned".into())),
+            }
+        })
+    }
     /// The user with this id.
     fn user(&self, id: i64) -> StoreFuture<'_, Option<User>>;
     /// The user with this phone (digits only).
@@ -88,22 +121,30 @@ pub trait Store: Send + Sync + 'static {
     /// The user with this username (case-insensitive).
     fn user_by_username(&self, username: &str) -> StoreFuture<'_, Option<User>>;
     /// Sets or clears a username; `Conflict("username")` if another user has it.
-    fn set_username(&self, user_id: i64, username: Option<String>) -> StoreFuture<'_, ()>;
+    fn set_username(&self, user_id: i64, username: Option<String>) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::SetUsername(user_id, username)))
+    }
     /// Every user, in id order (admin listing).
     fn users(&self) -> StoreFuture<'_, Vec<User>>;
 
     // ------------------------------------------------------------------ login codes
 
     /// Saves a login code.
-    fn save_login_code(&self, code: LoginCode) -> StoreFuture<'_, ()>;
+    fn save_login_code(&self, code: LoginCode) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::SaveLoginCode(code)))
+    }
     /// The login code with this hash.
     fn login_code(&self, hash: &str) -> StoreFuture<'_, Option<LoginCode>>;
     /// The newest login code sent to a phone.
     fn latest_login_code(&self, phone: &str) -> StoreFuture<'_, Option<LoginCode>>;
     /// Records a failed attempt or a verification.
-    fn update_login_code(&self, hash: &str, attempts: i32, verified: bool) -> StoreFuture<'_, ()>;
+    fn update_login_code(&self, hash: &str, attempts: i32, verified: bool) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::UpdateLoginCode(hash.to_owned(), attempts, verified)))
+    }
     /// Removes a login code once used.
-    fn delete_login_code(&self, hash: &str) -> StoreFuture<'_, ()>;
+    fn delete_login_code(&self, hash: &str) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::DeleteLoginCode(hash.to_owned())))
+    }
 
     // ------------------------------------------------------------------ contacts
 
@@ -114,7 +155,14 @@ pub trait Store: Send + Sync + 'static {
         user: i64,
         first_name: &str,
         last_name: &str,
-    ) -> StoreFuture<'_, ()>;
+    ) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::AddContact(
+            owner,
+            user,
+            first_name.to_owned(),
+            last_name.to_owned(),
+        )))
+    }
     /// Whether `user` is in `owner`'s contacts.
     fn is_contact(&self, owner: i64, user: i64) -> StoreFuture<'_, bool>;
     /// The user ids in `owner`'s contacts, ascending.
@@ -130,7 +178,17 @@ pub trait Store: Send + Sync + 'static {
         pts_count: i32,
         date: i32,
         body: UpdateBody,
-    ) -> StoreFuture<'_, (i32, Vec<u8>)>;
+    ) -> StoreFuture<'_, (i32, Vec<u8>)> {
+        let written = self.submit(Write::AppendUpdate(user_id, pts_count, date, body));
+        Box::pin(async move {
+            match written.await? {
+                Written::Update(pts, body) => Ok((pts, body)),
+                _ => Err(StoreError::Corrupt(
+                    "an appended update was not returned".into(),
+                )),
+            }
+        })
+    }
     /// The user's current pts (0 for none).
     fn pts(&self, user_id: i64) -> StoreFuture<'_, i32>;
     /// Updates with pts above `after`, oldest first, at most `limit`.
@@ -144,11 +202,20 @@ pub trait Store: Send + Sync + 'static {
     // ------------------------------------------------------------------ calls
 
     /// Saves a call's current state (insert or replace).
-    fn save_call(&self, call: CallRow) -> StoreFuture<'_, ()>;
+    fn save_call(&self, call: CallRow) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::SaveCall(call)))
+    }
     /// Every stored call (live ones and tombstones), to restore after a restart.
     fn load_calls(&self) -> StoreFuture<'_, Vec<CallRow>>;
     /// Deletes a call's tombstone.
-    fn delete_call(&self, id: i64) -> StoreFuture<'_, ()>;
+    fn delete_call(&self, id: i64) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::DeleteCall(id)))
+    }
+}
+
+/// A write's answer when it gives back nothing.
+fn unit(written: StoreFuture<'_, Written>) -> StoreFuture<'_, ()> {
+    Box::pin(async move { written.await.map(|_| ()) })
 }
 
 #[cfg(test)]

@@ -18,10 +18,8 @@ use crate::postgres_publish::{Publish, publish_loop};
 use crate::postgres_rows::{
     call_row, code_row, db_error, exec, key_row, one_row, save_call, unavailable, user_row,
 };
-use crate::{
-    AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUser, Store, StoreError, StoreFuture,
-    UpdateBody, UpdateRow, User, sql,
-};
+use crate::write::{MAX_BATCH, Write, Written, gather};
+use crate::{AuthKeyRow, CallRow, LoginCode, Store, StoreError, StoreFuture, UpdateRow, User, sql};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
@@ -29,48 +27,21 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0003_cluster.sql"),
 ];
 
-/// The most writes one transaction takes.
-const MAX_BATCH: usize = 512;
-
 /// PostgreSQL's own statements (see `sql.rs` for the shared ones).
 const USER_BY_USERNAME: &str = "SELECT id, phone, first_name, last_name, username, bot, bot_secret, created_at FROM users WHERE lower(username) = lower($1)";
 const LATEST_LOGIN_CODE: &str = "SELECT phone_code_hash, phone, code, created_at, expires_at, attempts, verified FROM login_codes WHERE phone = $1 ORDER BY created_at DESC, seq DESC LIMIT 1";
 
-/// A write, as data, for the writer task.
-enum Op {
-    InsertAuthKey(AuthKeyRow),
-    SetKeyClient(i64, Option<i32>, Option<ClientInfo>),
-    SetKeyUser(i64, Option<i64>),
-    BindTempKey(i64, i64, i64),
-    DeleteAuthKey(i64),
-    CreateUser(NewUser, i64),
-    SetUsername(i64, Option<String>),
-    SaveLoginCode(LoginCode),
-    UpdateLoginCode(String, i32, bool),
-    DeleteLoginCode(String),
-    AddContact(i64, i64, String, String),
-    AppendUpdate(i64, i32, i32, UpdateBody),
-    SaveCall(CallRow),
-    DeleteCall(i64),
-}
-
-/// What a write gives back.
-enum Done {
-    Nothing,
-    User(Box<User>),
-    Update(i32, Vec<u8>),
-}
-
-struct Write {
-    op: Op,
-    reply: oneshot::Sender<Result<Done, StoreError>>,
+/// A write queued for the writer, and where its answer goes.
+struct Queued {
+    write: Write,
+    reply: oneshot::Sender<Result<Written, StoreError>>,
 }
 
 /// The PostgreSQL store. Cheap to clone; clones share the pool and the writer.
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: Pool,
-    writes: mpsc::UnboundedSender<Write>,
+    writes: mpsc::UnboundedSender<Queued>,
     /// Where the database is, for the listening connection (not pooled).
     pub(crate) url: String,
     /// The node's push publisher (`postgres_publish.rs`).
@@ -108,19 +79,14 @@ impl PgStore {
         })
     }
 
-    fn write(&self, op: Op) -> StoreFuture<'static, Done> {
+    fn write(&self, write: Write) -> StoreFuture<'static, Written> {
         let (reply, done) = oneshot::channel();
-        let sent = self.writes.send(Write { op, reply });
+        let sent = self.writes.send(Queued { write, reply });
         Box::pin(async move {
             sent.map_err(|_| unavailable("the database writer has stopped"))?;
             done.await
                 .map_err(|_| unavailable("the database writer has stopped"))?
         })
-    }
-
-    fn write_unit(&self, op: Op) -> StoreFuture<'static, ()> {
-        let done = self.write(op);
-        Box::pin(async move { done.await.map(|_| ()) })
     }
 
     pub(crate) async fn query_opt<T>(
@@ -216,15 +182,9 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
 }
 
 /// The writer: batches of queued writes, each batch one transaction, answered after commit.
-async fn write_loop(pool: Pool, mut queue: mpsc::UnboundedReceiver<Write>) {
+async fn write_loop(pool: Pool, mut queue: mpsc::UnboundedReceiver<Queued>) {
     while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(w) => batch.push(w),
-                Err(_) => break,
-            }
-        }
+        let batch = gather(first, MAX_BATCH, || queue.try_recv().ok());
         let (replies, results, committed) = run_batch(&pool, batch).await;
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(match &committed {
@@ -235,21 +195,21 @@ async fn write_loop(pool: Pool, mut queue: mpsc::UnboundedReceiver<Write>) {
     }
 }
 
-type Replies = Vec<oneshot::Sender<Result<Done, StoreError>>>;
+type Replies = Vec<oneshot::Sender<Result<Written, StoreError>>>;
 
 async fn run_batch(
     pool: &Pool,
-    batch: Vec<Write>,
+    batch: Vec<Queued>,
 ) -> (
     Replies,
-    Vec<Result<Done, StoreError>>,
+    Vec<Result<Written, StoreError>>,
     Result<(), StoreError>,
 ) {
     let mut replies = Vec::with_capacity(batch.len());
     let mut ops = Vec::with_capacity(batch.len());
-    for w in batch {
-        replies.push(w.reply);
-        ops.push(w.op);
+    for q in batch {
+        replies.push(q.reply);
+        ops.push(q.write);
     }
     let mut results = Vec::with_capacity(ops.len());
     let mut client = match pool.get().await {
@@ -290,9 +250,13 @@ async fn run_batch(
     (replies, results, committed)
 }
 
-async fn apply(tx: &mut deadpool_postgres::Transaction<'_>, op: Op) -> Result<Done, StoreError> {
-    match op {
-        Op::InsertAuthKey(r) => {
+/// Applies one write inside the batch's transaction (in its own savepoint).
+async fn apply(
+    tx: &mut deadpool_postgres::Transaction<'_>,
+    write: Write,
+) -> Result<Written, StoreError> {
+    match write {
+        Write::InsertAuthKey(r) => {
             exec(
                 tx,
                 sql::INSERT_AUTH_KEY,
@@ -300,7 +264,7 @@ async fn apply(tx: &mut deadpool_postgres::Transaction<'_>, op: Op) -> Result<Do
             )
             .await?;
         }
-        Op::SetKeyClient(id, layer, client) => {
+        Write::SetKeyClient(id, layer, client) => {
             if let Some(layer) = layer {
                 exec(tx, sql::SET_KEY_LAYER, &[&layer, &id]).await?;
             }
@@ -320,16 +284,20 @@ async fn apply(tx: &mut deadpool_postgres::Transaction<'_>, op: Op) -> Result<Do
                 .await?;
             }
         }
-        Op::SetKeyUser(id, user) => {
+        Write::SetKeyUser(id, user) => {
             exec(tx, sql::SET_KEY_USER, &[&user, &id]).await?;
         }
-        Op::BindTempKey(temp, perm, expires) => {
-            exec(tx, sql::BIND_TEMP_KEY, &[&perm, &expires, &temp]).await?;
+        Write::BindTempKey {
+            temp,
+            perm,
+            expires_at,
+        } => {
+            exec(tx, sql::BIND_TEMP_KEY, &[&perm, &expires_at, &temp]).await?;
         }
-        Op::DeleteAuthKey(id) => {
+        Write::DeleteAuthKey(id) => {
             exec(tx, sql::DELETE_AUTH_KEY, &[&id]).await?;
         }
-        Op::CreateUser(u, now) => {
+        Write::CreateUser(u, now) => {
             let bot = u.bot_secret.is_some();
             let row = one_row(
                 tx,
@@ -347,12 +315,12 @@ async fn apply(tx: &mut deadpool_postgres::Transaction<'_>, op: Op) -> Result<Do
             .await?;
             let id: i64 = row.get(0);
             let row = one_row(tx, sql::USER_BY_ID, &[&id]).await?;
-            return Ok(Done::User(Box::new(user_row(&row))));
+            return Ok(Written::User(Box::new(user_row(&row))));
         }
-        Op::SetUsername(id, username) => {
+        Write::SetUsername(id, username) => {
             exec(tx, sql::SET_USERNAME, &[&username, &id]).await?;
         }
-        Op::SaveLoginCode(c) => {
+        Write::SaveLoginCode(c) => {
             exec(
                 tx,
                 sql::INSERT_LOGIN_CODE,
@@ -368,16 +336,16 @@ async fn apply(tx: &mut deadpool_postgres::Transaction<'_>, op: Op) -> Result<Do
             )
             .await?;
         }
-        Op::UpdateLoginCode(hash, attempts, verified) => {
+        Write::UpdateLoginCode(hash, attempts, verified) => {
             exec(tx, sql::UPDATE_LOGIN_CODE, &[&attempts, &verified, &hash]).await?;
         }
-        Op::DeleteLoginCode(hash) => {
+        Write::DeleteLoginCode(hash) => {
             exec(tx, sql::DELETE_LOGIN_CODE, &[&hash]).await?;
         }
-        Op::AddContact(owner, user, first, last) => {
+        Write::AddContact(owner, user, first, last) => {
             exec(tx, sql::UPSERT_CONTACT, &[&owner, &user, &first, &last]).await?;
         }
-        Op::AppendUpdate(user, pts_count, date, body) => {
+        Write::AppendUpdate(user, pts_count, date, body) => {
             let pts: i32 = one_row(tx, sql::BUMP_PTS, &[&user, &pts_count])
                 .await?
                 .get(0);
@@ -388,54 +356,23 @@ async fn apply(tx: &mut deadpool_postgres::Transaction<'_>, op: Op) -> Result<Do
                 &[&user, &pts, &pts_count, &date, &body],
             )
             .await?;
-            return Ok(Done::Update(pts, body));
+            return Ok(Written::Update(pts, body));
         }
-        Op::SaveCall(c) => save_call(tx, &c).await?,
-        Op::DeleteCall(id) => {
+        Write::SaveCall(c) => save_call(tx, &c).await?,
+        Write::DeleteCall(id) => {
             exec(tx, sql::DELETE_CALL, &[&id]).await?;
         }
     }
-    Ok(Done::Nothing)
+    Ok(Written::Nothing)
 }
 
 impl Store for PgStore {
-    fn insert_auth_key(&self, row: AuthKeyRow) -> StoreFuture<'_, ()> {
-        self.write_unit(Op::InsertAuthKey(row))
+    fn submit(&self, write: Write) -> StoreFuture<'_, Written> {
+        self.write(write)
     }
 
     fn auth_key(&self, id: i64) -> StoreFuture<'_, Option<AuthKeyRow>> {
         Box::pin(async move { self.query_opt(sql::AUTH_KEY, &[&id], key_row).await })
-    }
-
-    fn set_key_client(
-        &self,
-        id: i64,
-        layer: Option<i32>,
-        client: Option<ClientInfo>,
-    ) -> StoreFuture<'_, ()> {
-        self.write_unit(Op::SetKeyClient(id, layer, client))
-    }
-
-    fn set_key_user(&self, id: i64, user_id: Option<i64>) -> StoreFuture<'_, ()> {
-        self.write_unit(Op::SetKeyUser(id, user_id))
-    }
-
-    fn bind_temp_key(&self, temp_id: i64, perm_id: i64, expires_at: i64) -> StoreFuture<'_, ()> {
-        self.write_unit(Op::BindTempKey(temp_id, perm_id, expires_at))
-    }
-
-    fn delete_auth_key(&self, id: i64) -> StoreFuture<'_, ()> {
-        self.write_unit(Op::DeleteAuthKey(id))
-    }
-
-    fn create_user(&self, user: NewUser, now: i64) -> StoreFuture<'_, User> {
-        let done = self.write(Op::CreateUser(user, now));
-        Box::pin(async move {
-            match done.await? {
-                Done::User(u) => Ok(*u),
-                _ => Err(StoreError::Corrupt("create_user gave no user".into())),
-            }
-        })
     }
 
     fn user(&self, id: i64) -> StoreFuture<'_, Option<User>> {
@@ -458,16 +395,8 @@ impl Store for PgStore {
         })
     }
 
-    fn set_username(&self, user_id: i64, username: Option<String>) -> StoreFuture<'_, ()> {
-        self.write_unit(Op::SetUsername(user_id, username))
-    }
-
     fn users(&self) -> StoreFuture<'_, Vec<User>> {
         Box::pin(async move { self.query_all(sql::USERS, &[], user_row).await })
-    }
-
-    fn save_login_code(&self, code: LoginCode) -> StoreFuture<'_, ()> {
-        self.write_unit(Op::SaveLoginCode(code))
     }
 
     fn login_code(&self, hash: &str) -> StoreFuture<'_, Option<LoginCode>> {
@@ -478,29 +407,6 @@ impl Store for PgStore {
     fn latest_login_code(&self, phone: &str) -> StoreFuture<'_, Option<LoginCode>> {
         let phone = phone.to_owned();
         Box::pin(async move { self.query_opt(LATEST_LOGIN_CODE, &[&phone], code_row).await })
-    }
-
-    fn update_login_code(&self, hash: &str, attempts: i32, verified: bool) -> StoreFuture<'_, ()> {
-        self.write_unit(Op::UpdateLoginCode(hash.to_owned(), attempts, verified))
-    }
-
-    fn delete_login_code(&self, hash: &str) -> StoreFuture<'_, ()> {
-        self.write_unit(Op::DeleteLoginCode(hash.to_owned()))
-    }
-
-    fn add_contact(
-        &self,
-        owner: i64,
-        user: i64,
-        first_name: &str,
-        last_name: &str,
-    ) -> StoreFuture<'_, ()> {
-        self.write_unit(Op::AddContact(
-            owner,
-            user,
-            first_name.to_owned(),
-            last_name.to_owned(),
-        ))
     }
 
     fn is_contact(&self, owner: i64, user: i64) -> StoreFuture<'_, bool> {
@@ -516,22 +422,6 @@ impl Store for PgStore {
         Box::pin(async move {
             self.query_all(sql::CONTACTS_OF, &[&owner], |r| r.get(0))
                 .await
-        })
-    }
-
-    fn append_update(
-        &self,
-        user_id: i64,
-        pts_count: i32,
-        date: i32,
-        body: UpdateBody,
-    ) -> StoreFuture<'_, (i32, Vec<u8>)> {
-        let done = self.write(Op::AppendUpdate(user_id, pts_count, date, body));
-        Box::pin(async move {
-            match done.await? {
-                Done::Update(pts, body) => Ok((pts, body)),
-                _ => Err(StoreError::Corrupt("append_update gave no pts".into())),
-            }
         })
     }
 
@@ -564,15 +454,7 @@ impl Store for PgStore {
         })
     }
 
-    fn save_call(&self, call: CallRow) -> StoreFuture<'_, ()> {
-        self.write_unit(Op::SaveCall(call))
-    }
-
     fn load_calls(&self) -> StoreFuture<'_, Vec<CallRow>> {
         Box::pin(async move { self.query_all(sql::LOAD_CALLS, &[], call_row).await })
-    }
-
-    fn delete_call(&self, id: i64) -> StoreFuture<'_, ()> {
-        self.write_unit(Op::DeleteCall(id))
     }
 }

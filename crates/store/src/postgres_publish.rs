@@ -7,9 +7,12 @@ use tokio::sync::mpsc;
 
 use crate::PushRow;
 use crate::postgres_rows::{db_error, unavailable};
+use crate::write::gather;
 
 /// The channel nodes listen on for new pushes.
 pub(crate) const PUSH_CHANNEL: &str = "mtcall_push";
+/// The most publishes one transaction takes.
+const PUBLISH_BATCH: usize = 256;
 /// The advisory lock that orders publishers.
 const PUBLISH_LOCK: i64 = 7_099_353_245_412_567;
 
@@ -21,13 +24,7 @@ pub(crate) async fn publish_loop(
     mut queue: mpsc::UnboundedReceiver<Publish>,
 ) {
     while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 256 {
-            match queue.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
+        let mut batch = gather(first, PUBLISH_BATCH, || queue.try_recv().ok());
         let rows: Vec<PushRow> = batch
             .iter_mut()
             .flat_map(|p| std::mem::take(&mut p.rows))

@@ -9,9 +9,10 @@ use std::sync::mpsc;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::write::{MAX_BATCH, Write, Written, gather};
 use crate::{
-    AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUser, Store, StoreError, StoreFuture,
-    UpdateBody, UpdateRow, User, sql,
+    AuthKeyRow, CallRow, ClientInfo, LoginCode, Store, StoreError, StoreFuture, UpdateRow, User,
+    sql,
 };
 
 /// How hard a commit is pushed to disk.
@@ -36,19 +37,10 @@ const MIGRATIONS: &[&str] = &[
 type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
-/// The most calls one transaction takes.
-const MAX_BATCH: usize = 512;
-
 /// The database thread: runs jobs in arrival order, each waiting batch in one transaction.
 fn serve_jobs(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        let batch = gather(first, MAX_BATCH, || jobs.try_recv().ok());
         let began = conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable);
         let replies: Vec<Reply> = batch.into_iter().map(|job| job(&mut conn)).collect();
         let failed = match began {
@@ -154,10 +146,16 @@ fn key_row(r: &Row) -> rusqlite::Result<AuthKeyRow> {
     let client = match api_id {
         Some(api_id) => Some(ClientInfo {
             api_id,
-            device_model: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
-            system_version: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
-            app_version: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
-            lang_code: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+            device_model: r
+                .get::<_, Option<String>>("device_model")?
+                .unwrap_or_default(),
+            system_version: r
+                .get::<_, Option<String>>("system_version")?
+                .unwrap_or_default(),
+            app_version: r
+                .get::<_, Option<String>>("app_version")?
+                .unwrap_or_default(),
+            lang_code: r.get::<_, Option<String>>("lang_code")?.unwrap_or_default(),
         }),
         None => None,
     };
@@ -237,13 +235,11 @@ fn user_where(
         .map_err(unavailable)
 }
 
-/// SQLite's own statements (see `sql.rs` for the shared ones).
-const USER_BY_USERNAME: &str = "SELECT id, phone, first_name, last_name, username, bot, bot_secret, created_at FROM users WHERE username = $1";
-const LATEST_LOGIN_CODE: &str = "SELECT phone_code_hash, phone, code, created_at, expires_at, attempts, verified FROM login_codes WHERE phone = $1 ORDER BY created_at DESC, rowid DESC LIMIT 1";
-
-impl Store for SqliteStore {
-    fn insert_auth_key(&self, row: AuthKeyRow) -> StoreFuture<'_, ()> {
-        self.run(move |c| {
+/// Applies one write on the database thread, inside the batch's transaction. A statement that
+/// fails (a taken username) is undone alone; the other writes of the batch stand.
+fn apply(c: &mut Connection, write: Write) -> Result<Written, StoreError> {
+    match write {
+        Write::InsertAuthKey(row) => {
             c.exec(
                 sql::INSERT_AUTH_KEY,
                 params![
@@ -255,31 +251,16 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(unavailable)?;
-            Ok(())
-        })
-    }
-
-    fn auth_key(&self, id: i64) -> StoreFuture<'_, Option<AuthKeyRow>> {
-        self.run(move |c| {
-            c.row(sql::AUTH_KEY, [id], key_row)
-                .optional()
-                .map_err(unavailable)
-        })
-    }
-
-    fn set_key_client(
-        &self,
-        id: i64,
-        layer: Option<i32>,
-        client: Option<ClientInfo>,
-    ) -> StoreFuture<'_, ()> {
-        self.run(move |c| {
+        }
+        Write::SetKeyClient(id, layer, client) => {
+            // A savepoint: both columns change, or neither.
+            let tx = c.savepoint().map_err(unavailable)?;
             if let Some(layer) = layer {
-                c.exec(sql::SET_KEY_LAYER, params![layer, id])
+                tx.exec(sql::SET_KEY_LAYER, params![layer, id])
                     .map_err(unavailable)?;
             }
             if let Some(i) = client {
-                c.exec(
+                tx.exec(
                     sql::SET_KEY_CLIENT,
                     params![
                         i.api_id,
@@ -292,35 +273,24 @@ impl Store for SqliteStore {
                 )
                 .map_err(unavailable)?;
             }
-            Ok(())
-        })
-    }
-
-    fn set_key_user(&self, id: i64, user_id: Option<i64>) -> StoreFuture<'_, ()> {
-        self.run(move |c| {
+            tx.commit().map_err(unavailable)?;
+        }
+        Write::SetKeyUser(id, user_id) => {
             c.exec(sql::SET_KEY_USER, params![user_id, id])
                 .map_err(unavailable)?;
-            Ok(())
-        })
-    }
-
-    fn bind_temp_key(&self, temp_id: i64, perm_id: i64, expires_at: i64) -> StoreFuture<'_, ()> {
-        self.run(move |c| {
-            c.exec(sql::BIND_TEMP_KEY, params![perm_id, expires_at, temp_id])
+        }
+        Write::BindTempKey {
+            temp,
+            perm,
+            expires_at,
+        } => {
+            c.exec(sql::BIND_TEMP_KEY, params![perm, expires_at, temp])
                 .map_err(unavailable)?;
-            Ok(())
-        })
-    }
-
-    fn delete_auth_key(&self, id: i64) -> StoreFuture<'_, ()> {
-        self.run(move |c| {
+        }
+        Write::DeleteAuthKey(id) => {
             c.exec(sql::DELETE_AUTH_KEY, [id]).map_err(unavailable)?;
-            Ok(())
-        })
-    }
-
-    fn create_user(&self, user: NewUser, now: i64) -> StoreFuture<'_, User> {
-        self.run(move |c| {
+        }
+        Write::CreateUser(user, now) => {
             let id: i64 = c
                 .row(
                     sql::INSERT_USER,
@@ -336,8 +306,93 @@ impl Store for SqliteStore {
                     |r| r.get(0),
                 )
                 .map_err(unavailable)?;
-            user_where(c, sql::USER_BY_ID, &id)?
-                .ok_or_else(|| StoreError::Corrupt("inserted user not found".into()))
+            let created = user_where(c, sql::USER_BY_ID, &id)?
+                .ok_or_else(|| StoreError::Corrupt("inserted user not found".into()))?;
+            return Ok(Written::User(Box::new(created)));
+        }
+        Write::SetUsername(user_id, username) => {
+            c.exec(sql::SET_USERNAME, params![username, user_id])
+                .map_err(unavailable)?;
+        }
+        Write::SaveLoginCode(code) => {
+            c.exec(
+                sql::INSERT_LOGIN_CODE,
+                params![
+                    code.hash,
+                    code.phone,
+                    code.code,
+                    code.created_at,
+                    code.expires_at,
+                    code.attempts,
+                    code.verified
+                ],
+            )
+            .map_err(unavailable)?;
+        }
+        Write::UpdateLoginCode(hash, attempts, verified) => {
+            c.exec(sql::UPDATE_LOGIN_CODE, params![attempts, verified, hash])
+                .map_err(unavailable)?;
+        }
+        Write::DeleteLoginCode(hash) => {
+            c.exec(sql::DELETE_LOGIN_CODE, [hash])
+                .map_err(unavailable)?;
+        }
+        Write::AddContact(owner, user, first, last) => {
+            c.exec(sql::UPSERT_CONTACT, params![owner, user, first, last])
+                .map_err(unavailable)?;
+        }
+        Write::AppendUpdate(user_id, pts_count, date, body) => {
+            // A savepoint: the two rows go in together inside the batch's transaction.
+            let tx = c.savepoint().map_err(unavailable)?;
+            let pts: i32 = tx
+                .row(sql::BUMP_PTS, params![user_id, pts_count], |r| r.get(0))
+                .map_err(unavailable)?;
+            let body = body(pts);
+            tx.exec(
+                sql::INSERT_UPDATE,
+                params![user_id, pts, pts_count, date, body],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            return Ok(Written::Update(pts, body));
+        }
+        Write::SaveCall(call) => {
+            c.exec(
+                sql::SAVE_CALL,
+                params![
+                    call.id,
+                    call.admin_id,
+                    call.participant_id,
+                    call.state,
+                    call.body,
+                    call.updated_at,
+                    call.random_id,
+                    call.deadline
+                ],
+            )
+            .map_err(unavailable)?;
+        }
+        Write::DeleteCall(id) => {
+            c.exec(sql::DELETE_CALL, [id]).map_err(unavailable)?;
+        }
+    }
+    Ok(Written::Nothing)
+}
+
+/// SQLite's own statements (see `sql.rs` for the shared ones).
+const USER_BY_USERNAME: &str = "SELECT id, phone, first_name, last_name, username, bot, bot_secret, created_at FROM users WHERE username = $1";
+const LATEST_LOGIN_CODE: &str = "SELECT phone_code_hash, phone, code, created_at, expires_at, attempts, verified FROM login_codes WHERE phone = $1 ORDER BY created_at DESC, rowid DESC LIMIT 1";
+
+impl Store for SqliteStore {
+    fn submit(&self, write: Write) -> StoreFuture<'_, Written> {
+        self.run(move |c| apply(c, write))
+    }
+
+    fn auth_key(&self, id: i64) -> StoreFuture<'_, Option<AuthKeyRow>> {
+        self.run(move |c| {
+            c.row(sql::AUTH_KEY, [id], key_row)
+                .optional()
+                .map_err(unavailable)
         })
     }
 
@@ -356,38 +411,11 @@ impl Store for SqliteStore {
         self.run(move |c| user_where(c, USER_BY_USERNAME, &username))
     }
 
-    fn set_username(&self, user_id: i64, username: Option<String>) -> StoreFuture<'_, ()> {
-        self.run(move |c| {
-            c.exec(sql::SET_USERNAME, params![username, user_id])
-                .map_err(unavailable)?;
-            Ok(())
-        })
-    }
-
     fn users(&self) -> StoreFuture<'_, Vec<User>> {
         self.run(move |c| {
             let mut stmt = c.prepare_cached(sql::USERS).map_err(unavailable)?;
             let rows = stmt.query_map([], user_row).map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
-        })
-    }
-
-    fn save_login_code(&self, code: LoginCode) -> StoreFuture<'_, ()> {
-        self.run(move |c| {
-            c.exec(
-                sql::INSERT_LOGIN_CODE,
-                params![
-                    code.hash,
-                    code.phone,
-                    code.code,
-                    code.created_at,
-                    code.expires_at,
-                    code.attempts,
-                    code.verified
-                ],
-            )
-            .map_err(unavailable)?;
-            Ok(())
         })
     }
 
@@ -409,39 +437,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn update_login_code(&self, hash: &str, attempts: i32, verified: bool) -> StoreFuture<'_, ()> {
-        let hash = hash.to_owned();
-        self.run(move |c| {
-            c.exec(sql::UPDATE_LOGIN_CODE, params![attempts, verified, hash])
-                .map_err(unavailable)?;
-            Ok(())
-        })
-    }
-
-    fn delete_login_code(&self, hash: &str) -> StoreFuture<'_, ()> {
-        let hash = hash.to_owned();
-        self.run(move |c| {
-            c.exec(sql::DELETE_LOGIN_CODE, [hash])
-                .map_err(unavailable)?;
-            Ok(())
-        })
-    }
-
-    fn add_contact(
-        &self,
-        owner: i64,
-        user: i64,
-        first_name: &str,
-        last_name: &str,
-    ) -> StoreFuture<'_, ()> {
-        let (first, last) = (first_name.to_owned(), last_name.to_owned());
-        self.run(move |c| {
-            c.exec(sql::UPSERT_CONTACT, params![owner, user, first, last])
-                .map_err(unavailable)?;
-            Ok(())
-        })
-    }
-
     fn is_contact(&self, owner: i64, user: i64) -> StoreFuture<'_, bool> {
         self.run(move |c| {
             c.row(sql::IS_CONTACT, [owner, user], |_| Ok(()))
@@ -456,50 +451,6 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(sql::CONTACTS_OF).map_err(unavailable)?;
             let rows = stmt.query_map([owner], |r| r.get(0)).map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
-        })
-    }
-
-    fn append_update(
-        &self,
-        user_id: i64,
-        pts_count: i32,
-        date: i32,
-        body: UpdateBody,
-    ) -> StoreFuture<'_, (i32, Vec<u8>)> {
-        self.run(move |c| {
-            // A savepoint: the two rows go in together inside the batch's transaction.
-            let tx = c.savepoint().map_err(unavailable)?;
-            let pts: i32 = tx
-                .row(sql::BUMP_PTS, params![user_id, pts_count], |r| r.get(0))
-                .map_err(unavailable)?;
-            let body = body(pts);
-            tx.exec(
-                sql::INSERT_UPDATE,
-                params![user_id, pts, pts_count, date, body],
-            )
-            .map_err(unavailable)?;
-            tx.commit().map_err(unavailable)?;
-            Ok((pts, body))
-        })
-    }
-
-    fn save_call(&self, call: CallRow) -> StoreFuture<'_, ()> {
-        self.run(move |c| {
-            c.exec(
-                sql::SAVE_CALL,
-                params![
-                    call.id,
-                    call.admin_id,
-                    call.participant_id,
-                    call.state,
-                    call.body,
-                    call.updated_at,
-                    call.random_id,
-                    call.deadline
-                ],
-            )
-            .map_err(unavailable)?;
-            Ok(())
         })
     }
 
@@ -521,13 +472,6 @@ impl Store for SqliteStore {
                 })
                 .map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
-        })
-    }
-
-    fn delete_call(&self, id: i64) -> StoreFuture<'_, ()> {
-        self.run(move |c| {
-            c.exec(sql::DELETE_CALL, [id]).map_err(unavailable)?;
-            Ok(())
         })
     }
 
