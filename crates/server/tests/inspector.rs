@@ -239,7 +239,12 @@ async fn metrics_and_timeline_of_a_call_with_a_busy_refusal() {
     tokio::time::timeout(Duration::from_secs(5), read)
         .await
         .expect("the stream carries the call");
-    assert!(seen.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream"));
+    let head = seen.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: text/event-stream\r\n"),
+        "{head}"
+    );
     assert!(seen.contains("event: event\ndata: {"));
     assert!(seen.contains("event: call\ndata: {"));
     assert!(seen.contains("\"name\":\"phone.receivedCall\""));
@@ -327,4 +332,19 @@ async fn raw(mut s: tokio::net::TcpStream, bytes: &[u8]) -> String {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_admin_connection_serves_request_after_request() {
+    let server = TestServer::start().await;
+    let admin = server.admin_addr();
+    let s = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let keep = format!("GET /api/overview HTTP/1.1\r\nHost: {admin}\r\n\r\n");
+    let head = format!("HEAD /metrics HTTP/1.1\r\nHost: {admin}\r\n\r\n");
+    let last = format!("GET /app.css HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
+    let answers = raw(s, format!("{keep}{head}{last}").as_bytes()).await;
+    assert_eq!(answers.matches("HTTP/1.1 200 OK\r\n").count(), 3, "{answers}");
+    // HEAD has its length but no body: the style sheet's rules follow the overview's JSON.
+    assert!(answers.contains("\"node\""), "{answers}");
+    assert!(!answers.contains("mtcall_call_setups_total"), "HEAD sent a body");
 }

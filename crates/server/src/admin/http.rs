@@ -1,24 +1,23 @@
-//! Just enough HTTP/1.1 for the admin address (RFC 9112): one `GET`/`HEAD` request per
-//! connection, read with a size and time bound, answered with `Connection: close` — or held
-//! open for a server-sent-event stream. A request over the bounds, or not HTTP, is answered 400
-//! (or dropped) and never panics.
+//! The admin address's HTTP, served by hyper (HTTP/1.1 with keep-alive; request heads bounded
+//! in size and in time, see `admin/mod.rs`): [`Request`] is what the routes read of a request
+//! (method, path, query, `Host`, `Authorization`), [`Response`] what they answer, turned into
+//! hyper's response with the headers every answer carries; [`Body`] is a whole body or a
+//! server-sent-event stream. A request whose target does not decode is answered 400.
 
-use std::time::Duration;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use hyper::body::{Bytes, Frame, SizeHint};
+use hyper::header::{self, HeaderValue};
+use tokio::sync::mpsc;
 
-/// Largest request head accepted.
-const MAX_HEAD: usize = 16 * 1024;
-/// Time allowed to send the request head.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A parsed request.
+/// What the routes read of a request.
 #[derive(Debug, Default)]
 pub struct Request {
-    /// `GET` or `HEAD`.
+    /// The method (`GET`, `HEAD`, …).
     pub method: String,
-    /// The path, without the query.
+    /// The path, percent-decoded, without the query.
     pub path: String,
     /// Query parameters, percent-decoded.
     pub query: Vec<(String, String)>,
@@ -36,87 +35,36 @@ impl Request {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
-}
 
-/// Why a request could not be read.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ReadError {
-    /// The peer closed or was too slow; nothing is answered.
-    Gone,
-    /// Not a request this server understands; answered 400.
-    Malformed,
-    /// The head is larger than [`MAX_HEAD`]; answered 431.
-    TooLarge,
-}
-
-/// Reads one request head.
-pub async fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
-    let mut head = Vec::with_capacity(1024);
-    let read = async {
-        let mut chunk = [0u8; 2048];
-        loop {
-            if let Some(end) = find_head_end(&head) {
-                head.truncate(end);
-                return Ok(());
-            }
-            if head.len() > MAX_HEAD {
-                return Err(ReadError::TooLarge);
-            }
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return Err(ReadError::Gone),
-                Ok(n) => head.extend_from_slice(&chunk[..n]),
-            }
-        }
-    };
-    match tokio::time::timeout(READ_TIMEOUT, read).await {
-        Ok(Ok(())) => parse(&head),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(ReadError::Gone),
+    /// What the routes read of hyper's request head; `None` when the target or a header the
+    /// routes read does not decode.
+    pub fn of(head: &hyper::http::request::Parts) -> Option<Request> {
+        let text = |name: header::HeaderName| match head.headers.get(name) {
+            None => Some(None),
+            Some(v) => v.to_str().ok().map(|v| Some(v.trim().to_owned())),
+        };
+        let mut request = target(head.method.as_str(), head.uri.path(), head.uri.query())?;
+        request.authorization = text(header::AUTHORIZATION)?;
+        request.host = text(header::HOST)?;
+        Some(request)
     }
 }
 
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n")
-}
-
-/// Parses a request head (without the blank line).
-pub fn parse(head: &[u8]) -> Result<Request, ReadError> {
-    let text = std::str::from_utf8(head).map_err(|_| ReadError::Malformed)?;
-    let mut lines = text.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (first.next(), first.next(), first.next(), first.next())
-    else {
-        return Err(ReadError::Malformed);
-    };
-    if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
-        return Err(ReadError::Malformed);
+/// A request line's method, path and query, decoded.
+pub fn target(method: &str, path: &str, query: Option<&str>) -> Option<Request> {
+    if !path.starts_with('/') {
+        return None;
     }
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut request = Request {
         method: method.to_owned(),
-        path: percent_decode(path).ok_or(ReadError::Malformed)?,
-        query: Vec::new(),
+        path: percent_decode(path)?,
         ..Request::default()
     };
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(k).ok_or(ReadError::Malformed)?;
-        let v = percent_decode(v).ok_or(ReadError::Malformed)?;
-        request.query.push((k, v));
+        request.query.push((percent_decode(k)?, percent_decode(v)?));
     }
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(ReadError::Malformed);
-        };
-        let value = value.trim().to_owned();
-        if name.eq_ignore_ascii_case("authorization") {
-            request.authorization = Some(value);
-        } else if name.eq_ignore_ascii_case("host") {
-            request.host = Some(value);
-        }
-    }
-    Ok(request)
+    Some(request)
 }
 
 /// `%XX` and `+` decoding; `None` for a bad escape or bytes that are not UTF-8.
@@ -152,6 +100,8 @@ pub struct Response {
     pub content_type: &'static str,
     /// The body.
     pub body: Vec<u8>,
+    /// Whether the connection closes after it (refusals: the client should go away).
+    pub close: bool,
 }
 
 impl Response {
@@ -161,6 +111,7 @@ impl Response {
             status,
             content_type,
             body: body.into(),
+            close: false,
         }
     }
 
@@ -178,78 +129,131 @@ impl Response {
             text.into().into_bytes(),
         )
     }
-}
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        421 => "Misdirected Request",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Internal Server Error",
+    /// The same, and the connection closes after it.
+    pub fn closing(self) -> Self {
+        Response {
+            close: true,
+            ..self
+        }
+    }
+
+    /// Hyper's response, with the headers every answer carries.
+    pub fn into_hyper(self) -> hyper::Response<Body> {
+        let mut response = hyper::Response::new(Body::Whole(Some(Bytes::from(self.body))));
+        *response.status_mut() = hyper::StatusCode::from_u16(self.status)
+            .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type),
+        );
+        if self.status == 401 {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"mtcall admin\""),
+            );
+        }
+        if self.close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        secure(headers);
+        response
     }
 }
 
-/// Writes `response` and closes (`HEAD` gets the head only).
-pub async fn write_response(stream: &mut TcpStream, response: Response, head_only: bool) {
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n{SECURITY_HEADERS}Connection: close\r\n",
-        response.status,
-        reason(response.status),
-        response.content_type,
-        response.body.len()
+/// The head of a server-sent-event stream whose messages arrive on `messages`.
+pub fn event_stream(messages: mpsc::Receiver<Bytes>) -> hyper::Response<Body> {
+    let mut response = hyper::Response::new(Body::Events(messages));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
     );
-    if response.status == 401 {
-        out.push_str("WWW-Authenticate: Bearer realm=\"mtcall admin\"\r\n");
-    }
-    out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    if !head_only {
-        bytes.extend_from_slice(&response.body);
-    }
-    let _ = stream.write_all(&bytes).await;
-    let _ = stream.shutdown().await;
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    secure(headers);
+    response
 }
 
-/// Sent with every response: the page loads only its own script and style sheet, and no other
-/// site may frame it.
-const SECURITY_HEADERS: &str = "Content-Security-Policy: default-src 'self'; img-src 'self' data:; frame-ancestors 'none'\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n";
+/// Sent with every response: nothing is cached, the page loads only its own script and style
+/// sheet, and no other site may frame it.
+fn secure(headers: &mut hyper::HeaderMap) {
+    for (name, value) in [
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+        (
+            "content-security-policy",
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+        ),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+}
 
-/// The head of a server-sent-event stream.
-pub const EVENT_STREAM_HEAD: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n";
+/// A response body: whole (its length known, so it goes with `Content-Length`), or a stream
+/// of server-sent events that ends when its sender does.
+pub enum Body {
+    /// The bytes, until sent.
+    Whole(Option<Bytes>),
+    /// Event messages as they come.
+    Events(mpsc::Receiver<Bytes>),
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Body::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Events(messages) => messages
+                .poll_recv(cx)
+                .map(|m| m.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Body::Whole(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Whole(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Body::Whole(None) => SizeHint::with_exact(0),
+            Body::Events(_) => SizeHint::default(),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_requests_and_refuses_garbage() {
-        let r = parse(b"GET /api/calls/12?token=a%2Bb+c&x HTTP/1.1\r\nHost: 127.0.0.1:4431\r\nAuthorization: Bearer t").unwrap();
+    fn targets_decode_and_garbage_is_refused() {
+        let r = target("GET", "/api/calls/12", Some("token=a%2Bb+c&x")).unwrap();
         assert_eq!(r.method, "GET");
         assert_eq!(r.path, "/api/calls/12");
         assert_eq!(r.param("token"), Some("a+b c"));
         assert_eq!(r.param("x"), Some(""));
-        assert_eq!(r.authorization.as_deref(), Some("Bearer t"));
-        assert_eq!(r.host.as_deref(), Some("127.0.0.1:4431"));
-        for bad in [
-            &b"GET / HTTP/2\r\n"[..],
-            b"GET",
-            b"GET nopath HTTP/1.1",
-            b"GET /%zz HTTP/1.1",
-            b"GET / HTTP/1.1\r\nno colon",
-            b"\xff\xfe",
+        for (path, query) in [
+            ("nopath", None),
+            ("/%zz", None),
+            ("/ok", Some("t=%ff%fe")),
+            ("/%4", None),
         ] {
-            assert_eq!(parse(bad).unwrap_err(), ReadError::Malformed, "{bad:?}");
+            assert!(target("GET", path, query).is_none(), "{path} {query:?}");
         }
     }
 
     #[test]
-    fn mutated_requests_never_panic() {
-        let valid = b"GET /api/events/12?token=%41b HTTP/1.1\r\nHost: [::1]:4431\r\nAuthorization: Bearer x";
+    fn mutated_targets_never_panic() {
+        let valid = b"/api/events/12?token=%41b&x=1";
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
             state ^= state << 13;
@@ -266,10 +270,15 @@ mod tests {
                     1 => {
                         input.remove(at);
                     }
-                    _ => input.insert(at, b"%?&=:[]\r\n "[(next() % 10) as usize]),
+                    _ => input.insert(at, b"%?&=:[]+ "[(next() % 9) as usize]),
                 }
             }
-            let _ = parse(&input);
+            let text = String::from_utf8_lossy(&input);
+            let (path, query) = match text.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (text.as_ref(), None),
+            };
+            let _ = target("GET", path, query);
         }
     }
 }

@@ -12,10 +12,11 @@ mod state;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Bytes;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 
 use crate::node::Node;
 use crate::observe::inspector::Live;
@@ -24,6 +25,10 @@ use http::{Request, Response};
 
 /// Admin connections served at once; more wait.
 const MAX_CONNECTIONS: usize = 64;
+/// Largest request head accepted (hyper answers a larger one 431).
+const MAX_HEAD: usize = 16 * 1024;
+/// Time allowed to send a request head, on a new or a kept-alive connection.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// A comment line keeps idle event streams (and proxies) open.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
@@ -59,31 +64,51 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stopped: watch::R
     tasks.shutdown().await;
 }
 
-async fn connection(node: &Node, mut stream: TcpStream, stopped: watch::Receiver<bool>) {
-    let request = match http::read_request(&mut stream).await {
-        Ok(r) => r,
-        Err(http::ReadError::Gone) => return,
-        Err(http::ReadError::Malformed) => {
-            http::write_response(&mut stream, Response::text(400, "bad request\n"), false).await;
-            return;
-        }
-        Err(http::ReadError::TooLarge) => {
-            let response = Response::text(431, "request head too large\n");
-            http::write_response(&mut stream, response, false).await;
-            return;
-        }
+/// One admin connection: requests answered one after another (keep-alive) until the client
+/// closes, a head is too slow or too large, or the server stops (an event stream ends then,
+/// and an answer under way is finished first).
+async fn connection(node: &Arc<Node>, stream: TcpStream, mut stopped: watch::Receiver<bool>) {
+    let service = {
+        let (node, stopped) = (node.clone(), stopped.clone());
+        hyper::service::service_fn(move |request| {
+            let (node, stopped) = (node.clone(), stopped.clone());
+            async move { Ok::<_, std::convert::Infallible>(answer(&node, request, stopped).await) }
+        })
     };
-    let head_only = request.method == "HEAD";
+    let serving = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(serving);
+    tokio::select! {
+        _ = serving.as_mut() => {}
+        _ = stopped.changed() => {
+            serving.as_mut().graceful_shutdown();
+            let _ = serving.await;
+        }
+    }
+}
+
+/// One request's answer.
+async fn answer(
+    node: &Arc<Node>,
+    request: hyper::Request<hyper::body::Incoming>,
+    stopped: watch::Receiver<bool>,
+) -> hyper::Response<http::Body> {
+    let (head, _body) = request.into_parts();
+    let Some(request) = Request::of(&head) else {
+        return Response::text(400, "bad request\n").closing().into_hyper();
+    };
     if let Err(refusal) = admit(node, &request) {
-        http::write_response(&mut stream, refusal, head_only).await;
-        return;
+        return refusal.closing().into_hyper();
     }
-    if request.path == "/api/stream" && !head_only {
-        stream_changes(node, stream, stopped).await;
-        return;
+    if request.path == "/api/stream" && request.method == "GET" {
+        let (messages, received) = mpsc::channel(16);
+        tokio::spawn(stream_changes(node.clone(), messages, stopped));
+        return http::event_stream(received);
     }
-    let response = route(node, &request).await;
-    http::write_response(&mut stream, response, head_only).await;
+    route(node, &request).await.into_hyper()
 }
 
 /// The method, the token and the `Host` rule of the module docs. The page's own files hold no
@@ -199,34 +224,38 @@ async fn call(node: &Node, id: &str) -> Option<serde_json::Value> {
     Some(views::call_full(&record, &names))
 }
 
-/// `GET /api/stream`: every change as a server-sent event until the client leaves or falls
-/// behind (it then reconnects and reloads the overview).
-async fn stream_changes(node: &Node, mut stream: TcpStream, mut stopped: watch::Receiver<bool>) {
+/// `GET /api/stream`: every change as a server-sent event until the client leaves (its body
+/// is dropped) or falls behind (it then reconnects and reloads the overview), or the server
+/// stops.
+async fn stream_changes(
+    node: Arc<Node>,
+    messages: mpsc::Sender<Bytes>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut subscription = node.observe.inspector.subscribe();
-    if stream
-        .write_all(http::EVENT_STREAM_HEAD.as_bytes())
+    if messages
+        .send(Bytes::from_static(b"retry: 1000\n\n"))
         .await
         .is_err()
     {
         return;
     }
-    let _ = stream.write_all(b"retry: 1000\n\n").await;
     loop {
         let message = tokio::select! {
             change = subscription.changes.recv() => match change {
-                Ok(change) => sse_message(node, change).await,
+                Ok(change) => sse_message(&node, change).await,
                 Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = tokio::time::sleep(HEARTBEAT) => Some(": heartbeat\n\n".to_owned()),
             _ = stopped.changed() => break,
+            _ = messages.closed() => break,
         };
         if let Some(m) = message
-            && stream.write_all(m.as_bytes()).await.is_err()
+            && messages.send(Bytes::from(m)).await.is_err()
         {
             break;
         }
     }
-    let _ = stream.shutdown().await;
 }
 
 async fn sse_message(node: &Node, change: Live) -> Option<String> {

@@ -197,7 +197,8 @@ pub async fn postgres_database() -> Option<String> {
 pub async fn http_get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n");
     s.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     s.read_to_end(&mut response).await.unwrap();
