@@ -343,8 +343,15 @@ async fn one_admin_connection_serves_request_after_request() {
     let head = format!("HEAD /metrics HTTP/1.1\r\nHost: {admin}\r\n\r\n");
     let last = format!("GET /app.css HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
     let answers = raw(s, format!("{keep}{head}{last}").as_bytes()).await;
-    assert_eq!(answers.matches("HTTP/1.1 200 OK\r\n").count(), 3, "{answers}");
+    assert_eq!(
+        answers.matches("HTTP/1.1 200 OK\r\n").count(),
+        3,
+        "{answers}"
+    );
     // HEAD has its length but no body: the style sheet's rules follow the overview's JSON.
     assert!(answers.contains("\"node\""), "{answers}");
-    assert!(!answers.contains("mtcall_call_setups_total"), "HEAD sent a body");
+    assert!(
+        !answers.contains("mtcall_call_setups_total"),
+        "HEAD sent a body"
+    );
 }
