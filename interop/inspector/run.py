@@ -234,11 +234,12 @@ class Run:
         step = Steps(t)  # the scenario: each step needs the ones before
         check = Steps(t, soft=True)  # what the server reports about it: each check stands alone
 
-        @step("metrics: /metrics answers in the text format before the scenario")
+        @step("metrics: /metrics answers in the OpenMetrics text format before the scenario")
         def _():
             status, ctype, body = http_get(base, "/metrics")
             expect(status == 200, f"HTTP {status}")
-            expect(ctype.startswith("text/plain"), f"content type {ctype!r}")
+            expect(ctype.startswith("application/openmetrics-text"), f"content type {ctype!r}")
+            expect(body.rstrip().endswith("# EOF"), "the exposition ends with # EOF")
             st["before"] = Metrics(parse_metrics(body))
 
         # the page first, so that what it shows of the call comes over its live stream

@@ -119,7 +119,7 @@ async fn metrics_and_timeline_of_a_call_with_a_busy_refusal() {
         2.0
     );
     assert_eq!(
-        d("mtcall_rpc_duration_seconds_bucket{method=\"phone.receivedCall\",le=\"+Inf\"}"),
+        d("mtcall_rpc_duration_seconds_bucket{le=\"+Inf\",method=\"phone.receivedCall\"}"),
         2.0
     );
     assert_eq!(after["mtcall_busy_users"], 0.0);

@@ -176,7 +176,7 @@ async fn route(node: &Node, request: &Request) -> Response {
         ["app.css"] => Response::new(200, "text/css; charset=utf-8", APP_CSS),
         ["metrics"] => Response::new(
             200,
-            "text/plain; version=0.0.4; charset=utf-8",
+            crate::observe::metrics::CONTENT_TYPE,
             state::render_metrics(node).await,
         ),
         ["api", "overview"] => Response::json(&state::overview(node).await),

@@ -1,14 +1,19 @@
-//! Counters and histograms for Prometheus (exposition format:
-//! the Prometheus text format). Counters are atomics or
+//! Counters and histograms for Prometheus, exposed in the OpenMetrics text format by
+//! prometheus-client's encoder. Counters are atomics or
 //! live under one short lock per RPC; gauges that describe the present (connections, calls,
 //! busy users) are computed when `/metrics` is scraped, from the inspector and the hub, so they
 //! cannot drift from what they count.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds of the latency buckets, seconds (100 µs to 2.5 s).
 const BOUNDS: [f64; 14] = [
@@ -32,26 +37,6 @@ impl Histogram {
         self.buckets[i] += 1;
         self.count += 1;
         self.sum += secs;
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (i, n) in self.buckets.iter().enumerate() {
-            cumulative += n;
-            let le = BOUNDS.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
     }
 }
 
@@ -239,178 +224,252 @@ impl Metrics {
         commits.entry(op).or_default().observe(elapsed);
     }
 
-    /// The Prometheus text exposition of everything, with `gauges` of the present.
+    /// The OpenMetrics text exposition of everything (prometheus-client's encoder), with
+    /// `gauges` of the present. The counters are read once into a [`Scrape`], so the
+    /// recording side stays atomics and short locks.
     pub fn render(&self, gauges: &Gauges) -> String {
-        let mut out = String::with_capacity(8 * 1024);
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        header(
-            &mut out,
-            "mtcall_build_info",
-            "gauge",
-            "The running mtcall version.",
-        );
-        let _ = writeln!(
-            out,
-            "mtcall_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        header(
-            &mut out,
-            "mtcall_connections",
-            "gauge",
-            "Open MTProto connections by transport.",
-        );
-        for ((transport, obfuscated), n) in &gauges.connections {
-            let _ = writeln!(
-                out,
-                "mtcall_connections{{transport=\"{transport}\",obfuscated=\"{obfuscated}\"}} {n}"
-            );
-        }
-        counter(
-            &mut out,
-            "mtcall_connections_accepted_total",
-            "TCP connections accepted.",
-            load(&self.connections_accepted),
-        );
-        header(
-            &mut out,
-            "mtcall_auth_keys_created_total",
-            "counter",
-            "Auth keys created by the handshake.",
-        );
-        let _ = writeln!(
-            out,
-            "mtcall_auth_keys_created_total{{kind=\"permanent\"}} {}",
-            load(&self.auth_keys_permanent)
-        );
-        let _ = writeln!(
-            out,
-            "mtcall_auth_keys_created_total{{kind=\"temporary\"}} {}",
-            load(&self.auth_keys_temporary)
-        );
-        {
+        let rpc = {
             let rpc = self.rpc.read().unwrap_or_else(|e| e.into_inner());
-            let mut methods: Vec<(&&str, &MethodStats)> = rpc.iter().collect();
-            methods.sort_by_key(|(m, _)| **m);
-            header(
-                &mut out,
-                "mtcall_rpc_total",
-                "counter",
-                "RPCs answered, by method and result (ok or the error name).",
-            );
-            for (method, stats) in &methods {
-                let ok = stats.ok.load(Ordering::Relaxed);
-                let errors = stats.errors.lock().unwrap_or_else(|e| e.into_inner());
-                let results = (ok > 0).then_some(("ok", ok)).into_iter();
-                for (result, n) in results.chain(errors.iter().map(|(e, n)| (*e, *n))) {
-                    let _ = writeln!(
-                        out,
-                        "mtcall_rpc_total{{method=\"{method}\",result=\"{result}\"}} {n}"
-                    );
-                }
-            }
-            header(
-                &mut out,
-                "mtcall_rpc_duration_seconds",
-                "histogram",
-                "Time from a request's decryption to its answer being queued, by method.",
-            );
-            for (method, stats) in &methods {
-                stats.latency.snapshot().render(
-                    &mut out,
-                    "mtcall_rpc_duration_seconds",
-                    &format!("method=\"{method}\""),
-                );
-            }
-        }
-        counter(
-            &mut out,
-            "mtcall_call_setups_total",
-            "Calls created by phone.requestCall, busy refusals included.",
-            load(&self.call_setups),
-        );
-        header(
-            &mut out,
-            "mtcall_call_outcomes_total",
-            "counter",
-            "How call setups settled: answered, busy_refused, missed, declined, cancelled.",
-        );
-        for (i, outcome) in Outcome::ALL.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "mtcall_call_outcomes_total{{outcome=\"{}\"}} {}",
-                outcome.name(),
-                load(&self.outcomes[i])
-            );
-        }
-        gauge(
-            &mut out,
-            "mtcall_calls_live",
-            "Calls not ended.",
-            gauges.calls_live,
-        );
-        gauge(
-            &mut out,
-            "mtcall_busy_users",
-            "Users busy in a call (new calls to them are refused).",
-            gauges.busy_users,
-        );
-        gauge(
-            &mut out,
-            "mtcall_users_online",
-            "Users with at least one live session.",
-            gauges.users_online,
-        );
-        {
-            let pushed = self
+            let mut methods: Vec<MethodScrape> = rpc
+                .iter()
+                .map(|(method, stats)| {
+                    let ok = stats.ok.load(Ordering::Relaxed);
+                    let errors = stats.errors.lock().unwrap_or_else(|e| e.into_inner());
+                    let results = (ok > 0).then_some(("ok", ok)).into_iter();
+                    MethodScrape {
+                        method,
+                        results: results
+                            .chain(errors.iter().map(|(e, n)| (*e, *n)))
+                            .collect(),
+                        latency: stats.latency.snapshot(),
+                    }
+                })
+                .collect();
+            methods.sort_by_key(|m| m.method);
+            methods
+        };
+        let scrape = Scrape {
+            connections: gauges.connections.clone(),
+            connections_accepted: load(&self.connections_accepted),
+            auth_keys: [
+                ("permanent", load(&self.auth_keys_permanent)),
+                ("temporary", load(&self.auth_keys_temporary)),
+            ],
+            rpc,
+            call_setups: load(&self.call_setups),
+            outcomes: std::array::from_fn(|i| (Outcome::ALL[i].name(), load(&self.outcomes[i]))),
+            calls_live: gauges.calls_live,
+            busy_users: gauges.busy_users,
+            users_online: gauges.users_online,
+            updates_pushed: self
                 .updates_pushed
                 .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            header(
-                &mut out,
-                "mtcall_updates_pushed_total",
-                "counter",
-                "Updates handed to sessions, by constructor.",
-            );
-            for (update, n) in pushed.iter() {
-                let _ = writeln!(
-                    out,
-                    "mtcall_updates_pushed_total{{update=\"{update}\"}} {n}"
-                );
-            }
-        }
-        {
-            let commits = self.store_commit.lock().unwrap_or_else(|e| e.into_inner());
-            header(
-                &mut out,
-                "mtcall_store_commit_seconds",
-                "histogram",
-                "Time for a call transition's write to commit, by operation.",
-            );
-            for (op, h) in commits.iter() {
-                h.render(
-                    &mut out,
-                    "mtcall_store_commit_seconds",
-                    &format!("op=\"{op}\""),
-                );
-            }
-        }
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(u, n)| (*u, *n))
+                .collect(),
+            store_commit: self
+                .store_commit
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(op, h)| (*op, h.clone()))
+                .collect(),
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(scrape));
+        let mut out = String::with_capacity(8 * 1024);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// One method's counters as read for a scrape.
+#[derive(Debug)]
+struct MethodScrape {
+    method: &'static str,
+    results: Vec<(&'static str, u64)>,
+    latency: Histogram,
 }
 
-fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    header(out, name, "counter", help);
-    let _ = writeln!(out, "{name} {value}");
+/// Everything one scrape shows, read once; prometheus-client encodes it.
+#[derive(Debug)]
+struct Scrape {
+    connections: BTreeMap<(&'static str, bool), u64>,
+    connections_accepted: u64,
+    auth_keys: [(&'static str, u64); 2],
+    rpc: Vec<MethodScrape>,
+    call_setups: u64,
+    outcomes: [(&'static str, u64); 5],
+    calls_live: u64,
+    busy_users: u64,
+    users_online: u64,
+    updates_pushed: Vec<(&'static str, u64)>,
+    store_commit: Vec<(&'static str, Histogram)>,
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
-    header(out, name, "gauge", help);
-    let _ = writeln!(out, "{name} {value}");
+impl Histogram {
+    /// The buckets as prometheus-client takes them: upper bound (`f64::MAX` for +Inf) and the
+    /// count in that bucket alone.
+    fn buckets(&self) -> Vec<(f64, u64)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (BOUNDS.get(i).copied().unwrap_or(f64::MAX), *n))
+            .collect()
+    }
+
+    fn encode(&self, family: &mut MetricEncoder<'_>) -> fmt::Result {
+        family.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets(), None)
+    }
+}
+
+/// A descriptor, then `value` as one sample without labels.
+fn single(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    value: u64,
+) -> fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, kind)?;
+    match kind {
+        MetricType::Counter => m.encode_counter::<NoLabelSet, _, u64>(&value, None),
+        _ => m.encode_gauge(&value),
+    }
+}
+
+/// A counter family with one label.
+fn counters(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(&'static str, u64)],
+) -> fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (value, n) in values {
+        m.encode_family(&[(label, *value)])?
+            .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+    }
+    Ok(())
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        let mut m = e.encode_descriptor(
+            "mtcall_build_info",
+            "The running mtcall version.",
+            None,
+            MetricType::Gauge,
+        )?;
+        m.encode_family(&[("version", env!("CARGO_PKG_VERSION"))])?
+            .encode_gauge(&1u64)?;
+        let mut m = e.encode_descriptor(
+            "mtcall_connections",
+            "Open MTProto connections by transport.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((transport, obfuscated), n) in &self.connections {
+            let obfuscated = if *obfuscated { "true" } else { "false" };
+            m.encode_family(&[("transport", *transport), ("obfuscated", obfuscated)])?
+                .encode_gauge(n)?;
+        }
+        single(
+            &mut e,
+            "mtcall_connections_accepted",
+            "TCP connections accepted.",
+            MetricType::Counter,
+            self.connections_accepted,
+        )?;
+        counters(
+            &mut e,
+            "mtcall_auth_keys_created",
+            "Auth keys created by the handshake.",
+            "kind",
+            &self.auth_keys,
+        )?;
+        let mut m = e.encode_descriptor(
+            "mtcall_rpc",
+            "RPCs answered, by method and result (ok or the error name).",
+            None,
+            MetricType::Counter,
+        )?;
+        for method in &self.rpc {
+            for (result, n) in &method.results {
+                m.encode_family(&[("method", method.method), ("result", *result)])?
+                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+            }
+        }
+        let mut m = e.encode_descriptor(
+            "mtcall_rpc_duration_seconds",
+            "Time from a request's decryption to its answer being queued, by method.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for method in &self.rpc {
+            method
+                .latency
+                .encode(&mut m.encode_family(&[("method", method.method)])?)?;
+        }
+        single(
+            &mut e,
+            "mtcall_call_setups",
+            "Calls created by phone.requestCall, busy refusals included.",
+            MetricType::Counter,
+            self.call_setups,
+        )?;
+        counters(
+            &mut e,
+            "mtcall_call_outcomes",
+            "How call setups settled: answered, busy_refused, missed, declined, cancelled.",
+            "outcome",
+            &self.outcomes,
+        )?;
+        single(
+            &mut e,
+            "mtcall_calls_live",
+            "Calls not ended.",
+            MetricType::Gauge,
+            self.calls_live,
+        )?;
+        single(
+            &mut e,
+            "mtcall_busy_users",
+            "Users busy in a call (new calls to them are refused).",
+            MetricType::Gauge,
+            self.busy_users,
+        )?;
+        single(
+            &mut e,
+            "mtcall_users_online",
+            "Users with at least one live session.",
+            MetricType::Gauge,
+            self.users_online,
+        )?;
+        counters(
+            &mut e,
+            "mtcall_updates_pushed",
+            "Updates handed to sessions, by constructor.",
+            "update",
+            &self.updates_pushed,
+        )?;
+        let mut m = e.encode_descriptor(
+            "mtcall_store_commit_seconds",
+            "Time for a call transition's write to commit, by operation.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (op, h) in &self.store_commit {
+            h.encode(&mut m.encode_family(&[("op", *op)])?)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -434,13 +493,13 @@ mod tests {
             "mtcall_rpc_total{method=\"phone.receivedCall\",result=\"CALL_PEER_INVALID\"} 1"
         ));
         assert!(text.contains(
-            "mtcall_rpc_duration_seconds_bucket{method=\"phone.receivedCall\",le=\"0.0001\"} 1"
+            "mtcall_rpc_duration_seconds_bucket{le=\"0.0001\",method=\"phone.receivedCall\"} 1"
         ));
         assert!(text.contains(
-            "mtcall_rpc_duration_seconds_bucket{method=\"phone.receivedCall\",le=\"0.005\"} 2"
+            "mtcall_rpc_duration_seconds_bucket{le=\"0.005\",method=\"phone.receivedCall\"} 2"
         ));
         assert!(text.contains(
-            "mtcall_rpc_duration_seconds_bucket{method=\"phone.receivedCall\",le=\"+Inf\"} 3"
+            "mtcall_rpc_duration_seconds_bucket{le=\"+Inf\",method=\"phone.receivedCall\"} 3"
         ));
         assert!(
             text.contains("mtcall_rpc_duration_seconds_count{method=\"phone.receivedCall\"} 3")
