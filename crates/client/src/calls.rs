@@ -288,6 +288,8 @@ pub struct EstablishedCall {
     pub emojis: [&'static str; 4],
     /// The relays the server offered.
     pub connections: Vec<enums::PhoneConnection>,
+    /// Whether the server lets the two sides send media to each other directly.
+    pub p2p_allowed: bool,
 }
 
 fn peer(id: i64, access_hash: i64) -> enums::InputPhoneCall {
@@ -333,6 +335,7 @@ impl IncomingCall {
                         key,
                         fingerprint,
                         connections: c.connections,
+                        p2p_allowed: c.p2p_allowed,
                     });
                 }
                 enums::PhoneCall::Discarded(d) => return Err(CallFailure::Ended(d.reason)),
@@ -391,6 +394,7 @@ impl OutgoingCall {
                         key,
                         fingerprint,
                         connections: c.connections,
+                        p2p_allowed: c.p2p_allowed,
                     });
                 }
                 enums::PhoneCall::Discarded(d) => return Err(CallFailure::Ended(d.reason)),

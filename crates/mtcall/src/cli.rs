@@ -116,6 +116,12 @@ enum Command {
         /// Serve no admin address.
         #[arg(long, conflicts_with_all = ["admin_listen", "admin_token"])]
         no_admin: bool,
+        /// The reflector's UDP address. Default: the listen address with port + 2.
+        #[arg(long, env = "MTCALL_RELAY_LISTEN")]
+        relay_listen: Option<SocketAddr>,
+        /// Run no reflector (calls are offered only the relays of the configuration).
+        #[arg(long, conflicts_with = "relay_listen")]
+        no_relay: bool,
     },
     /// Users, with their sessions and who is busy (asks a running server; else reads the data).
     Users {
@@ -280,6 +286,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             admin_listen,
             admin_token,
             no_admin,
+            relay_listen,
+            no_relay,
         } => {
             let mut config = load_config(&common)?;
             if let Some(l) = listen {
@@ -299,6 +307,12 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             if no_admin {
                 config.admin.enabled = false;
+            }
+            if relay_listen.is_some() {
+                config.relay.listen = relay_listen;
+            }
+            if no_relay {
+                config.relay.enabled = false;
             }
             serve(config).await
         }
@@ -374,6 +388,9 @@ async fn serve(config: Config) -> Result<(), String> {
     if let Some(admin) = server.admin_addr() {
         tracing::info!(admin = %admin, "call inspector and /metrics on the admin address");
         println!("inspector on http://{admin}/");
+    }
+    if let Some(relay) = server.relay_addr() {
+        println!("reflector on udp {relay}");
     }
     wait_for_signal().await;
     tracing::info!("shutting down");

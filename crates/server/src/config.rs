@@ -45,6 +45,8 @@ pub struct Config {
     pub limits: crate::limits::LimitSettings,
     /// The admin address: inspector page, its API, `/metrics` (`[admin]`).
     pub admin: AdminSettings,
+    /// This node's reflector and the TURN servers calls are offered (`[relay]`).
+    pub relay: crate::relay::RelaySettings,
 }
 
 /// The admin address (README "Call inspector").
@@ -136,6 +138,33 @@ pub struct CallSettings {
     pub reflectors: Vec<Reflector>,
     /// TURN/STUN servers (`phoneConnectionWebrtc`).
     pub webrtc: Vec<WebrtcServer>,
+    /// When the two clients may send media to each other directly (`phoneCall.p2p_allowed`).
+    pub p2p: P2pPolicy,
+}
+
+/// When a call's clients may talk directly rather than through a relay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum P2pPolicy {
+    /// Whenever both clients offer it.
+    #[default]
+    Always,
+    /// When both offer it and each party has the other as a contact (their addresses stay
+    /// hidden from strangers).
+    Contacts,
+    /// Never: media always takes a relay.
+    Never,
+}
+
+impl P2pPolicy {
+    /// Its name in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            P2pPolicy::Always => "always",
+            P2pPolicy::Contacts => "contacts",
+            P2pPolicy::Never => "never",
+        }
+    }
 }
 
 /// A UDP reflector.
@@ -194,6 +223,7 @@ impl Default for CallSettings {
             max_duration_secs: 6 * 3600,
             reflectors: Vec::new(),
             webrtc: Vec::new(),
+            p2p: P2pPolicy::Always,
         }
     }
 }
@@ -230,6 +260,7 @@ impl Default for Config {
             calls: CallSettings::default(),
             limits: Default::default(),
             admin: AdminSettings::default(),
+            relay: Default::default(),
         }
     }
 }
@@ -238,6 +269,18 @@ impl Config {
     /// Reads a TOML file over the defaults.
     pub fn from_toml(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| format!("invalid configuration: {e}"))
+    }
+
+    /// Refuses a reflector id that a listed reflector also has (clients pair relay ports by
+    /// the rank of the id).
+    pub fn check_relays(&self) -> Result<(), String> {
+        if self.relay.enabled && self.calls.reflectors.iter().any(|r| r.id == self.relay.id) {
+            return Err(format!(
+                "relay.id {} is also the id of a [[calls.reflectors]] entry: give this node's reflector another id",
+                self.relay.id
+            ));
+        }
+        Ok(())
     }
 
     /// The address clients should dial.
@@ -315,6 +358,17 @@ mod tests {
         assert_eq!(c.calls.ring_timeout_ms, 5000);
         assert_eq!(c.calls.receive_timeout_ms, 20_000);
         assert!(Config::from_toml("nonsense = 1").is_err());
+        let relayed = Config::from_toml(
+            "[calls]\np2p = \"never\"\n[relay]\nlisten = \"127.0.0.1:5000\"\n[relay.turn]\nsecret = \"s\"\nservers = [\"127.0.0.1:3478\"]\n",
+        )
+        .unwrap();
+        assert_eq!(relayed.calls.p2p, P2pPolicy::Never);
+        assert!(relayed.relay.enabled);
+        assert_eq!(relayed.relay.turn.unwrap().credential_ttl_secs, 86_400);
+        assert!(Config::from_toml("[calls]\np2p = \"sometimes\"\n").is_err());
+        let clash =
+            Config::from_toml("[[calls.reflectors]]\nid = 1\nip = \"10.0.0.1\"\nport = 1\n");
+        assert!(clash.unwrap().check_relays().is_err());
         assert_eq!(Config::default().public_address().port(), 4430);
     }
 

@@ -15,6 +15,7 @@ pub mod hub;
 pub mod limits;
 mod node;
 pub mod observe;
+pub mod relay;
 pub mod render;
 mod rpc;
 #[cfg(test)]
@@ -40,6 +41,7 @@ use sessions::Refusal;
 pub struct Server {
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    relay_addr: Option<SocketAddr>,
     fingerprint: i64,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -63,6 +65,7 @@ impl Server {
         entropy: entropy::Randomness,
     ) -> Result<Server, String> {
         config.admin.check()?;
+        config.check_relays()?;
         let data = data_dir::DataDir::open(&config.data_dir)?;
         let (store, cluster) = config.open_store(&data.database()).await?;
         let listener = TcpListener::bind(config.listen)
@@ -78,13 +81,40 @@ impl Server {
             Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
             None => None,
         };
+        let reflector = relay::Reflector::bind(
+            &config.relay,
+            local_addr,
+            config.public_address(),
+            data.secret,
+            clock,
+        )
+        .await?;
+        let relay_addr = match &reflector {
+            Some(r) => Some(r.local_addr().map_err(|e| e.to_string())?),
+            None => None,
+        };
         let fingerprint = data.rsa.fingerprint();
-        let node = Arc::new(node::assemble(config, data, store, cluster, clock, entropy).await?);
+        let node = Arc::new(
+            node::assemble(
+                config,
+                reflector.clone(),
+                data,
+                store,
+                cluster,
+                clock,
+                entropy,
+            )
+            .await?,
+        );
         let (stop, stopped) = watch::channel(false);
         let calls = node.services.calls.clone();
         let timer_stopped = stopped.clone();
         let timers = tokio::spawn(async move { calls.run_timers(timer_stopped).await });
         let log = tokio::spawn(node.services.updates.clone().follow(stopped.clone()));
+        let calls = node.services.calls.clone();
+        let sweep_stopped = stopped.clone();
+        let sweep = tokio::spawn(async move { calls.run_relay_sweep(sweep_stopped).await });
+        let relaying = reflector.map(|r| tokio::spawn(r.serve(stopped.clone())));
         let admin =
             admin_listener.map(|l| tokio::spawn(admin::serve(node.clone(), l, stopped.clone())));
         let accept = tokio::spawn(accept_loop(node, listener, stopped));
@@ -95,10 +125,15 @@ impl Server {
             }
             let _ = timers.await;
             let _ = log.await;
+            let _ = sweep.await;
+            if let Some(relaying) = relaying {
+                let _ = relaying.await;
+            }
         });
         Ok(Server {
             local_addr,
             admin_addr,
+            relay_addr,
             fingerprint,
             stop,
             task,
@@ -113,6 +148,11 @@ impl Server {
     /// The admin address (inspector page, its API, `/metrics`), if it is served.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// The reflector's bound UDP address, if it runs.
+    pub fn relay_addr(&self) -> Option<SocketAddr> {
+        self.relay_addr
     }
 
     /// The RSA key's fingerprint.

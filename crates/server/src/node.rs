@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::entropy::Randomness;
 use crate::observe::Observer;
+use crate::relay::Reflector;
 use crate::services::{Accounts, Calls, CallsParts, LoginSettings, Services, Updates, Users};
 use crate::sessions::{Sessions, SessionsParts};
 use crate::{cache, data_dir, hub, limits, topology};
@@ -30,9 +31,11 @@ pub struct Node {
     pub entropy: Randomness,
 }
 
-/// Builds a node over `store` (and `cluster`, when several nodes share the database).
+/// Builds a node over `store` (and `cluster`, when several nodes share the database), with
+/// `reflector` relaying the calls it confirms.
 pub async fn assemble(
     config: Config,
+    reflector: Option<Arc<Reflector>>,
     data: data_dir::DataDir,
     store: Arc<dyn store::Store>,
     cluster: Option<Arc<dyn store::Cluster>>,
@@ -77,6 +80,8 @@ pub async fn assemble(
         updates: updates.clone(),
         observe: observe.clone(),
         settings: config.calls.clone(),
+        reflector,
+        turn: config.relay.turn.clone(),
         secret: data.secret,
         clock,
         entropy: entropy.clone(),

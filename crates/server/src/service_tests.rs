@@ -58,6 +58,7 @@ async fn fixture_with(adjust: impl FnOnce(&mut Config)) -> Fixture {
     let (store, cluster) = config.open_store(&data.database()).await.unwrap();
     let node = assemble(
         config,
+        None,
         data,
         store.clone(),
         cluster,

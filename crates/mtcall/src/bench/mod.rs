@@ -8,6 +8,7 @@ mod handshake;
 mod idle;
 mod latency;
 mod received;
+mod relay;
 mod setup;
 
 use std::net::SocketAddr;
@@ -29,6 +30,9 @@ pub enum Scenario {
     Received,
     /// Authorised idle connections: the server's memory per connection (its own process).
     Idle,
+    /// Media packets between the two ends of calls through the reflector, against a plain
+    /// UDP forwarder; the reflector's memory per relayed call.
+    Relay,
 }
 
 /// Options every scenario takes.
@@ -111,6 +115,10 @@ impl Target {
             ..server::Config::default()
         };
         config.admin.record_messages = !o.no_record;
+        // The relay scenario measures what relaying costs, not where its limits cut in.
+        config.relay.end_packets_per_sec = 10_000_000;
+        config.relay.call_packets_per_sec = 10_000_000;
+        config.relay.call_bytes_per_sec = 10_000_000_000;
         let mut servers = Vec::new();
         for _ in 0..o.nodes.max(1) {
             servers.push(server::Server::start(config.clone()).await?);
@@ -223,6 +231,7 @@ pub async fn run(scenario: Scenario, o: Options) -> Result<(), String> {
         Scenario::Setup => setup::run(&target, &o).await,
         Scenario::Latency => latency::run(&target, &o).await,
         Scenario::Received => received::run(&target, &o).await,
+        Scenario::Relay => relay::run(&target, &o).await,
         Scenario::Idle => unreachable!("handled above"),
     };
     target.close().await;

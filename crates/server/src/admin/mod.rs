@@ -7,6 +7,7 @@
 //! DNS name rebound to loopback.
 
 pub mod http;
+mod media;
 mod state;
 
 use std::sync::Arc;
@@ -221,7 +222,11 @@ async fn call(node: &Node, id: &str) -> Option<serde_json::Value> {
         views::user_ids([&record], record.events.iter().map(|e| e.as_ref())),
     )
     .await;
-    Some(views::call_full(&record, &names))
+    Some(media::with_media(
+        node,
+        &record.call,
+        views::call_full(&record, &names),
+    ))
 }
 
 /// `GET /api/stream`: every change as a server-sent event until the client leaves (its body
@@ -269,7 +274,10 @@ async fn sse_message(node: &Node, change: Live) -> Option<String> {
         Live::Call(id) => {
             let record = inspector.call(id)?;
             state::load_names(node, &mut names, views::user_ids([&record], [])).await;
-            ("call", views::call_summary(&record, &names))
+            (
+                "call",
+                media::with_media(node, &record.call, views::call_summary(&record, &names)),
+            )
         }
         Live::Session(conn_id) => {
             let session = inspector.session(conn_id)?;

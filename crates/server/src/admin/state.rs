@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use super::media::with_media;
 use crate::node::Node;
 use crate::observe::inspector::CallRecord;
 use crate::observe::metrics;
@@ -99,6 +100,7 @@ pub async fn render_metrics(node: &Node) -> String {
     gauges.calls_live = live.len() as u64;
     gauges.busy_users = busy_in(&live).len() as u64;
     gauges.users_online = node.services.users.online_here() as u64;
+    gauges.relay = node.services.calls.reflector().map(|r| r.figures());
     node.observe.metrics.render(&gauges)
 }
 
@@ -124,8 +126,8 @@ pub async fn overview(node: &Node) -> Value {
         },
         "sessions": sessions.iter().map(|s| session(s, &names, &busy)).collect::<Vec<_>>(),
         "calls": {
-            "live": live.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
-            "recent": recent.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
+            "live": live.iter().map(|r| with_media(node, &r.call, call_summary(r, &names))).collect::<Vec<_>>(),
+            "recent": recent.iter().map(|r| with_media(node, &r.call, call_summary(r, &names))).collect::<Vec<_>>(),
         },
         "busy_users": busy.iter().map(|u| names.user(*u)).collect::<Vec<_>>(),
         "feed": feed.iter().map(|e| event(e, &names)).collect::<Vec<_>>(),
@@ -138,8 +140,8 @@ pub async fn calls_json(node: &Node) -> Value {
     let mut names = Names::default();
     load_names(node, &mut names, user_ids(live.iter().chain(&recent), [])).await;
     json!({
-        "live": live.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
-        "recent": recent.iter().map(|r| call_summary(r, &names)).collect::<Vec<_>>(),
+        "live": live.iter().map(|r| with_media(node, &r.call, call_summary(r, &names))).collect::<Vec<_>>(),
+        "recent": recent.iter().map(|r| with_media(node, &r.call, call_summary(r, &names))).collect::<Vec<_>>(),
     })
 }
 

@@ -155,6 +155,19 @@ pub struct Gauges {
     pub busy_users: u64,
     /// Users with a live session.
     pub users_online: u64,
+    /// This node's reflector, if it runs one.
+    pub relay: Option<RelayFigures>,
+}
+
+/// A reflector's figures at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct RelayFigures {
+    /// Counters since the start.
+    pub totals: relay::Totals,
+    /// Calls granted now.
+    pub granted: u64,
+    /// Granted calls that have had packets relayed.
+    pub relaying: u64,
 }
 
 impl Metrics {
@@ -262,6 +275,7 @@ impl Metrics {
             calls_live: gauges.calls_live,
             busy_users: gauges.busy_users,
             users_online: gauges.users_online,
+            relay: gauges.relay.clone(),
             updates_pushed: self
                 .updates_pushed
                 .lock()
@@ -310,6 +324,7 @@ struct Scrape {
     users_online: u64,
     updates_pushed: Vec<(&'static str, u64)>,
     store_commit: Vec<(&'static str, Histogram)>,
+    relay: Option<RelayFigures>,
 }
 
 impl Histogram {
@@ -357,6 +372,57 @@ fn counters(
             .encode_counter::<NoLabelSet, _, u64>(n, None)?;
     }
     Ok(())
+}
+
+/// The reflector's families.
+fn encode_relay(e: &mut DescriptorEncoder<'_>, relay: &RelayFigures) -> fmt::Result {
+    let t = &relay.totals;
+    single(
+        e,
+        "mtcall_relay_forwarded_packets",
+        "Datagrams the reflector forwarded between the parties of calls.",
+        MetricType::Counter,
+        t.forwarded_packets,
+    )?;
+    single(
+        e,
+        "mtcall_relay_forwarded_bytes",
+        "Bytes the reflector forwarded.",
+        MetricType::Counter,
+        t.forwarded_bytes,
+    )?;
+    single(
+        e,
+        "mtcall_relay_replies",
+        "Hellos the reflector answered.",
+        MetricType::Counter,
+        t.replies,
+    )?;
+    let dropped: Vec<(&'static str, u64)> = relay::Dropped::ALL
+        .iter()
+        .map(|d| (d.name(), t.dropped(*d)))
+        .collect();
+    counters(
+        e,
+        "mtcall_relay_dropped",
+        "Datagrams the reflector dropped, by reason.",
+        "reason",
+        &dropped,
+    )?;
+    single(
+        e,
+        "mtcall_relay_calls",
+        "Calls granted on this node's reflector.",
+        MetricType::Gauge,
+        relay.granted,
+    )?;
+    single(
+        e,
+        "mtcall_relay_calls_relaying",
+        "Granted calls that have had packets relayed.",
+        MetricType::Gauge,
+        relay.relaying,
+    )
 }
 
 impl Collector for Scrape {
@@ -467,6 +533,9 @@ impl Collector for Scrape {
         )?;
         for (op, h) in &self.store_commit {
             h.encode(&mut m.encode_family(&[("op", *op)])?)?;
+        }
+        if let Some(relay) = &self.relay {
+            encode_relay(&mut e, relay)?;
         }
         Ok(())
     }

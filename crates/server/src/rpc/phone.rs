@@ -30,7 +30,7 @@ async fn phone_call(
     viewer: i64,
 ) -> Result<Vec<u8>, RpcError> {
     let result = enums::phone::PhoneCall::from(types::phone::PhoneCall {
-        phone_call: calls.view(call, viewer),
+        phone_call: calls.view(call, viewer).await?,
         users: calls.parties(call, viewer).await?,
     });
     Ok(ctx.encode(&result))
@@ -155,7 +155,7 @@ pub async fn discard_call(
         .await?;
     let call = done.result?;
     let mut list = vec![enums::Update::from(types::UpdatePhoneCall {
-        phone_call: calls.view(&call, me.user_id),
+        phone_call: calls.view(&call, me.user_id).await?,
     })];
     list.extend(done.own_history);
     let updates = enums::Updates::from(types::Updates {

@@ -85,7 +85,7 @@ pub async fn get_difference(
         user_ids.extend([call.admin_id, call.participant_id]);
         other_updates.push(
             types::UpdatePhoneCall {
-                phone_call: calls.view(call, me),
+                phone_call: calls.view(call, me).await?,
             }
             .into(),
         );

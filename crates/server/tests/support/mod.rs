@@ -109,6 +109,14 @@ impl TestServer {
             .expect("the admin address is served")
     }
 
+    /// The reflector's UDP address.
+    pub fn relay_addr(&self) -> SocketAddr {
+        self.server
+            .as_ref()
+            .and_then(|s| s.relay_addr())
+            .expect("the reflector runs")
+    }
+
     pub fn public_key(&self) -> PublicKey {
         PublicKey::from_pkcs1_pem(&std::fs::read_to_string(self.dir.join("server.pub")).unwrap())
             .unwrap()

@@ -70,8 +70,12 @@ pub struct CallsParts {
     pub updates: Arc<Updates>,
     /// The inspector and metrics, told of every commit.
     pub observe: Arc<Observer>,
-    /// The relays each call is offered.
+    /// The relays each call is offered (listed ones) and the p2p policy.
     pub settings: CallSettings,
+    /// This node's reflector, if it runs one.
+    pub reflector: Option<Arc<crate::relay::Reflector>>,
+    /// TURN servers with shared-secret credentials.
+    pub turn: Option<crate::relay::TurnSettings>,
     /// The server secret (peer tags).
     pub secret: [u8; 32],
     /// The time of day.
@@ -88,7 +92,7 @@ impl Calls {
             users: parts.users,
             updates: parts.updates,
             observe: parts.observe,
-            media: views::Media::new(&parts.settings, parts.secret),
+            media: views::Media::new(&parts.settings, parts.reflector, parts.turn, parts.secret),
             clock: parts.clock,
             entropy: parts.entropy,
         }
@@ -137,8 +141,10 @@ impl Calls {
         })
     }
 
-    /// Tells the metrics and the inspector what a commit changed.
+    /// Tells the reflector, the metrics and the inspector what a commit changed (the
+    /// reflector first: a confirmed call's parties may send to it as soon as they hear).
     fn observe_commit(&self, committed: &Committed) {
+        self.media.follow(&committed.effects.events);
         if let Some(elapsed) = committed.commit_time {
             self.observe.metrics.store_commit("call", elapsed);
         }
@@ -163,6 +169,38 @@ impl Calls {
     /// it; `None` on one node, whose own record is complete.
     pub async fn stored_calls(&self) -> Option<Vec<Call>> {
         self.backend.stored_calls().await
+    }
+
+    /// This node's reflector, if it runs one.
+    pub fn reflector(&self) -> Option<&Arc<crate::relay::Reflector>> {
+        self.media.reflector()
+    }
+
+    /// Revokes reflector grants of calls that ended where this node did not see it (another
+    /// node ended them), every few seconds until `stopped`.
+    pub async fn run_relay_sweep(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let Some(reflector) = self.media.reflector().cloned() else {
+            return;
+        };
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stopped.changed() => return,
+            }
+            let granted = reflector.granted();
+            if granted.is_empty() {
+                continue;
+            }
+            let Ok(live) = self.backend.live_calls().await else {
+                continue;
+            };
+            let live: std::collections::HashSet<i64> = live.iter().map(|c| c.id).collect();
+            for id in granted.into_iter().filter(|id| !live.contains(id)) {
+                tracing::debug!(call_id = id, "reflector grant of an ended call revoked");
+                reflector.revoke(id);
+            }
+        }
     }
 
     /// The server's call timer: ends calls past their deadline and publishes their ends,

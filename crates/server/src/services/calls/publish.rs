@@ -103,7 +103,7 @@ impl Calls {
                 } => {
                     let parties = self.parties(call, *viewer).await?;
                     let update = types::UpdatePhoneCall {
-                        phone_call: self.view(call, *viewer),
+                        phone_call: self.view(call, *viewer).await?,
                     }
                     .into();
                     out.push(*target, updates(now, vec![update], parties));

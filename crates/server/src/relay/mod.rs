@@ -1,0 +1,181 @@
+//! The relays a call's media can take, as `mtcall serve` offers them:
+//!
+//! - [`Reflector`]: this node's Telegram-protocol reflector on UDP, the sans-IO
+//!   [`relay::Relay`] behind one socket ([`socket`]). A call is granted on the node that
+//!   confirms it — that node renders both parties' `phoneCall`, so both are sent to the same
+//!   reflector — and revoked when it ends ([`crate::services::Calls`]).
+//! - [`turn`]: time-limited credentials for TURN servers (coturn's `use-auth-secret`), one
+//!   pair per viewer and call; mtcall relays nothing itself there.
+//! - [`tags`]: each party's peer tag, from the server secret.
+
+mod settings;
+mod socket;
+pub mod tags;
+pub mod turn;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use relay::{CallTraffic, Grant, GrantError, Party, Relay};
+use tokio::net::UdpSocket;
+
+use crate::clock::Clock;
+use crate::observe::metrics::RelayFigures;
+pub use settings::{RelaySettings, TurnSettings};
+
+/// Ended calls whose relayed traffic the inspector can still show.
+const FINISHED_KEPT: usize = 1_000;
+
+/// This node's reflector: its socket, the address clients are told, and the relay state.
+pub struct Reflector {
+    socket: UdpSocket,
+    public: SocketAddr,
+    id: i64,
+    secret: [u8; 32],
+    clock: Clock,
+    state: Mutex<State>,
+}
+
+struct State {
+    relay: Relay,
+    finished: VecDeque<(i64, CallTraffic)>,
+}
+
+impl Reflector {
+    /// Binds the reflector `settings` describe, next to the MTProto address `listen`
+    /// (announced as `public`). `None` when it is off, or when its default port is taken (a
+    /// second local server still starts) or nothing reachable can be announced.
+    pub async fn bind(
+        settings: &RelaySettings,
+        listen: SocketAddr,
+        public: SocketAddr,
+        secret: [u8; 32],
+        clock: Clock,
+    ) -> Result<Option<Arc<Reflector>>, String> {
+        if !settings.enabled {
+            return Ok(None);
+        }
+        let (addr, must_bind) = match settings.listen {
+            Some(addr) => (addr, true),
+            None if listen.port() == 0 => (SocketAddr::new(listen.ip(), 0), true),
+            None => (
+                SocketAddr::new(listen.ip(), listen.port().saturating_add(2)),
+                false,
+            ),
+        };
+        let socket = match UdpSocket::bind(addr).await {
+            Ok(s) => s,
+            Err(e) if !must_bind => {
+                tracing::warn!(%addr, error = %e, "the reflector's port is taken; calls get no reflector (set relay.listen)");
+                return Ok(None);
+            }
+            Err(e) => return Err(format!("binding the reflector {addr}: {e}")),
+        };
+        let bound = socket.local_addr().map_err(|e| e.to_string())?;
+        let public = settings
+            .public_address
+            .unwrap_or_else(|| SocketAddr::new(public.ip(), bound.port()));
+        if public.ip().is_unspecified() {
+            tracing::warn!(%bound, "the reflector has no address clients can reach; calls get no reflector (set relay.public_address or public_address)");
+            return Ok(None);
+        }
+        tracing::info!(%bound, %public, "reflector listening");
+        Ok(Some(Arc::new(Reflector {
+            socket,
+            public,
+            id: settings.id,
+            secret,
+            clock,
+            state: Mutex::new(State {
+                relay: Relay::new(settings.limits()),
+                finished: VecDeque::new(),
+            }),
+        })))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms().max(0) as u64
+    }
+
+    /// The address clients are told.
+    pub fn public_address(&self) -> SocketAddr {
+        self.public
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Lets the parties of `call_id` relay through this reflector.
+    pub fn grant(&self, call_id: i64) -> Result<(), GrantError> {
+        let grant = Grant {
+            call_id,
+            caller: tags::peer_tag(&self.secret, call_id, Party::Caller),
+            callee: tags::peer_tag(&self.secret, call_id, Party::Callee),
+        };
+        let now = self.now_ms();
+        self.state().relay.grant(grant, now)
+    }
+
+    /// Stops relaying `call_id`; what it carried stays readable for a while.
+    pub fn revoke(&self, call_id: i64) {
+        let mut state = self.state();
+        if let Some(traffic) = state.relay.revoke(call_id) {
+            if state.finished.len() >= FINISHED_KEPT {
+                state.finished.pop_front();
+            }
+            state.finished.push_back((call_id, traffic));
+        }
+    }
+
+    /// Whether `call_id` is granted here.
+    pub fn is_granted(&self, call_id: i64) -> bool {
+        self.state().relay.traffic(call_id).is_some()
+    }
+
+    /// The granted calls.
+    pub fn granted(&self) -> Vec<i64> {
+        self.state().relay.calls().collect()
+    }
+
+    /// `phoneConnection` for `party` of a granted call.
+    pub fn connection(&self, call_id: i64, party: Party) -> tl::types::PhoneConnection {
+        tl::types::PhoneConnection {
+            tcp: false,
+            id: self.id,
+            ip: self.public.ip().to_string(),
+            ipv6: String::new(),
+            port: i32::from(self.public.port()),
+            peer_tag: tags::peer_tag(&self.secret, call_id, party).to_vec(),
+        }
+    }
+
+    /// What `call_id` has carried (granted now, or ended recently).
+    pub fn traffic(&self, call_id: i64) -> Option<CallTraffic> {
+        let state = self.state();
+        state.relay.traffic(call_id).or_else(|| {
+            state
+                .finished
+                .iter()
+                .rev()
+                .find(|(id, _)| *id == call_id)
+                .map(|(_, t)| t.clone())
+        })
+    }
+
+    /// The figures `/metrics` shows.
+    pub fn figures(&self) -> RelayFigures {
+        let state = self.state();
+        RelayFigures {
+            totals: state.relay.totals().clone(),
+            granted: state.relay.calls().count() as u64,
+            relaying: state.relay.relaying() as u64,
+        }
+    }
+}
