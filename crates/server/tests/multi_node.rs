@@ -3,7 +3,8 @@
 //! clients: a call across nodes; 200 concurrent callers spread over the nodes to one busy
 //! callee; a node stopped mid-ring whose clients resume elsewhere and finish the call; the
 //! database's listening connections cut while updates flow; a ringing call on a stopped node
-//! ended by the timer of a node still alive, once.
+//! ended by the timer of a node still alive, once; a call relayed by the reflector of the node
+//! that confirmed it, released there when another node ends it.
 
 mod support;
 
@@ -252,4 +253,46 @@ async fn a_ringing_call_on_a_stopped_node_is_ended_once_by_another() {
         }
     }
     assert_eq!(messages, 1, "the call ended once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_gets_the_reflector_of_the_node_that_confirmed_it_until_any_node_ends_it() {
+    let Some((n1, n2, _n3)) = three_nodes(Config::default()).await else {
+        return;
+    };
+    let mut alice = user(&n1, "9996681201", "Alice").await;
+    let mut bob = user(&n2, "9996681202", "Bob").await;
+    bob.sync_update_state().await.unwrap();
+    let bob_user = user_of(&mut alice, "9996681202").await;
+    let outgoing = alice.place_call(bob_user, false).await.unwrap();
+    let incoming = bob.next_incoming_call(true).await.unwrap();
+    let (a, b) = tokio::join!(outgoing.established(&mut alice), incoming.accept(&mut bob));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // Alice confirmed on node 1: both parties are sent to node 1's reflector.
+    let port = |c: &client::calls::EstablishedCall| {
+        c.connections.iter().find_map(|c| match c {
+            enums::PhoneConnection::PhoneConnection(r) => Some(r.port),
+            _ => None,
+        })
+    };
+    let n1_relay = i32::from(n1.relay_addr().port());
+    assert_eq!((port(&a), port(&b)), (Some(n1_relay), Some(n1_relay)));
+    let granted = |metrics: &str| metrics.contains("\nmtcall_relay_calls 1\n");
+    assert!(granted(&http_get(n1.admin_addr(), "/metrics", "").await.1));
+    assert!(!granted(&http_get(n2.admin_addr(), "/metrics", "").await.1));
+
+    // Bob hangs up on node 2; node 1's reflector lets the call go within its sweep.
+    b.hang_up(&mut bob, 5).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(12);
+    loop {
+        let (_, metrics) = http_get(n1.admin_addr(), "/metrics", "").await;
+        if metrics.contains("\nmtcall_relay_calls 0\n") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 1 still relays a call node 2 ended: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
