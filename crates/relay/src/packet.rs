@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! hello:  tag[0..12] | end tag (4) | FF x12 | anything (tgcalls: FE FF FF FF, 8-byte id)
+//! hello over TCP: tag[0..12] | end tag (4) | 00 00 00 00
 //! data:   tag[0..12] | to end tag (4) | from end tag (4) | length N (u32, big-endian) |
 //!         payload (N bytes) | zero padding
 //! ```
@@ -48,8 +49,18 @@ pub enum Malformed {
     Length,
 }
 
-/// Reads a datagram's header.
+/// Bytes of the hello a client's port sends over TCP: the call tag's 12 bytes, its end tag,
+/// 4 zero bytes.
+pub const TCP_HELLO: usize = 20;
+
+/// Reads a datagram's header (or a TCP frame's body: the same layouts, and the short hello).
 pub fn parse(bytes: &[u8]) -> Result<Datagram, Malformed> {
+    if bytes.len() == TCP_HELLO && bytes[16..20] == [0; 4] {
+        return Ok(Datagram::Hello {
+            tag: bytes[..12].try_into().expect("12 bytes"),
+            end: bytes[12..16].try_into().expect("4 bytes"),
+        });
+    }
     if bytes.len() < DATA_HEADER {
         return Err(Malformed::Short);
     }

@@ -2,6 +2,7 @@
 //! how much each call and each end may send, and what became of every datagram.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::SocketAddr;
 
 use crate::limits::Bucket;
@@ -84,11 +85,11 @@ pub enum GrantError {
 
 /// What to do with a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Verdict<A = SocketAddr> {
     /// Send the (rewritten) datagram to `to`.
     Forward {
         /// The recipient end's address.
-        to: SocketAddr,
+        to: A,
     },
     /// Send the datagram back to its sender unchanged: the answer to a hello.
     Reply,
@@ -166,38 +167,39 @@ impl Totals {
 }
 
 /// One call's relayed traffic.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CallTraffic {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallTraffic<A = SocketAddr> {
     /// Datagrams forwarded.
     pub packets: u64,
     /// Bytes forwarded.
     pub bytes: u64,
     /// Addresses bound as the caller's ends.
-    pub caller_ends: Vec<SocketAddr>,
+    pub caller_ends: Vec<A>,
     /// Addresses bound as the callee's ends.
-    pub callee_ends: Vec<SocketAddr>,
+    pub callee_ends: Vec<A>,
 }
 
-struct End {
+struct End<A> {
     tag: EndTag,
-    addr: SocketAddr,
+    addr: A,
     last_ms: u64,
     bucket: Bucket,
 }
 
-struct Route {
+struct Route<A> {
     tags: [CallTag; 2],
-    ends: [Vec<End>; 2],
+    ends: [Vec<End<A>>; 2],
     packets: Bucket,
     bytes: Bucket,
     forwarded_packets: u64,
     forwarded_bytes: u64,
 }
 
-/// The reflector: granted calls and their bound ends.
-pub struct Relay {
+/// The reflector: granted calls and their bound ends. `A` is what tells one sender from
+/// another: a UDP source address, or whatever names a stream connection.
+pub struct Relay<A = SocketAddr> {
     settings: Settings,
-    routes: HashMap<i64, Route>,
+    routes: HashMap<i64, Route<A>>,
     by_tag: HashMap<CallTag, (i64, Party)>,
     totals: Totals,
 }
@@ -206,9 +208,9 @@ fn call_tag(tag: &[u8; 16]) -> CallTag {
     tag[..12].try_into().expect("12 bytes")
 }
 
-impl Relay {
+impl<A: Copy + Eq + Hash> Relay<A> {
     /// An empty relay.
-    pub fn new(settings: Settings) -> Relay {
+    pub fn new(settings: Settings) -> Relay<A> {
         Relay {
             settings,
             routes: HashMap::new(),
@@ -248,7 +250,7 @@ impl Relay {
 
     /// Ends a call's relaying: its tags are unknown from now on. Returns what it carried, if it
     /// was granted.
-    pub fn revoke(&mut self, call_id: i64) -> Option<CallTraffic> {
+    pub fn revoke(&mut self, call_id: i64) -> Option<CallTraffic<A>> {
         let route = self.routes.remove(&call_id)?;
         for tag in &route.tags {
             self.by_tag.remove(tag);
@@ -258,7 +260,7 @@ impl Relay {
 
     /// Decides what becomes of `datagram`, received from `from`. For [`Verdict::Forward`] the
     /// call tag in `datagram` has been rewritten to the recipient's.
-    pub fn handle(&mut self, now_ms: u64, from: SocketAddr, datagram: &mut [u8]) -> Verdict {
+    pub fn handle(&mut self, now_ms: u64, from: A, datagram: &mut [u8]) -> Verdict<A> {
         let verdict = self.decide(now_ms, from, datagram);
         match verdict {
             Verdict::Forward { .. } => {
@@ -271,7 +273,7 @@ impl Relay {
         verdict
     }
 
-    fn decide(&mut self, now_ms: u64, from: SocketAddr, datagram: &mut [u8]) -> Verdict {
+    fn decide(&mut self, now_ms: u64, from: A, datagram: &mut [u8]) -> Verdict<A> {
         let parsed = match packet::parse(datagram) {
             Ok(p) => p,
             Err(_) => return Verdict::Drop(Dropped::Malformed),
@@ -332,7 +334,7 @@ impl Relay {
     }
 
     /// What a granted call has carried so far.
-    pub fn traffic(&self, call_id: i64) -> Option<CallTraffic> {
+    pub fn traffic(&self, call_id: i64) -> Option<CallTraffic<A>> {
         self.routes.get(&call_id).map(traffic)
     }
 
@@ -344,16 +346,16 @@ impl Relay {
 
 /// Checks `from` as the end `own` of `party`, binding it if the party has room, and charges
 /// the end one packet.
-fn bind(
+fn bind<A: Copy + Eq>(
     settings: &Settings,
-    route: &mut Route,
+    route: &mut Route<A>,
     party: Party,
     own: EndTag,
-    from: SocketAddr,
+    from: A,
     now_ms: u64,
 ) -> Result<(), Dropped> {
     let ends = &mut route.ends[party.index()];
-    let idle = |e: &End| now_ms.saturating_sub(e.last_ms) >= settings.end_idle_ms;
+    let idle = |e: &End<A>| now_ms.saturating_sub(e.last_ms) >= settings.end_idle_ms;
     let found = match ends.iter().position(|e| e.tag == own) {
         Some(i) if ends[i].addr == from => i,
         // The same end tag from another address: taken over only once the first one is idle
@@ -385,7 +387,7 @@ fn bind(
     Ok(())
 }
 
-fn traffic(route: &Route) -> CallTraffic {
+fn traffic<A: Copy>(route: &Route<A>) -> CallTraffic<A> {
     let addrs = |p: Party| route.ends[p.index()].iter().map(|e| e.addr).collect();
     CallTraffic {
         packets: route.forwarded_packets,

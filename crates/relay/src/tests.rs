@@ -332,7 +332,7 @@ fn an_idle_end_can_be_rebound_from_a_new_address() {
 
 #[test]
 fn grants_are_capped_and_tags_unique() {
-    let mut r = Relay::new(Settings {
+    let mut r: Relay = Relay::new(Settings {
         max_calls: 1,
         ..Settings::default()
     });
@@ -347,5 +347,42 @@ fn grants_are_capped_and_tags_unique() {
     assert_eq!(r.grant(g(2, 3, 4), 0), Err(GrantError::Full));
     r.revoke(1);
     assert_eq!(r.grant(g(2, 1, 4), 0), Ok(()));
-    assert_eq!(Relay::new(Settings::default()).grant(g(3, 5, 6), 0), Ok(()));
+    assert_eq!(
+        Relay::<u64>::new(Settings::default()).grant(g(3, 5, 6), 0),
+        Ok(())
+    );
+}
+
+#[test]
+fn the_tcp_hello_binds_an_end() {
+    let mut tcp_hello = CALLER_TAG[..12].to_vec();
+    tcp_hello.extend(A_END);
+    tcp_hello.extend([0; 4]);
+    assert_eq!(
+        packet::parse(&tcp_hello),
+        Ok(Datagram::Hello {
+            tag: CALLER_TAG[..12].try_into().unwrap(),
+            end: A_END
+        })
+    );
+    // Any address type: here, stream connection numbers.
+    let mut r: Relay<u64> = Relay::new(Settings::default());
+    r.grant(
+        Grant {
+            call_id: 1,
+            caller: CALLER_TAG,
+            callee: CALLEE_TAG,
+        },
+        0,
+    )
+    .unwrap();
+    assert_eq!(r.handle(0, 10, &mut tcp_hello), Verdict::Reply);
+    assert_eq!(
+        r.handle(0, 11, &mut hello(&CALLEE_TAG, B_END)),
+        Verdict::Reply
+    );
+    assert_eq!(
+        r.handle(1, 11, &mut data(&CALLEE_TAG, A_END, B_END, b"over tcp")),
+        Verdict::Forward { to: 10 }
+    );
 }

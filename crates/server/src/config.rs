@@ -274,10 +274,12 @@ impl Config {
     /// Refuses a reflector id that a listed reflector also has (clients pair relay ports by
     /// the rank of the id).
     pub fn check_relays(&self) -> Result<(), String> {
-        if self.relay.enabled && self.calls.reflectors.iter().any(|r| r.id == self.relay.id) {
+        let own = [self.relay.id, self.relay.id + 1];
+        if self.relay.enabled && self.calls.reflectors.iter().any(|r| own.contains(&r.id)) {
             return Err(format!(
-                "relay.id {} is also the id of a [[calls.reflectors]] entry: give this node's reflector another id",
-                self.relay.id
+                "relay.id {} (and {} over TCP) is also the id of a [[calls.reflectors]] entry: give this node's reflector another id",
+                self.relay.id,
+                self.relay.id + 1
             ));
         }
         Ok(())

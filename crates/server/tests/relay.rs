@@ -100,9 +100,13 @@ async fn a_confirmed_call_is_relayed_between_its_parties_and_nobody_else() {
     let relay = server.relay_addr();
     let (mut alice, a, _bob, b) = confirmed_call(&server, 101).await;
 
-    // One reflector entry each, the same id and address, a different tag per party.
+    // Two reflector entries each (UDP, then TCP with the next id), the same ids and address,
+    // a different tag per party.
     let (ra, rb) = (reflectors(&a), reflectors(&b));
-    assert_eq!((ra.len(), rb.len()), (1, 1), "{:?}", a.connections);
+    assert_eq!((ra.len(), rb.len()), (2, 2), "{:?}", a.connections);
+    assert!(ra[1].tcp && rb[1].tcp);
+    assert_eq!((ra[1].id, ra[1].port), (ra[0].id + 1, ra[0].port));
+    assert_eq!(ra[1].peer_tag, ra[0].peer_tag);
     assert_eq!(
         (ra[0].id, &ra[0].ip, ra[0].port),
         (rb[0].id, &rb[0].ip, rb[0].port)
@@ -212,7 +216,7 @@ async fn a_confirmed_call_is_relayed_between_its_parties_and_nobody_else() {
     assert!(media["reflector"]["packets"].as_u64().unwrap() >= 100);
     assert_eq!(
         media["reflector"]["caller_ends"][0],
-        ea.local_addr().unwrap().to_string()
+        format!("udp {}", ea.local_addr().unwrap())
     );
 
     // The call ends: its tags die at once.
@@ -263,7 +267,7 @@ async fn turn_credentials_and_the_p2p_policy_are_in_the_call() {
         ta[0].username, tb[0].username,
         "each party has its own user"
     );
-    assert_eq!(reflectors(&a).len(), 1, "the reflector is still offered");
+    assert_eq!(reflectors(&a).len(), 2, "the reflector is still offered");
 }
 
 #[tokio::test]
@@ -275,4 +279,79 @@ async fn without_the_reflector_calls_are_offered_none() {
     let (_alice, a, _bob, _b) = confirmed_call(&server, 103).await;
     assert!(a.connections.is_empty(), "{:?}", a.connections);
     assert!(a.p2p_allowed);
+}
+
+/// Writes one TCP reflector frame.
+async fn write_frame(stream: &mut tokio::net::TcpStream, body: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    stream
+        .write_all(&(body.len() as u32).to_le_bytes())
+        .await
+        .unwrap();
+    stream.write_all(body).await.unwrap();
+}
+
+/// Reads one TCP reflector frame within `wait`.
+async fn read_frame(stream: &mut tokio::net::TcpStream, wait: Duration) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(wait, async {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await.ok()?;
+        let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+        stream.read_exact(&mut body).await.ok()?;
+        Some(body)
+    })
+    .await
+    .ok()?
+}
+
+#[tokio::test]
+async fn one_party_over_tcp_and_the_other_over_udp() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start().await;
+    let relay = server.relay_addr();
+    let (_alice, a, _bob, b) = confirmed_call(&server, 104).await;
+    let caller_tag: [u8; 16] = reflectors(&a)[1].peer_tag[..].try_into().unwrap();
+    let callee_tag: [u8; 16] = reflectors(&b)[0].peer_tag[..].try_into().unwrap();
+
+    // The caller's port over TCP: prologue, then the 20-byte hello (no answer: the connection
+    // itself made the port ready).
+    let mut tcp = tokio::net::TcpStream::connect(relay).await.unwrap();
+    tcp.write_all(&[0xEE; 4]).await.unwrap();
+    let mut tcp_hello = caller_tag[..12].to_vec();
+    tcp_hello.extend(A_END);
+    tcp_hello.extend([0; 4]);
+    write_frame(&mut tcp, &tcp_hello).await;
+    // The callee's over UDP.
+    let eb = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    eb.send_to(&hello(&callee_tag, B_END), relay).await.unwrap();
+    assert!(recv(&eb, SOON).await.is_some());
+
+    eb.send_to(&data(&callee_tag, A_END, B_END, b"udp to tcp"), relay)
+        .await
+        .unwrap();
+    let got = read_frame(&mut tcp, SOON)
+        .await
+        .expect("a frame for the caller");
+    assert_eq!(got[..12], caller_tag[..12]);
+    assert_eq!(got[24..34], *b"udp to tcp");
+    write_frame(&mut tcp, &data(&caller_tag, B_END, A_END, b"tcp to udp")).await;
+    let got = recv(&eb, SOON).await.expect("a datagram for the callee");
+    assert_eq!(got[..12], callee_tag[..12]);
+    assert_eq!(got[24..34], *b"tcp to udp");
+
+    // A connection without the prologue, or with an oversized frame, is closed.
+    for opening in [
+        vec![1, 2, 3, 4],
+        [vec![0xEE; 4], 1_000_000u32.to_le_bytes().to_vec()].concat(),
+    ] {
+        let mut bad = tokio::net::TcpStream::connect(relay).await.unwrap();
+        bad.write_all(&opening).await.unwrap();
+        assert!(read_frame(&mut bad, SOON).await.is_none(), "closed");
+    }
+    // The TCP party still gets the call's packets.
+    eb.send_to(&data(&callee_tag, A_END, B_END, b"still open"), relay)
+        .await
+        .unwrap();
+    assert!(read_frame(&mut tcp, SOON).await.is_some());
 }

@@ -1,7 +1,8 @@
 //! The relays a call's media can take, as `mtcall serve` offers them:
 //!
-//! - [`Reflector`]: this node's Telegram-protocol reflector on UDP, the sans-IO
-//!   [`relay::Relay`] behind one socket ([`socket`]). A call is granted on the node that
+//! - [`Reflector`]: this node's Telegram-protocol reflector on UDP ([`socket`]) and, for
+//!   clients that cannot use UDP, on TCP at the same address ([`stream`]): the sans-IO
+//!   [`relay::Relay`] behind both, one routing table. A call is granted on the node that
 //!   confirms it — that node renders both parties' `phoneCall`, so both are sent to the same
 //!   reflector — and revoked when it ends ([`crate::services::Calls`]).
 //! - [`turn`]: time-limited credentials for TURN servers (coturn's `use-auth-secret`), one
@@ -10,15 +11,17 @@
 
 mod settings;
 mod socket;
+mod stream;
 pub mod tags;
 pub mod turn;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use relay::{CallTraffic, Grant, GrantError, Party, Relay};
-use tokio::net::UdpSocket;
+use relay::{CallTraffic, Grant, GrantError, Party, Relay, Verdict};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
 
 use crate::clock::Clock;
 use crate::observe::metrics::RelayFigures;
@@ -27,19 +30,44 @@ pub use settings::{RelaySettings, TurnSettings};
 /// Ended calls whose relayed traffic the inspector can still show.
 const FINISHED_KEPT: usize = 1_000;
 
-/// This node's reflector: its socket, the address clients are told, and the relay state.
+/// Who sent a packet: a UDP source address, or a TCP connection by its peer address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// A datagram's source.
+    Udp(SocketAddr),
+    /// A TCP connection's remote address.
+    Tcp(SocketAddr),
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Udp(a) => write!(f, "udp {a}"),
+            Peer::Tcp(a) => write!(f, "tcp {a}"),
+        }
+    }
+}
+
+/// This node's reflector: its sockets, the address clients are told, and the relay state.
 pub struct Reflector {
     socket: UdpSocket,
+    /// The TCP listener, until [`Reflector::serve`] takes it.
+    listener: Mutex<Option<TcpListener>>,
+    tcp: bool,
+    max_streams: usize,
+    idle_ms: u64,
     public: SocketAddr,
     id: i64,
     secret: [u8; 32],
     clock: Clock,
     state: Mutex<State>,
+    /// Each TCP connection's queue of frames to write.
+    streams: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
 }
 
 struct State {
-    relay: Relay,
-    finished: VecDeque<(i64, CallTraffic)>,
+    relay: Relay<Peer>,
+    finished: VecDeque<(i64, CallTraffic<Peer>)>,
 }
 
 impl Reflector {
@@ -80,9 +108,24 @@ impl Reflector {
             tracing::warn!(%bound, "the reflector has no address clients can reach; calls get no reflector (set relay.public_address or public_address)");
             return Ok(None);
         }
-        tracing::info!(%bound, %public, "reflector listening");
+        let listener = match settings.tcp {
+            false => None,
+            true => match TcpListener::bind(bound).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(%bound, error = %e, "the reflector's TCP port is taken; it relays over UDP only");
+                    None
+                }
+            },
+        };
+        tracing::info!(%bound, %public, tcp = listener.is_some(), "reflector listening");
         Ok(Some(Arc::new(Reflector {
             socket,
+            tcp: listener.is_some(),
+            listener: Mutex::new(listener),
+            max_streams: settings.max_tcp_connections,
+            idle_ms: settings.end_idle_secs.max(1) * 1000,
+            streams: Mutex::new(HashMap::new()),
             public,
             id: settings.id,
             secret,
@@ -96,6 +139,10 @@ impl Reflector {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn idle_ms(&self) -> u64 {
+        self.idle_ms
     }
 
     fn now_ms(&self) -> u64 {
@@ -144,20 +191,54 @@ impl Reflector {
         self.state().relay.calls().collect()
     }
 
-    /// `phoneConnection` for `party` of a granted call.
-    pub fn connection(&self, call_id: i64, party: Party) -> tl::types::PhoneConnection {
-        tl::types::PhoneConnection {
-            tcp: false,
-            id: self.id,
+    /// The `phoneConnection`s for `party` of a granted call: UDP with the reflector's id, and
+    /// TCP with the next id when it listens on TCP too.
+    pub fn connections(&self, call_id: i64, party: Party) -> Vec<tl::types::PhoneConnection> {
+        let entry = |tcp: bool, id: i64| tl::types::PhoneConnection {
+            tcp,
+            id,
             ip: self.public.ip().to_string(),
             ipv6: String::new(),
             port: i32::from(self.public.port()),
             peer_tag: tags::peer_tag(&self.secret, call_id, party).to_vec(),
+        };
+        let mut list = vec![entry(false, self.id)];
+        if self.tcp {
+            list.push(entry(true, self.id + 1));
+        }
+        list
+    }
+
+    /// Carries out `verdict` for `datagram`, which came from `from`: a forward goes out on
+    /// the recipient's socket or connection; a hello over UDP is answered (over TCP the
+    /// connection itself made the port ready, and a short answer would read as data).
+    async fn deliver(&self, verdict: Verdict<Peer>, from: Peer, datagram: &[u8]) {
+        let to = match (verdict, from) {
+            (Verdict::Forward { to }, _) => to,
+            (Verdict::Reply, Peer::Udp(_)) => from,
+            (Verdict::Reply, Peer::Tcp(_)) | (Verdict::Drop(_), _) => return,
+        };
+        match to {
+            Peer::Udp(addr) => {
+                let _ = self.socket.send_to(datagram, addr).await;
+            }
+            Peer::Tcp(addr) => {
+                let queue = self
+                    .streams
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&addr)
+                    .cloned();
+                // A connection that does not keep up loses packets, as UDP would.
+                if let Some(queue) = queue {
+                    let _ = queue.try_send(datagram.to_vec());
+                }
+            }
         }
     }
 
     /// What `call_id` has carried (granted now, or ended recently).
-    pub fn traffic(&self, call_id: i64) -> Option<CallTraffic> {
+    pub fn traffic(&self, call_id: i64) -> Option<CallTraffic<Peer>> {
         let state = self.state();
         state.relay.traffic(call_id).or_else(|| {
             state

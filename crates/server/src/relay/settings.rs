@@ -16,8 +16,13 @@ pub struct RelaySettings {
     /// The address clients are told. Unset: the host of `public_address` (or of `listen`)
     /// with the reflector's port.
     pub public_address: Option<SocketAddr>,
-    /// Its `phoneConnection.id` (distinct from the ids of `[[calls.reflectors]]`).
+    /// Its `phoneConnection.id` over UDP; over TCP it is `id + 1` (both distinct from the ids of
+    /// `[[calls.reflectors]]`).
     pub id: i64,
+    /// Also listen on TCP at the same address, and offer it (`phoneConnection.tcp`).
+    pub tcp: bool,
+    /// TCP connections at once; more are closed as they come.
+    pub max_tcp_connections: usize,
     /// Calls relayed at once; calls past it get no reflector.
     pub max_calls: usize,
     /// Relay ports each party may bind (one per network a client uses).
@@ -42,6 +47,8 @@ impl Default for RelaySettings {
             listen: None,
             public_address: None,
             id: 1,
+            tcp: true,
+            max_tcp_connections: 4_096,
             max_calls: limits.max_calls,
             max_ends_per_party: limits.max_ends_per_party,
             call_packets_per_sec: limits.call_packets_per_sec,

@@ -476,6 +476,15 @@
     return c.outcome || c.reason;
   }
 
+  /** A call's media path: which relay carried it, and what this node's reflector relayed. */
+  function mediaText(m) {
+    if (!m) return '';
+    const parts = [`media: ${m.path}`, `p2p ${m.p2p_policy}`];
+    if (m.reflector) parts.push(`reflector ${m.reflector.address}: ${m.reflector.packets} packets, ${m.reflector.bytes} bytes`);
+    if (m.turn && m.turn.length) parts.push(`TURN ${m.turn.join(', ')}`);
+    return parts.join(' · ');
+  }
+
   function renderCalls() {
     const all = [...S.calls.values()];
     const live = all.filter((c) => c.live).sort((a, b) => b.created_at_ms - a.created_at_ms);
@@ -672,6 +681,7 @@
         call.ended_at_ms ? el('span', {}, `ended ${clock(call.ended_at_ms)} (${span(Math.max(0, call.ended_at_ms - startOf(call)))})`) : null,
         call.duration !== null && call.duration !== undefined ? el('span', {}, `reported duration ${call.duration} s`) : null,
         call.video ? el('span', { class: 'badge' }, 'video') : null,
+        call.media ? el('span', { 'data-testid': 'call-media', 'data-path': call.media.path }, mediaText(call.media)) : null,
         el('span', {}, `${eventCount(call)} events`),
         el('a', { href: api(`api/calls/${encodeURIComponent(sel.id)}/text`), target: '_blank', rel: 'noopener' }, 'text timeline'),
       ].filter(Boolean));

@@ -80,7 +80,7 @@ impl Media {
         };
         let mut list: Vec<enums::PhoneConnection> = Vec::new();
         if let Some(r) = self.reflector.as_ref().filter(|r| r.is_granted(call.id)) {
-            list.push(r.connection(call.id, party).into());
+            list.extend(r.connections(call.id, party).into_iter().map(Into::into));
         }
         // Reflectors run elsewhere pair both parties under one tag.
         let tag = mtproto::crypto::sha256(&[b"peer-tag", &self.secret, &call.id.to_le_bytes()]);
