@@ -235,6 +235,14 @@ const commands = {
         return true;
       }, 'diagram lanes');
     });
+    await check('the selected call shows its media path: confirmed without relayed packets is direct', async () => {
+      const m = await page.waitForFunction(() => {
+        const e = document.querySelector('[data-testid="call-media"]');
+        return e && e.dataset.path !== 'not started' ? { path: e.dataset.path, text: e.textContent } : null;
+      }, null, { timeout: WAIT }).then((h) => h.jsonValue());
+      expect(m.path === 'direct' && m.text.includes('p2p always'), `media ${JSON.stringify(m)}`);
+      return m.text;
+    });
     await check('timeline: requestCall from the caller, receivedCall from the callee, receive_date pushed to the caller, in order', async () => {
       const s = await until((x) => x.timeline.some((r) => r.kind === 'rpc' && r.name === 'phone.discardCall') || `timeline [${short(x.timeline)}]`, 'timeline');
       const lanes = new Map(s.lanes.map((l) => [l.lane, l.side]));
