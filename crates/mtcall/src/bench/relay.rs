@@ -234,6 +234,19 @@ fn percentiles(run: &Run) -> (Duration, Duration) {
     (at(0.50), at(0.99))
 }
 
+/// CPU time this process has used, seconds (user and system; clock ticks of 10 ms).
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // The fields after the command name, which is in parentheses.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// Resident memory of this process, bytes.
 fn rss() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -274,6 +287,44 @@ fn memory_per_call(n: usize) -> f64 {
     grown as f64 / n as f64
 }
 
+/// Nanoseconds per forwarded packet in the sans-IO relay alone (no sockets), over `n`
+/// packets of one call among `calls` granted ones.
+fn core_ns_per_packet(n: u64, calls: usize) -> f64 {
+    let mut relay = relay::Relay::new(relay::Settings {
+        max_calls: calls,
+        end_packets_per_sec: u64::MAX / 1_000_000,
+        call_packets_per_sec: u64::MAX / 1_000_000,
+        call_bytes_per_sec: u64::MAX / 1_000_000,
+        ..relay::Settings::default()
+    });
+    for i in 0..calls {
+        let mut caller = [0u8; 16];
+        caller[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let mut callee = caller;
+        callee[8] = 1;
+        let grant = relay::Grant {
+            call_id: i as i64,
+            caller,
+            callee,
+        };
+        relay.grant(grant, 0).expect("room");
+        let a = SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 1));
+        let b = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 2));
+        relay.handle(0, a, &mut hello(&caller, CALLER_END));
+        relay.handle(0, b, &mut hello(&callee, CALLEE_END));
+    }
+    let caller = [0u8; 16];
+    let from = SocketAddr::from(([10, 0, 0, 0], 1));
+    let mut packet = data(&caller, CALLEE_END, CALLER_END, &[0u8; PAYLOAD]);
+    let started = Instant::now();
+    for i in 0..n {
+        packet[..12].copy_from_slice(&caller[..12]);
+        let v = relay.handle(i / 1000, from, std::hint::black_box(&mut packet));
+        assert!(matches!(v, relay::Verdict::Forward { .. }));
+    }
+    started.elapsed().as_nanos() as f64 / n as f64
+}
+
 pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
     let mut calls = Vec::new();
     let mut clients = Vec::new();
@@ -289,7 +340,9 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
         o.window,
         PAYLOAD + packet::DATA_HEADER
     );
+    let cpu = cpu_secs();
     let relayed = measure(&calls, None, o).await;
+    let relayed_cpu = cpu_secs() - cpu;
     let pairs: Vec<(SocketAddr, SocketAddr)> = calls
         .iter()
         .map(|(_, e)| {
@@ -300,7 +353,10 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
         })
         .collect();
     let plain = forwarder(&pairs).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cpu = cpu_secs();
     let baseline = measure(&calls, Some(plain), o).await;
+    let baseline_cpu = cpu_secs() - cpu;
     let secs = o.seconds as f64;
     // Each round trip passes the relay twice.
     let rate = |r: &Run| 2.0 * r.round_trips.load(Ordering::Relaxed) as f64 / secs;
@@ -321,6 +377,20 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
         rate(&relayed) / rate(&baseline).max(1.0),
         r50.saturating_sub(b50),
         r99.saturating_sub(b99)
+    );
+    // CPU of the whole process (clients, and the reflector or the forwarder) per pass.
+    let passes = |r: &Run| (2 * r.round_trips.load(Ordering::Relaxed)).max(1) as f64;
+    let (rc, bc) = (
+        relayed_cpu / passes(&relayed) * 1e6,
+        baseline_cpu / passes(&baseline) * 1e6,
+    );
+    println!(
+        "CPU per packet (the whole process): reflector {rc:.2} µs, forwarder {bc:.2} µs; the reflector adds {:.2} µs",
+        rc - bc
+    );
+    println!(
+        "relay core alone (no sockets): {:.0} ns per forwarded packet, one call of 10,000 granted",
+        core_ns_per_packet(2_000_000, 10_000)
     );
     let n = 50_000;
     println!(
