@@ -22,7 +22,8 @@ per line.
     count {user_id}              the number of frames received from that call so far
     frames {user_id}             what was received from that call so far: frame count, sizes, rate,
                                  dominant frequency, power at given frequencies ({freqs: [..]})
-    state {}                     connection changes, signalling counts, emojis, discards seen
+    state {}                     connection changes, signalling counts, emojis, discards seen, and the
+                                 relays and p2p_allowed each call was connected with
     hangup {user_id}             py-tgcalls leave_call (phone.discardCall, reason hangup)
     wait_discarded {user_id, timeout}
                                  waits until the other side's phoneCallDiscarded was seen
@@ -35,6 +36,7 @@ py-tgcalls' StreamFrames updates). The protocol loop is ../common/agent_loop.py'
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import math
 import os
 import struct
@@ -176,6 +178,18 @@ class Received:
         }
 
 
+def describe_server(s):
+    """An ntgcalls RTCServer as JSON: a Telegram reflector (peer_tag set) or a TURN/STUN server. The TURN
+    password is kept (test credentials only): the driver checks it against the shared secret."""
+    d = {"id": s.id, "ip": s.ipv4, "ipv6": s.ipv6, "port": s.port, "turn": bool(s.turn), "stun": bool(s.stun),
+         "tcp": bool(s.tcp)}
+    if s.peer_tag:
+        d.update(kind="reflector", peer_tag=bytes(s.peer_tag).hex())
+    else:
+        d.update(kind="webrtc", username=s.username, password=s.password)
+    return d
+
+
 # ------------------------------------------------------------------------------------------ short g_b
 class ShortGB:
     """The NTgCalls binding, except that for an incoming call in .want, init_exchange is redone (a fresh
@@ -183,16 +197,25 @@ class ShortGB:
     bytes: a value whose first byte is zero, which ntgcalls sends without it (about 1 in 256, so a few
     hundred tries, well under a second). This is the one case of the known leading-zero gap that a test
     can bring about on purpose; the caller's g_a is only known after the exchange, so a short g_a stays
-    a matter of chance (also about 1 in 256)."""
+    a matter of chance (also about 1 in 256). It also notes what each call was connected with
+    (connect_p2p)."""
 
     def __init__(self, binding):
         self._b = binding
         self.want = set()
         self.media = {}
         self.tries = {}
+        self.servers = {}  # chat id -> what ntgcalls was handed for the call: p2p_allowed and the servers
 
     def __getattr__(self, name):
         return getattr(self._b, name)
+
+    async def connect_p2p(self, chat_id, servers, versions, p2p_allowed, *rest):
+        """Notes the relays (RTCServer: reflectors and TURN/STUN) and p2p_allowed that py-tgcalls took from
+        this side's phoneCall (the callee's push or the caller's phone.confirmCall result), then connects."""
+        self.servers[int(chat_id)] = {"p2p_allowed": bool(p2p_allowed), "versions": list(versions),
+                                      "servers": [describe_server(s) for s in servers]}
+        return await self._b.connect_p2p(chat_id, servers, versions, p2p_allowed, *rest)
 
     async def set_stream_sources(self, chat_id, mode, media):
         from ntgcalls import StreamMode
@@ -273,6 +296,7 @@ class Agent:
                 rec = {"type": type(pc).__name__, "id": str(pc.id)}
                 if isinstance(pc, types.PhoneCall):
                     rec.update(p2p_allowed=bool(pc.p2p_allowed), connections=len(pc.connections),
+                               connection_kinds=[type(x).__name__ for x in pc.connections],
                                library_versions=list(pc.protocol.library_versions),
                                g_a_or_b_len=len(pc.g_a_or_b))
                 if isinstance(pc, types.PhoneCallAccepted):
@@ -342,6 +366,7 @@ class Agent:
         self.received.pop(peer, None)
         self.conn.pop(peer, None)
         self.emojis.pop(peer, None)  # a previous call's emojis must not stand in for this one's
+        self.binding.servers.pop(peer, None)
         self.sig_out = self.sig_in = 0  # per call (one call at a time)
         t0 = time.monotonic()
         self.connecting[peer] = asyncio.current_task()
@@ -393,7 +418,7 @@ class Agent:
         return {"conn": {str(k): v for k, v in self.conn.items()}, "sig_out": self.sig_out,
                 "sig_in": self.sig_in, "emojis": {str(k): v for k, v in self.emojis.items()},
                 "phone_calls": self.phone_calls, "events": self.events[-20:], "calls": calls,
-                "calls_error": calls_error}
+                "calls_error": calls_error, "servers": {str(k): v for k, v in self.binding.servers.items()}}
 
     async def op_hangup(self, user_id, **_):
         peer = int(user_id)
@@ -464,6 +489,8 @@ def die_with_parent():
 
 if __name__ == "__main__":
     die_with_parent()
+    # a crash in ntgcalls' native code (SIGSEGV, SIGABRT) leaves the Python stacks of every thread in the log
+    faulthandler.enable(all_threads=True)
     asyncio.run(Agent(parse_args()).main())
     # ntgcalls' threads can keep the interpreter from exiting: the protocol is done, go
     os._exit(0)

@@ -100,13 +100,10 @@ async fn a_confirmed_call_is_relayed_between_its_parties_and_nobody_else() {
     let relay = server.relay_addr();
     let (mut alice, a, _bob, b) = confirmed_call(&server, 101).await;
 
-    // Two reflector entries each (UDP, then TCP with the next id), the same ids and address,
-    // a different tag per party.
+    // One reflector entry each (UDP; TCP is off by default), the same id and address, a
+    // different tag per party.
     let (ra, rb) = (reflectors(&a), reflectors(&b));
-    assert_eq!((ra.len(), rb.len()), (2, 2), "{:?}", a.connections);
-    assert!(ra[1].tcp && rb[1].tcp);
-    assert_eq!((ra[1].id, ra[1].port), (ra[0].id + 1, ra[0].port));
-    assert_eq!(ra[1].peer_tag, ra[0].peer_tag);
+    assert_eq!((ra.len(), rb.len()), (1, 1), "{:?}", a.connections);
     assert_eq!(
         (ra[0].id, &ra[0].ip, ra[0].port),
         (rb[0].id, &rb[0].ip, rb[0].port)
@@ -267,7 +264,7 @@ async fn turn_credentials_and_the_p2p_policy_are_in_the_call() {
         ta[0].username, tb[0].username,
         "each party has its own user"
     );
-    assert_eq!(reflectors(&a).len(), 2, "the reflector is still offered");
+    assert_eq!(reflectors(&a).len(), 1, "the reflector is still offered");
 }
 
 #[tokio::test]
@@ -308,9 +305,17 @@ async fn read_frame(stream: &mut tokio::net::TcpStream, wait: Duration) -> Optio
 #[tokio::test]
 async fn one_party_over_tcp_and_the_other_over_udp() {
     use tokio::io::AsyncWriteExt;
-    let server = TestServer::start().await;
+    let mut config = Config::default();
+    config.relay.tcp = true;
+    let server = TestServer::start_with(config).await;
     let relay = server.relay_addr();
     let (_alice, a, _bob, b) = confirmed_call(&server, 104).await;
+    // UDP, then TCP with the next id, the same address and tag.
+    let (ra, rb) = (reflectors(&a), reflectors(&b));
+    assert_eq!((ra.len(), rb.len()), (2, 2), "{:?}", a.connections);
+    assert!(!ra[0].tcp && ra[1].tcp && rb[1].tcp);
+    assert_eq!((ra[1].id, ra[1].port), (ra[0].id + 1, ra[0].port));
+    assert_eq!(ra[1].peer_tag, ra[0].peer_tag);
     let caller_tag: [u8; 16] = reflectors(&a)[1].peer_tag[..].try_into().unwrap();
     let callee_tag: [u8; 16] = reflectors(&b)[0].peer_tag[..].try_into().unwrap();
 

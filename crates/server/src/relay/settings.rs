@@ -19,7 +19,8 @@ pub struct RelaySettings {
     /// Its `phoneConnection.id` over UDP; over TCP it is `id + 1` (both distinct from the ids of
     /// `[[calls.reflectors]]`).
     pub id: i64,
-    /// Also listen on TCP at the same address, and offer it (`phoneConnection.tcp`).
+    /// Also listen on TCP at the same address, and offer it (`phoneConnection.tcp`). Off by
+    /// default: ntgcalls 3.0.5 relays over it, then crashes (SIGSEGV) when such a call hangs up.
     pub tcp: bool,
     /// TCP connections at once; more are closed as they come.
     pub max_tcp_connections: usize,
@@ -47,7 +48,7 @@ impl Default for RelaySettings {
             listen: None,
             public_address: None,
             id: 1,
-            tcp: true,
+            tcp: false,
             max_tcp_connections: 4_096,
             max_calls: limits.max_calls,
             max_ends_per_party: limits.max_ends_per_party,
