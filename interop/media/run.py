@@ -89,8 +89,8 @@ KNOWN_HINTS = [
                        "call sends one on purpose, in the others it is chance (~1 in 256)"),
     ("DH_G_A_INVALID", "mtcall refuses a g_a whose leading zero byte ntgcalls dropped (~1 in 256 calls); "
                        "re-run"),
-    ("exited (status -11)", "ntgcalls crashed (SIGSEGV); seen at every hang-up of a call whose clients used "
-                            "mtcall's reflector over TCP (phoneConnection tcp; [relay] tcp = false avoids it)"),
+    ("exited (status -11)", "ntgcalls crashed (SIGSEGV); seen at the hang-up of calls offered mtcall's "
+                            "reflector over TCP (phoneConnection tcp, [relay] tcp = true), never without it"),
 ]
 ALL = ["p2p", "reflector", "turn", "defaults"]
 SCENARIOS = ALL + ["turn-static"]

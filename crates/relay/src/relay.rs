@@ -21,6 +21,8 @@ pub struct Settings {
     pub call_bytes_per_sec: u64,
     /// Packets a second one end may send (hellos and data).
     pub end_packets_per_sec: u64,
+    /// Bytes a second one end may send.
+    pub end_bytes_per_sec: u64,
     /// An end silent this long is forgotten; its party may bind another address in its place.
     pub end_idle_ms: u64,
 }
@@ -33,6 +35,7 @@ impl Default for Settings {
             call_packets_per_sec: 4_000,
             call_bytes_per_sec: 2 << 20,
             end_packets_per_sec: 2_500,
+            end_bytes_per_sec: 1 << 20,
             end_idle_ms: 20_000,
         }
     }
@@ -111,7 +114,7 @@ pub enum Dropped {
     UnknownDestination,
     /// Its call is over its packet or byte rate.
     CallOverLimit,
-    /// Its end is over its packet rate.
+    /// Its end is over its packet or byte rate.
     EndOverLimit,
 }
 
@@ -183,7 +186,8 @@ struct End<A> {
     tag: EndTag,
     addr: A,
     last_ms: u64,
-    bucket: Bucket,
+    packets: Bucket,
+    bytes: Bucket,
 }
 
 struct Route<A> {
@@ -286,7 +290,8 @@ impl<A: Copy + Eq + Hash> Relay<A> {
             return Verdict::Drop(Dropped::UnknownTag);
         };
         let route = self.routes.get_mut(&call_id).expect("tags follow routes");
-        if let Err(why) = bind(&self.settings, route, party, own, from, now_ms) {
+        let size = datagram.len() as u64;
+        if let Err(why) = bind(&self.settings, route, party, own, from, size, now_ms) {
             return Verdict::Drop(why);
         }
         let Some(to) = to else {
@@ -300,7 +305,6 @@ impl<A: Copy + Eq + Hash> Relay<A> {
         else {
             return Verdict::Drop(Dropped::UnknownDestination);
         };
-        let size = datagram.len() as u64;
         if !route.packets.take(1, now_ms) || !route.bytes.take(size, now_ms) {
             return Verdict::Drop(Dropped::CallOverLimit);
         }
@@ -345,13 +349,14 @@ impl<A: Copy + Eq + Hash> Relay<A> {
 }
 
 /// Checks `from` as the end `own` of `party`, binding it if the party has room, and charges
-/// the end one packet.
+/// the end one packet of `size` bytes.
 fn bind<A: Copy + Eq>(
     settings: &Settings,
     route: &mut Route<A>,
     party: Party,
     own: EndTag,
     from: A,
+    size: u64,
     now_ms: u64,
 ) -> Result<(), Dropped> {
     let ends = &mut route.ends[party.index()];
@@ -374,14 +379,15 @@ fn bind<A: Copy + Eq>(
                 tag: own,
                 addr: from,
                 last_ms: now_ms,
-                bucket: Bucket::full(settings.end_packets_per_sec, now_ms),
+                packets: Bucket::full(settings.end_packets_per_sec, now_ms),
+                bytes: Bucket::full(settings.end_bytes_per_sec, now_ms),
             });
             ends.len() - 1
         }
     };
     let end = &mut ends[found];
     end.last_ms = now_ms;
-    if !end.bucket.take(1, now_ms) {
+    if !end.packets.take(1, now_ms) || !end.bytes.take(size, now_ms) {
         return Err(Dropped::EndOverLimit);
     }
     Ok(())

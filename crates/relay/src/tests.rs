@@ -386,3 +386,40 @@ fn the_tcp_hello_binds_an_end() {
         Verdict::Forward { to: 10 }
     );
 }
+
+#[test]
+fn the_byte_rate_is_per_end_too() {
+    let mut r: Relay = Relay::new(Settings {
+        end_bytes_per_sec: 600,
+        ..Settings::default()
+    });
+    r.grant(
+        Grant {
+            call_id: 1,
+            caller: CALLER_TAG,
+            callee: CALLEE_TAG,
+        },
+        0,
+    )
+    .unwrap();
+    r.handle(0, addr("10.0.0.1:5000"), &mut hello(&CALLER_TAG, A_END));
+    r.handle(0, addr("10.0.0.2:6000"), &mut hello(&CALLEE_TAG, B_END));
+    let big = data(&CALLER_TAG, B_END, A_END, &[0; 476]); // 500 bytes
+    assert!(matches!(
+        r.handle(0, addr("10.0.0.1:5000"), &mut big.clone()),
+        Verdict::Forward { .. }
+    ));
+    assert_eq!(
+        r.handle(0, addr("10.0.0.1:5000"), &mut big.clone()),
+        Verdict::Drop(Dropped::EndOverLimit)
+    );
+    // The other end's allowance is its own.
+    assert!(matches!(
+        r.handle(
+            0,
+            addr("10.0.0.2:6000"),
+            &mut data(&CALLEE_TAG, A_END, B_END, &[0; 476])
+        ),
+        Verdict::Forward { .. }
+    ));
+}

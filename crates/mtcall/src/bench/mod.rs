@@ -117,6 +117,7 @@ impl Target {
         config.admin.record_messages = !o.no_record;
         // The relay scenario measures what relaying costs, not where its limits cut in.
         config.relay.end_packets_per_sec = 10_000_000;
+        config.relay.end_bytes_per_sec = 10_000_000_000;
         config.relay.call_packets_per_sec = 10_000_000;
         config.relay.call_bytes_per_sec = 10_000_000_000;
         let mut servers = Vec::new();

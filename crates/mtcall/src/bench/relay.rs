@@ -293,6 +293,7 @@ fn core_ns_per_packet(n: u64, calls: usize) -> f64 {
     let mut relay = relay::Relay::new(relay::Settings {
         max_calls: calls,
         end_packets_per_sec: u64::MAX / 1_000_000,
+        end_bytes_per_sec: u64::MAX / 1_000_000,
         call_packets_per_sec: u64::MAX / 1_000_000,
         call_bytes_per_sec: u64::MAX / 1_000_000,
         ..relay::Settings::default()

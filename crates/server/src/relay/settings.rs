@@ -34,6 +34,8 @@ pub struct RelaySettings {
     pub call_bytes_per_sec: u64,
     /// Packets a second one relay port may send.
     pub end_packets_per_sec: u64,
+    /// Bytes a second one relay port may send.
+    pub end_bytes_per_sec: u64,
     /// Seconds of silence after which a relay port's address is forgotten.
     pub end_idle_secs: u64,
     /// TURN servers (`[relay.turn]`).
@@ -55,6 +57,7 @@ impl Default for RelaySettings {
             call_packets_per_sec: limits.call_packets_per_sec,
             call_bytes_per_sec: limits.call_bytes_per_sec,
             end_packets_per_sec: limits.end_packets_per_sec,
+            end_bytes_per_sec: limits.end_bytes_per_sec,
             end_idle_secs: limits.end_idle_ms / 1000,
             turn: None,
         }
@@ -70,6 +73,7 @@ impl RelaySettings {
             call_packets_per_sec: self.call_packets_per_sec,
             call_bytes_per_sec: self.call_bytes_per_sec,
             end_packets_per_sec: self.end_packets_per_sec,
+            end_bytes_per_sec: self.end_bytes_per_sec,
             end_idle_ms: self.end_idle_secs * 1000,
         }
     }
