@@ -4,6 +4,7 @@
 //! Without `--server` a server is started in this process on a temporary data directory, so
 //! the load generator and the server share the machine, as the figures say.
 
+mod cpu;
 mod handshake;
 mod idle;
 mod latency;
@@ -64,6 +65,10 @@ pub struct Options {
     /// (each pair's caller and callee on different nodes when there are several).
     #[arg(long, default_value_t = 1, global = true)]
     pub nodes: usize,
+    /// Run the nodes as `mtcall serve` processes of their own (with `--database`), so each
+    /// node's CPU is its own and not the load generator's.
+    #[arg(long, global = true)]
+    pub node_processes: bool,
     /// Run the in-process servers without recording messages for the call inspector
     /// (`[admin] record_messages = false`), to measure what recording costs.
     #[arg(long, global = true)]
@@ -81,6 +86,8 @@ pub struct Target {
     /// Its private key, when the server runs in this process (for the crypto baseline).
     pub private_pem: Option<String>,
     servers: Vec<server::Server>,
+    /// Nodes running as processes of their own.
+    children: Vec<std::process::Child>,
     dir: Option<PathBuf>,
 }
 
@@ -96,6 +103,7 @@ impl Target {
                 key,
                 private_pem: None,
                 servers: Vec::new(),
+                children: Vec::new(),
                 dir: None,
             });
         }
@@ -121,18 +129,34 @@ impl Target {
         config.relay.call_packets_per_sec = 10_000_000;
         config.relay.call_bytes_per_sec = 10_000_000_000;
         let mut servers = Vec::new();
-        for _ in 0..o.nodes.max(1) {
-            servers.push(server::Server::start(config.clone()).await?);
+        let mut children = Vec::new();
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        if o.node_processes {
+            let url = config
+                .database
+                .clone()
+                .ok_or("--node-processes needs --database (nodes share PostgreSQL)")?;
+            for _ in 0..o.nodes.max(1) {
+                // One after the other: the first creates the key files the others read.
+                let (child, addr) = spawn_node(&dir, &url, o.no_record)?;
+                children.push(child);
+                addrs.push(addr);
+            }
+        } else {
+            for _ in 0..o.nodes.max(1) {
+                servers.push(server::Server::start(config.clone()).await?);
+            }
+            addrs = servers.iter().map(|s| s.local_addr()).collect();
         }
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|e| e.to_string());
         let key = PublicKey::from_pkcs1_pem(&read("server.pub")?).map_err(|e| e.to_string())?;
-        let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.local_addr()).collect();
         Ok(Target {
             addr: addrs[0],
             addrs,
             key,
             private_pem: Some(read("server.key")?),
             servers,
+            children,
             dir: Some(dir),
         })
     }
@@ -172,14 +196,67 @@ impl Target {
         ))
     }
 
+    /// The process ids of nodes running as their own processes.
+    pub fn node_pids(&self) -> Vec<u32> {
+        self.children.iter().map(|c| c.id()).collect()
+    }
+
     async fn close(self) {
         for srv in self.servers {
             srv.shutdown().await;
+        }
+        for mut child in self.children {
+            let _ = child.kill();
+            let _ = child.wait();
         }
         if let Some(dir) = self.dir {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// Starts `mtcall serve` on `url` with the data directory `dir`, on a free loopback port, and
+/// waits for the address it prints.
+fn spawn_node(
+    dir: &std::path::Path,
+    url: &str,
+    no_record: bool,
+) -> Result<(std::process::Child, SocketAddr), String> {
+    use std::io::BufRead;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let config = dir.join("node.toml");
+    let toml = format!(
+        "database = {url:?}\n[admin]\nenabled = false\nrecord_messages = {}\n[relay]\nenabled = false\n",
+        !no_record
+    );
+    std::fs::write(&config, toml).map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(exe)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting a node: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line).map_err(|e| e.to_string())?;
+    // Whatever else it prints is read and dropped, so it never writes to a closed pipe.
+    std::thread::spawn(move || for _ in reader.lines() {});
+    // "mtcall listening on ADDR (RSA key fingerprint …)"
+    let addr = line
+        .strip_prefix("mtcall listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("a node printed {line:?}"))?;
+    Ok((child, addr))
 }
 
 /// Prints a progress line every few seconds of a long run.
@@ -221,8 +298,9 @@ pub async fn run(scenario: Scenario, o: Options) -> Result<(), String> {
         "mtcall bench {scenario:?}: {} s, concurrency {}, server {}",
         o.seconds,
         o.concurrency,
-        match (target.servers.len(), &o.database) {
+        match (target.servers.len() + target.children.len(), &o.database) {
             (0, _) => "external".to_owned(),
+            (n, _) if o.node_processes => format!("{n} node process(es) on PostgreSQL"),
             (1, None) => "in this process (SQLite)".to_owned(),
             (n, _) => format!("{n} node(s) in this process on PostgreSQL"),
         }

@@ -234,19 +234,6 @@ fn percentiles(run: &Run) -> (Duration, Duration) {
     (at(0.50), at(0.99))
 }
 
-/// CPU time this process has used, seconds (user and system; clock ticks of 10 ms).
-fn cpu_secs() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // The fields after the command name, which is in parentheses.
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
-        })
-        .unwrap_or(0.0)
-}
-
 /// Resident memory of this process, bytes.
 fn rss() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -341,9 +328,9 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
         o.window,
         PAYLOAD + packet::DATA_HEADER
     );
-    let cpu = cpu_secs();
+    let cpu = super::cpu::own();
     let relayed = measure(&calls, None, o).await;
-    let relayed_cpu = cpu_secs() - cpu;
+    let relayed_cpu = super::cpu::own() - cpu;
     let pairs: Vec<(SocketAddr, SocketAddr)> = calls
         .iter()
         .map(|(_, e)| {
@@ -355,9 +342,9 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
         .collect();
     let plain = forwarder(&pairs).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let cpu = cpu_secs();
+    let cpu = super::cpu::own();
     let baseline = measure(&calls, Some(plain), o).await;
-    let baseline_cpu = cpu_secs() - cpu;
+    let baseline_cpu = super::cpu::own() - cpu;
     let secs = o.seconds as f64;
     // Each round trip passes the relay twice.
     let rate = |r: &Run| 2.0 * r.round_trips.load(Ordering::Relaxed) as f64 / secs;

@@ -134,6 +134,7 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
 
     let deadline = Instant::now() + Duration::from_secs(o.seconds);
     let started = Instant::now();
+    let before = Cpu::now(t);
     let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for (mut caller, mut callee, user) in pairs {
@@ -156,8 +157,9 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
     for task in tasks {
         task.await.map_err(|e| e.to_string())??;
     }
-    let rate =
-        count.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let spent = Cpu::now(t).since(&before);
+    let setups = count.load(std::sync::atomic::Ordering::Relaxed);
+    let rate = setups as f64 / started.elapsed().as_secs_f64();
     println!(
         "baseline: {rpc_rate:.0} trivial RPCs/s (help.getNearestDc) over the same connections"
     );
@@ -168,5 +170,58 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
         "ratio: one setup costs {:.1} trivial round trips",
         rpc_rate / rate.max(f64::MIN_POSITIVE)
     );
+    spent.print(setups.max(1), t.node_pids().is_empty());
     Ok(())
+}
+
+/// CPU seconds so far: this process, each node process, PostgreSQL.
+struct Cpu {
+    own: f64,
+    nodes: Vec<f64>,
+    postgres: f64,
+}
+
+impl Cpu {
+    fn now(t: &Target) -> Cpu {
+        Cpu {
+            own: super::cpu::own(),
+            nodes: t
+                .node_pids()
+                .iter()
+                .map(|p| super::cpu::of(&p.to_string()))
+                .collect(),
+            postgres: super::cpu::postgres().0,
+        }
+    }
+
+    fn since(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            own: self.own - before.own,
+            nodes: self.nodes.iter().zip(&before.nodes).map(|(a, b)| a - b).collect(),
+            postgres: self.postgres - before.postgres,
+        }
+    }
+
+    /// CPU per setup by part, in microseconds.
+    fn print(&self, setups: u64, in_process: bool) {
+        let per = |secs: f64| secs / setups as f64 * 1e6;
+        let nodes: f64 = self.nodes.iter().sum();
+        if in_process {
+            println!(
+                "CPU per setup: nodes and load generator (one process) {:.0} µs, PostgreSQL {:.0} µs; server side unknown apart (use --node-processes)",
+                per(self.own),
+                per(self.postgres)
+            );
+        } else {
+            let each: Vec<String> = self.nodes.iter().map(|n| format!("{:.0}", per(*n))).collect();
+            println!(
+                "CPU per setup: nodes {:.0} µs (each: {} µs), PostgreSQL {:.0} µs, load generator {:.0} µs; server side (nodes + PostgreSQL) {:.0} µs",
+                per(nodes),
+                each.join(", "),
+                per(self.postgres),
+                per(self.own),
+                per(nodes + self.postgres)
+            );
+        }
+    }
 }
