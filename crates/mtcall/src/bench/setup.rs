@@ -197,7 +197,12 @@ impl Cpu {
     fn since(&self, before: &Cpu) -> Cpu {
         Cpu {
             own: self.own - before.own,
-            nodes: self.nodes.iter().zip(&before.nodes).map(|(a, b)| a - b).collect(),
+            nodes: self
+                .nodes
+                .iter()
+                .zip(&before.nodes)
+                .map(|(a, b)| a - b)
+                .collect(),
             postgres: self.postgres - before.postgres,
         }
     }
@@ -213,7 +218,11 @@ impl Cpu {
                 per(self.postgres)
             );
         } else {
-            let each: Vec<String> = self.nodes.iter().map(|n| format!("{:.0}", per(*n))).collect();
+            let each: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| format!("{:.0}", per(*n)))
+                .collect();
             println!(
                 "CPU per setup: nodes {:.0} µs (each: {} µs), PostgreSQL {:.0} µs, load generator {:.0} µs; server side (nodes + PostgreSQL) {:.0} µs",
                 per(nodes),
