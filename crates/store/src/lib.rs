@@ -254,8 +254,13 @@ pub type CallStep = Box<dyn FnOnce(Vec<CallRow>) -> CallChanges + Send>;
 /// What a node's listener hears from the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
-    /// New pushes (for this user) are in the log.
-    Pushes(i64),
+    /// New pushes for `user_id` are in the log, the newest of them at `seq`.
+    Pushes {
+        /// Whose.
+        user_id: i64,
+        /// The newest one's sequence number.
+        seq: i64,
+    },
     /// This user's profile changed (drop cached copies).
     UserChanged(i64),
     /// The listener reconnected: notifications may have been missed, catch up from the log.
@@ -283,6 +288,14 @@ pub trait Cluster: Send + Sync + 'static {
     /// log is appended under a lock), so a reader that has seen `n` never later finds a
     /// smaller one.
     fn pushes_after(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredPush>>;
+    /// The pushes for `users` after `after` and up to `upto`, oldest first: what a node that
+    /// was woken for these users (and holds their sessions) reads, and nothing else.
+    fn pushes_for(
+        &self,
+        after: i64,
+        upto: i64,
+        users: Vec<i64>,
+    ) -> StoreFuture<'_, Vec<StoredPush>>;
     /// Deletes pushes made before `before` (Unix seconds).
     fn forget_pushes_before(&self, before: i64) -> StoreFuture<'_, u64>;
     /// Tells every node that a user's profile changed.

@@ -16,6 +16,19 @@ use crate::{
     CallRow, CallScope, CallStep, Cluster, PgStore, PushRow, StoreFuture, StoredPush, Wake, sql,
 };
 
+/// A push-log row.
+fn stored_push(r: &tokio_postgres::Row) -> StoredPush {
+    StoredPush {
+        seq: r.get("seq"),
+        push: PushRow {
+            user_id: r.get("user_id"),
+            except_key: r.get("except_key"),
+            only_key: r.get("only_key"),
+            body: r.get("body"),
+        },
+    }
+}
+
 /// The channel nodes listen on for changed users.
 const USER_CHANNEL: &str = "mtcall_user";
 /// The listening connection's name (tests end it to show nothing is lost).
@@ -156,15 +169,23 @@ impl Cluster for PgStore {
             self.query_all(
                 "SELECT seq, user_id, except_key, only_key, body FROM pushes WHERE seq > $1 ORDER BY seq LIMIT $2",
                 &[&after, &limit],
-                |r| StoredPush {
-                    seq: r.get("seq"),
-                    push: PushRow {
-                        user_id: r.get("user_id"),
-                        except_key: r.get("except_key"),
-                        only_key: r.get("only_key"),
-                        body: r.get("body"),
-                    },
-                },
+                stored_push,
+            )
+            .await
+        })
+    }
+
+    fn pushes_for(
+        &self,
+        after: i64,
+        upto: i64,
+        users: Vec<i64>,
+    ) -> StoreFuture<'_, Vec<StoredPush>> {
+        Box::pin(async move {
+            self.query_all(
+                "SELECT seq, user_id, except_key, only_key, body FROM pushes WHERE seq > $1 AND seq <= $2 AND user_id = ANY($3) ORDER BY seq",
+                &[&after, &upto, &users],
+                stored_push,
             )
             .await
         })
@@ -250,12 +271,12 @@ async fn listen_once(
             continue;
         };
         let wake = match n.channel() {
-            PUSH_CHANNEL => n
-                .payload()
-                .split(':')
-                .next()
-                .and_then(|u| u.parse().ok())
-                .map(Wake::Pushes),
+            PUSH_CHANNEL => n.payload().split_once(':').and_then(|(u, seq)| {
+                Some(Wake::Pushes {
+                    user_id: u.parse().ok()?,
+                    seq: seq.parse().ok()?,
+                })
+            }),
             USER_CHANNEL => n.payload().parse().ok().map(Wake::UserChanged),
             _ => None,
         };

@@ -201,14 +201,7 @@ impl PushLog {
             let full = rows.len() == PAGE as usize;
             for row in rows {
                 cursor = row.seq;
-                let p = row.push;
-                let Ok(updates) = enums::Updates::from_bytes(&p.body) else {
-                    tracing::warn!(seq = row.seq, "a push in the log does not decode; skipped");
-                    continue;
-                };
-                self.hub.push_where(p.user_id, Arc::new(updates), |_, key| {
-                    p.only_key.is_none_or(|k| k == key) && p.except_key != Some(key)
-                });
+                self.deliver(row);
             }
             if !full {
                 return cursor;
@@ -243,8 +236,11 @@ impl Delivery for PushLog {
         Box::pin(async move { Ok(self.cluster.user_changed(user_id).await?) })
     }
 
-    /// From the newest row at start, woken by the database's notifications, reading on after
-    /// a lost listener reconnects.
+    /// From the newest row at start, woken by the database's notifications. Each wake-up takes
+    /// every notification waiting at that moment and reads only the rows for the users among
+    /// them whose sessions this node holds — none at all when it holds none of them — so the
+    /// work per push does not grow with the number of nodes. After a lost listener reconnects
+    /// (or a read failed), it reads on through every row from its cursor.
     fn follow(&self, mut stopped: watch::Receiver<bool>) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let mut wakes = self.cluster.listen();
@@ -261,17 +257,94 @@ impl Delivery for PushLog {
                 }
             };
             loop {
-                tokio::select! {
+                let first = tokio::select! {
                     wake = wakes.recv() => match wake {
-                        Some(Wake::UserChanged(user)) => self.cache.forget(user),
-                        Some(Wake::Pushes(_)) | Some(Wake::Reconnected) => {
-                            cursor = self.read_on(cursor).await;
-                        }
+                        Some(w) => w,
                         None => return,
                     },
                     _ = stopped.changed() => return,
+                };
+                let mut batch = Batch::default();
+                batch.add(first, &self.cache);
+                while let Ok(w) = wakes.try_recv() {
+                    batch.add(w, &self.cache);
                 }
+                cursor = if batch.everything {
+                    self.read_on(cursor).await
+                } else {
+                    self.read_for(cursor, batch).await
+                };
             }
         })
+    }
+}
+
+/// The notifications of one wake-up.
+#[derive(Default)]
+struct Batch {
+    /// Users with new pushes.
+    users: Vec<i64>,
+    /// The newest push among them.
+    upto: i64,
+    /// Read every row from the cursor (the listener reconnected).
+    everything: bool,
+}
+
+impl Batch {
+    fn add(&mut self, wake: Wake, cache: &Cache) {
+        match wake {
+            Wake::UserChanged(user) => cache.forget(user),
+            Wake::Pushes { user_id, seq } => {
+                self.users.push(user_id);
+                self.upto = self.upto.max(seq);
+            }
+            Wake::Reconnected => self.everything = true,
+        }
+    }
+}
+
+impl PushLog {
+    /// Delivers the rows up to `batch.upto` for the batch's users held here; returns the new
+    /// cursor. Every row up to `upto` has been notified by now (rows commit, and their
+    /// notifications arrive, in sequence order), so those for other users can be passed over.
+    async fn read_for(&self, cursor: i64, batch: Batch) -> i64 {
+        if batch.upto <= cursor {
+            return cursor;
+        }
+        let mut held: Vec<i64> = batch
+            .users
+            .into_iter()
+            .filter(|u| self.hub.is_online(*u))
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        if held.is_empty() {
+            return batch.upto;
+        }
+        match self.cluster.pushes_for(cursor, batch.upto, held).await {
+            Ok(rows) => {
+                for row in rows {
+                    self.deliver(row);
+                }
+                batch.upto
+            }
+            Err(e) => {
+                // Read every row from here on the next wake-up.
+                tracing::warn!(error = %e, "cannot read the push log");
+                self.read_on(cursor).await
+            }
+        }
+    }
+
+    /// Hands one row to this node's sessions of its user.
+    fn deliver(&self, row: store::StoredPush) {
+        let p = row.push;
+        let Ok(updates) = enums::Updates::from_bytes(&p.body) else {
+            tracing::warn!(seq = row.seq, "a push in the log does not decode; skipped");
+            return;
+        };
+        self.hub.push_where(p.user_id, Arc::new(updates), |_, key| {
+            p.only_key.is_none_or(|k| k == key) && p.except_key != Some(key)
+        });
     }
 }
