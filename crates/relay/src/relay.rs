@@ -324,6 +324,11 @@ impl<A: Copy + Eq + Hash> Relay<A> {
         }
     }
 
+    /// Whether `call_id` is granted.
+    pub fn is_granted(&self, call_id: i64) -> bool {
+        self.routes.contains_key(&call_id)
+    }
+
     /// The granted calls.
     pub fn calls(&self) -> impl Iterator<Item = i64> + '_ {
         self.routes.keys().copied()

@@ -17,7 +17,12 @@ fn addr(s: &str) -> SocketAddr {
 
 /// A relay with one call granted and both parties' ends bound by a hello each.
 fn live() -> Relay {
-    let mut r = Relay::new(Settings::default());
+    live_with(Settings::default())
+}
+
+/// [`live`] with `settings`.
+fn live_with(settings: Settings) -> Relay {
+    let mut r = Relay::new(settings);
     r.grant(
         Grant {
             call_id: 7,
@@ -262,22 +267,10 @@ fn a_flood_on_one_call_is_capped_and_the_other_call_carries_on() {
 
 #[test]
 fn the_byte_rate_is_per_call() {
-    let settings = Settings {
+    let mut r = live_with(Settings {
         call_bytes_per_sec: 1_000,
         ..Settings::default()
-    };
-    let mut r = Relay::new(settings);
-    r.grant(
-        Grant {
-            call_id: 1,
-            caller: CALLER_TAG,
-            callee: CALLEE_TAG,
-        },
-        0,
-    )
-    .unwrap();
-    r.handle(0, addr("10.0.0.1:5000"), &mut hello(&CALLER_TAG, A_END));
-    r.handle(0, addr("10.0.0.2:6000"), &mut hello(&CALLEE_TAG, B_END));
+    });
     let big = data(&CALLER_TAG, B_END, A_END, &[0; 476]); // 500 bytes
     assert!(matches!(
         r.handle(0, addr("10.0.0.1:5000"), &mut big.clone()),
@@ -389,21 +382,10 @@ fn the_tcp_hello_binds_an_end() {
 
 #[test]
 fn the_byte_rate_is_per_end_too() {
-    let mut r: Relay = Relay::new(Settings {
+    let mut r = live_with(Settings {
         end_bytes_per_sec: 600,
         ..Settings::default()
     });
-    r.grant(
-        Grant {
-            call_id: 1,
-            caller: CALLER_TAG,
-            callee: CALLEE_TAG,
-        },
-        0,
-    )
-    .unwrap();
-    r.handle(0, addr("10.0.0.1:5000"), &mut hello(&CALLER_TAG, A_END));
-    r.handle(0, addr("10.0.0.2:6000"), &mut hello(&CALLEE_TAG, B_END));
     let big = data(&CALLER_TAG, B_END, A_END, &[0; 476]); // 500 bytes
     assert!(matches!(
         r.handle(0, addr("10.0.0.1:5000"), &mut big.clone()),

@@ -243,32 +243,42 @@ fn rss() -> u64 {
         .unwrap_or(0)
 }
 
-/// Bytes per call of a relay holding `n` granted calls with both ends bound.
-fn memory_per_call(n: usize) -> f64 {
-    let before = rss();
+/// A relay with `n` granted calls, both ends of each bound by a hello. Call `i`'s caller tag
+/// holds `i` in its first 8 bytes (the callee's differs in byte 8), and its caller end is
+/// `10.x.y.z:1` with `x.y.z` the low 24 bits of `i`.
+fn filled(n: usize, settings: relay::Settings) -> relay::Relay {
     let mut relay = relay::Relay::new(relay::Settings {
         max_calls: n,
-        ..relay::Settings::default()
+        ..settings
     });
     for i in 0..n {
-        let mut caller = [0u8; 16];
-        caller[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        let mut callee = caller;
-        callee[8] = 1;
-        relay
-            .grant(
-                relay::Grant {
-                    call_id: i as i64,
-                    caller,
-                    callee,
-                },
-                0,
-            )
-            .expect("room for every call");
+        let (caller, callee) = tags_of(i);
+        let grant = relay::Grant {
+            call_id: i as i64,
+            caller,
+            callee,
+        };
+        relay.grant(grant, 0).expect("room for every call");
         let port = |k: u16| SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], k));
         relay.handle(0, port(1), &mut hello(&caller, CALLER_END));
         relay.handle(0, port(2), &mut hello(&callee, CALLEE_END));
     }
+    relay
+}
+
+/// The caller's and the callee's tags of call `i` in [`filled`].
+fn tags_of(i: usize) -> ([u8; 16], [u8; 16]) {
+    let mut caller = [0u8; 16];
+    caller[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    let mut callee = caller;
+    callee[8] = 1;
+    (caller, callee)
+}
+
+/// Bytes per call of a relay holding `n` granted calls with both ends bound.
+fn memory_per_call(n: usize) -> f64 {
+    let before = rss();
+    let relay = filled(n, relay::Settings::default());
     let grown = rss().saturating_sub(before);
     assert_eq!(relay.calls().count(), n);
     grown as f64 / n as f64
@@ -277,31 +287,18 @@ fn memory_per_call(n: usize) -> f64 {
 /// Nanoseconds per forwarded packet in the sans-IO relay alone (no sockets), over `n`
 /// packets of one call among `calls` granted ones.
 fn core_ns_per_packet(n: u64, calls: usize) -> f64 {
-    let mut relay = relay::Relay::new(relay::Settings {
-        max_calls: calls,
-        end_packets_per_sec: u64::MAX / 1_000_000,
-        end_bytes_per_sec: u64::MAX / 1_000_000,
-        call_packets_per_sec: u64::MAX / 1_000_000,
-        call_bytes_per_sec: u64::MAX / 1_000_000,
-        ..relay::Settings::default()
-    });
-    for i in 0..calls {
-        let mut caller = [0u8; 16];
-        caller[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        let mut callee = caller;
-        callee[8] = 1;
-        let grant = relay::Grant {
-            call_id: i as i64,
-            caller,
-            callee,
-        };
-        relay.grant(grant, 0).expect("room");
-        let a = SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 1));
-        let b = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 2));
-        relay.handle(0, a, &mut hello(&caller, CALLER_END));
-        relay.handle(0, b, &mut hello(&callee, CALLEE_END));
-    }
-    let caller = [0u8; 16];
+    let unlimited = u64::MAX / 1_000_000;
+    let mut relay = filled(
+        calls,
+        relay::Settings {
+            end_packets_per_sec: unlimited,
+            end_bytes_per_sec: unlimited,
+            call_packets_per_sec: unlimited,
+            call_bytes_per_sec: unlimited,
+            ..relay::Settings::default()
+        },
+    );
+    let (caller, _) = tags_of(0);
     let from = SocketAddr::from(([10, 0, 0, 0], 1));
     let mut packet = data(&caller, CALLEE_END, CALLER_END, &[0u8; PAYLOAD]);
     let started = Instant::now();

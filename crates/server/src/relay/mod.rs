@@ -183,7 +183,7 @@ impl Reflector {
 
     /// Whether `call_id` is granted here.
     pub fn is_granted(&self, call_id: i64) -> bool {
-        self.state().relay.traffic(call_id).is_some()
+        self.state().relay.is_granted(call_id)
     }
 
     /// The granted calls.
