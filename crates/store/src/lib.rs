@@ -14,6 +14,7 @@
 mod model;
 mod postgres;
 mod postgres_cluster;
+mod postgres_pipeline;
 mod postgres_publish;
 mod postgres_rows;
 mod sql;

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_calls.sql"),
     include_str!("../migrations/postgres/0003_cluster.sql"),
+    include_str!("../migrations/postgres/0004_live_calls.sql"),
 ];
 
 /// PostgreSQL's own statements (see `sql.rs` for the shared ones).

@@ -10,8 +10,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use crate::postgres_pipeline::{Pipeline, first_error};
 use crate::postgres_publish::{PUSH_CHANNEL, Publish};
-use crate::postgres_rows::{call_row, db_error, exec, save_call, unavailable};
+use crate::postgres_rows::{call_row, db_error, unavailable};
 use crate::{
     CallRow, CallScope, CallStep, Cluster, PgStore, PushRow, StoreFuture, StoredPush, Wake, sql,
 };
@@ -34,63 +35,153 @@ const USER_CHANNEL: &str = "mtcall_user";
 /// The listening connection's name (tests end it to show nothing is lost).
 pub const LISTENER_NAME: &str = "mtcall-listener";
 
+/// Who a transition is about, in SQL: the users whose rows it locks and whose live calls it
+/// loads. For a call, its parties are read inside the statements (a call's parties never
+/// change), so its transition needs no round trip before the first.
+const REQUEST_USERS: &str = "$1::bigint[]";
+const CALL_USERS: &str =
+    "ARRAY(SELECT unnest(ARRAY[admin_id, participant_id]) FROM calls WHERE id = $1)";
+
+/// Locks the users' rows, in id order (no deadlock between transitions).
+fn lock_users(users: &str) -> String {
+    format!("SELECT id FROM users WHERE id = ANY({users}) ORDER BY id FOR UPDATE")
+}
+
+/// The calls in a transition's scope: the users' live calls, the call itself, and the caller's
+/// earlier call with the same `random_id`.
+fn calls_in_scope(users: &str, call: &str, random: &str) -> String {
+    format!(
+        "SELECT {} FROM calls WHERE ((admin_id = ANY({users}) OR participant_id = ANY({users})) AND state <> 'discarded') OR id = {call} OR ({random})",
+        sql::CALL_COLUMNS
+    )
+}
+
+/// Inserts or replaces several calls in one statement.
+const SAVE_CALLS: &str = "INSERT INTO calls (id, admin_id, participant_id, state, body, updated_at, random_id, deadline)
+     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bytea[], $6::bigint[], $7::integer[], $8::integer[])
+     ON CONFLICT (id) DO UPDATE SET state = excluded.state, body = excluded.body, updated_at = excluded.updated_at, deadline = excluded.deadline";
+const DELETE_CALLS: &str = "DELETE FROM calls WHERE id = ANY($1)";
+
 impl PgStore {
+    /// One transition in two round trips: `BEGIN`, the users' row locks and the calls in scope
+    /// go out together; then the step decides, and the writes go out with `COMMIT`.
     async fn run_transition(
         &self,
         scope: CallScope,
         step: CallStep,
     ) -> Result<(), crate::StoreError> {
-        let mut client = self.pool.get().await.map_err(unavailable)?;
-        let tx = client.transaction().await.map_err(db_error)?;
-        let (users, call_id, random) = match scope {
+        let pipeline = Pipeline::connect(&self.pool).await?;
+        let client = pipeline.client();
+        let (lock, in_scope) = match scope {
+            CallScope::Request { .. } => (
+                lock_users(REQUEST_USERS),
+                calls_in_scope(REQUEST_USERS, "0", "admin_id = $2 AND random_id = $3"),
+            ),
+            CallScope::Call(_) => (
+                lock_users(CALL_USERS),
+                calls_in_scope(CALL_USERS, "$1", "false"),
+            ),
+        };
+        // Prepared (or found in the connection's cache) before anything is sent: a statement
+        // prepared inside the pipeline would be sent only after the ones behind it.
+        let lock = client.prepare_cached(&lock).await.map_err(db_error)?;
+        let in_scope = client.prepare_cached(&in_scope).await.map_err(db_error)?;
+        let save = client.prepare_cached(SAVE_CALLS).await.map_err(db_error)?;
+        let delete = client
+            .prepare_cached(DELETE_CALLS)
+            .await
+            .map_err(db_error)?;
+        type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+        let (users, call_id, caller, random_id);
+        let (lock_params, scope_params): (Vec<Param>, Vec<Param>) = match scope {
             CallScope::Request {
-                caller,
+                caller: c,
                 callee,
-                random_id,
-            } => (vec![caller, callee], None, Some((caller, random_id))),
+                random_id: r,
+            } => {
+                (users, caller, random_id) = (vec![c, callee], c, r);
+                (vec![&users], vec![&users, &caller, &random_id])
+            }
             CallScope::Call(id) => {
-                // A call's parties never change, so they can be read before locking.
-                let parties = tx
-                    .prepare_cached("SELECT admin_id, participant_id FROM calls WHERE id = $1")
-                    .await
-                    .map_err(db_error)?;
-                let parties = tx.query_opt(&parties, &[&id]).await.map_err(db_error)?;
-                let users = parties.map_or(Vec::new(), |r| {
-                    vec![r.get::<_, i64>("admin_id"), r.get("participant_id")]
-                });
-                (users, Some(id), None)
+                call_id = id;
+                (vec![&call_id], vec![&call_id])
             }
         };
-        // Both users' rows, in id order (no deadlock between transitions).
-        let lock = tx
-            .prepare_cached("SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .await
-            .map_err(db_error)?;
-        tx.query(&lock, &[&users]).await.map_err(db_error)?;
-        let (random_caller, random_id) = random.unwrap_or((0, 0));
-        let in_scope = tx
-            .prepare_cached(&format!(
-                "SELECT {} FROM calls WHERE ((admin_id = ANY($1) OR participant_id = ANY($1)) AND state <> 'discarded') OR id = $2 OR (admin_id = $3 AND random_id = $4 AND $3 <> 0)",
-                sql::CALL_COLUMNS
-            ))
-            .await
-            .map_err(db_error)?;
-        let rows = tx
-            .query(
-                &in_scope,
-                &[&users, &call_id.unwrap_or(0), &random_caller, &random_id],
-            )
-            .await
-            .map_err(db_error)?;
+        let (begun, locked, rows) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            client.query(&lock, &lock_params),
+            client.query(&in_scope, &scope_params),
+        );
+        let read = first_error([begun, locked.map(drop)]).and(rows);
+        let rows = match read {
+            Ok(rows) => rows,
+            Err(e) => return Err(pipeline.abandon(e).await),
+        };
         let changes = step(rows.iter().map(call_row).collect());
-        for c in &changes.save {
-            save_call(&tx, c).await?;
-        }
-        for id in &changes.delete {
-            exec(&tx, sql::DELETE_CALL, &[id]).await?;
-        }
-        tx.commit().await.map_err(db_error)
+        let client = pipeline.client();
+        let (saved, deleted, committed) = tokio::join!(
+            save_calls(client, &save, &changes.save),
+            delete_calls(client, &delete, &changes.delete),
+            client.batch_execute("COMMIT"),
+        );
+        committed.map_err(db_error)?;
+        // After a failed write the database answered `COMMIT` by rolling back.
+        pipeline.finish();
+        first_error([saved, deleted]).map_err(db_error)
     }
+}
+
+/// Inserts or replaces `calls` (the last of each id), if there are any.
+async fn save_calls(
+    client: &tokio_postgres::Client,
+    statement: &tokio_postgres::Statement,
+    calls: &[CallRow],
+) -> Result<(), tokio_postgres::Error> {
+    let mut calls: Vec<&CallRow> = calls.iter().rev().collect();
+    calls.sort_by_key(|c| c.id);
+    calls.dedup_by_key(|c| c.id);
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&CallRow) -> i64| calls.iter().map(|c| f(c)).collect::<Vec<i64>>();
+    let (ids, admins, participants, updated) = (
+        column(|c| c.id),
+        column(|c| c.admin_id),
+        column(|c| c.participant_id),
+        column(|c| c.updated_at),
+    );
+    let states: Vec<&str> = calls.iter().map(|c| c.state.as_str()).collect();
+    let bodies: Vec<&[u8]> = calls.iter().map(|c| c.body.as_slice()).collect();
+    let randoms: Vec<i32> = calls.iter().map(|c| c.random_id).collect();
+    let deadlines: Vec<Option<i32>> = calls.iter().map(|c| c.deadline).collect();
+    client
+        .execute(
+            statement,
+            &[
+                &ids,
+                &admins,
+                &participants,
+                &states,
+                &bodies,
+                &updated,
+                &randoms,
+                &deadlines,
+            ],
+        )
+        .await
+        .map(drop)
+}
+
+/// Deletes the calls `ids`, if there are any.
+async fn delete_calls(
+    client: &tokio_postgres::Client,
+    statement: &tokio_postgres::Statement,
+    ids: &[i64],
+) -> Result<(), tokio_postgres::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    client.execute(statement, &[&ids]).await.map(drop)
 }
 
 impl Cluster for PgStore {

@@ -1,12 +1,13 @@
 //! One node's push publisher for the shared push log: every push waiting when it looks goes
-//! into one transaction (one multi-row insert and one notification per user), answered after
-//! the commit. Publishers of all nodes take turns under one advisory lock, so sequence numbers
+//! into one transaction (one multi-row insert and one notification per user, sent to the
+//! database in one round trip), answered after the commit. Publishers of all nodes take turns under one advisory lock, so sequence numbers
 //! commit in order.
 
 use tokio::sync::mpsc;
 
 use crate::PushRow;
-use crate::postgres_rows::{db_error, unavailable};
+use crate::postgres_pipeline::{Pipeline, first_error};
+use crate::postgres_rows::db_error;
 use crate::write::gather;
 
 /// The channel nodes listen on for new pushes.
@@ -44,6 +45,14 @@ pub(crate) struct Publish {
     pub(crate) done: tokio::sync::oneshot::Sender<Result<(), crate::StoreError>>,
 }
 
+/// Appends the rows and notifies each user's newest `seq`, in one statement.
+const INSERT_AND_NOTIFY: &str = "WITH inserted AS (
+        INSERT INTO pushes (user_id, except_key, only_key, body, created_at)
+        SELECT u, e, o, b, $5 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[]) AS t(u, e, o, b)
+        RETURNING seq, user_id)
+     SELECT pg_notify($6, user_id || ':' || max(seq)) FROM inserted GROUP BY user_id";
+
+/// One round trip: `BEGIN`, the publishers' lock, the rows with their notifications, `COMMIT`.
 async fn publish_rows(
     pool: &deadpool_postgres::Pool,
     rows: Vec<PushRow>,
@@ -52,38 +61,31 @@ async fn publish_rows(
     if rows.is_empty() {
         return Ok(());
     }
-    let mut client = pool.get().await.map_err(unavailable)?;
-    let tx = client.transaction().await.map_err(db_error)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PUBLISH_LOCK])
+    let pipeline = Pipeline::connect(pool).await?;
+    let client = pipeline.client();
+    let lock = client
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+        .await
+        .map_err(db_error)?;
+    let insert = client
+        .prepare_cached(INSERT_AND_NOTIFY)
         .await
         .map_err(db_error)?;
     let users: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
     let except: Vec<Option<i64>> = rows.iter().map(|r| r.except_key).collect();
     let only: Vec<Option<i64>> = rows.iter().map(|r| r.only_key).collect();
     let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_slice()).collect();
-    let inserted = tx
-        .query(
-            "INSERT INTO pushes (user_id, except_key, only_key, body, created_at)
-             SELECT u, e, o, b, $5 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[]) AS t(u, e, o, b)
-             RETURNING seq, user_id",
-            &[&users, &except, &only, &bodies, &now],
-        )
-        .await
-        .map_err(db_error)?;
-    let mut newest: Vec<(i64, i64)> = Vec::new();
-    for r in &inserted {
-        let (seq, user): (i64, i64) = (r.get("seq"), r.get("user_id"));
-        match newest.iter_mut().find(|(u, _)| *u == user) {
-            Some(entry) => entry.1 = entry.1.max(seq),
-            None => newest.push((user, seq)),
-        }
-    }
-    let payloads: Vec<String> = newest.iter().map(|(u, seq)| format!("{u}:{seq}")).collect();
-    tx.execute(
-        "SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p",
-        &[&PUSH_CHANNEL, &payloads],
-    )
-    .await
-    .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)
+    let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&PUBLISH_LOCK];
+    let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+        [&users, &except, &only, &bodies, &now, &PUSH_CHANNEL];
+    let (begun, locked, inserted, committed) = tokio::join!(
+        client.batch_execute("BEGIN"),
+        client.query(&lock, &lock_params),
+        client.query(&insert, &insert_params),
+        client.batch_execute("COMMIT"),
+    );
+    committed.map_err(db_error)?;
+    // After a failed statement the database answered `COMMIT` by rolling back.
+    pipeline.finish();
+    first_error([begun, locked.map(drop), inserted.map(drop)]).map_err(db_error)
 }
