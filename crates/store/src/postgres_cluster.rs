@@ -5,6 +5,7 @@
 //! the notification carries only `user_id:seq`, the push itself is a row, so a node that lost
 //! its listening connection catches up from the log and nothing is lost with a notification.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -12,7 +13,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::postgres_pipeline::{Pipeline, first_error};
 use crate::postgres_publish::{PUSH_CHANNEL, Publish};
-use crate::postgres_rows::{call_row, db_error, unavailable};
+use crate::postgres_rows::{SET_LIVE_CALLS, call_row, db_error, unavailable};
 use crate::{
     CallRow, CallScope, CallStep, Cluster, PgStore, PushRow, StoreFuture, StoredPush, Wake, sql,
 };
@@ -47,11 +48,11 @@ fn lock_users(users: &str) -> String {
     format!("SELECT id FROM users WHERE id = ANY({users}) ORDER BY id FOR UPDATE")
 }
 
-/// The calls in a transition's scope: the users' live calls, the call itself, and the caller's
-/// earlier call with the same `random_id`.
+/// The calls in a transition's scope: the users' live calls (found by the ids their rows
+/// list), the call itself, and the caller's earlier call with the same `random_id`.
 fn calls_in_scope(users: &str, call: &str, random: &str) -> String {
     format!(
-        "SELECT {} FROM calls WHERE ((admin_id = ANY({users}) OR participant_id = ANY({users})) AND state <> 'discarded') OR id = {call} OR ({random})",
+        "SELECT {} FROM calls WHERE (id = ANY(ARRAY(SELECT unnest(live_calls) FROM users WHERE id = ANY({users}))) AND state <> 'discarded') OR id = {call} OR ({random})",
         sql::CALL_COLUMNS
     )
 }
@@ -91,6 +92,10 @@ impl PgStore {
             .prepare_cached(DELETE_CALLS)
             .await
             .map_err(db_error)?;
+        let set_live = client
+            .prepare_cached(SET_LIVE_CALLS)
+            .await
+            .map_err(db_error)?;
         type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
         let (users, call_id, caller, random_id);
         let (lock_params, scope_params): (Vec<Param>, Vec<Param>) = match scope {
@@ -117,29 +122,68 @@ impl PgStore {
             Ok(rows) => rows,
             Err(e) => return Err(pipeline.abandon(e).await),
         };
-        let changes = step(rows.iter().map(call_row).collect());
+        let loaded: Vec<CallRow> = rows.iter().map(call_row).collect();
+        let was_live: HashMap<i64, bool> = loaded.iter().map(|c| (c.id, is_live(c))).collect();
+        let changes = step(loaded);
+        let saved = last_of_each(&changes.save);
+        let became: Vec<&CallRow> = saved
+            .iter()
+            .copied()
+            .filter(|c| was_live.get(&c.id).copied().unwrap_or(false) != is_live(c))
+            .collect();
         let client = pipeline.client();
-        let (saved, deleted, committed) = tokio::join!(
-            save_calls(client, &save, &changes.save),
+        let (saved, live, deleted, committed) = tokio::join!(
+            save_calls(client, &save, &saved),
+            set_live_calls(client, &set_live, &became),
             delete_calls(client, &delete, &changes.delete),
             client.batch_execute("COMMIT"),
         );
         committed.map_err(db_error)?;
         // After a failed write the database answered `COMMIT` by rolling back.
         pipeline.finish();
-        first_error([saved, deleted]).map_err(db_error)
+        first_error([saved, live, deleted]).map_err(db_error)
     }
 }
 
-/// Inserts or replaces `calls` (the last of each id), if there are any.
-async fn save_calls(
-    client: &tokio_postgres::Client,
-    statement: &tokio_postgres::Statement,
-    calls: &[CallRow],
-) -> Result<(), tokio_postgres::Error> {
+/// Whether a call has not ended.
+fn is_live(c: &CallRow) -> bool {
+    c.state != sql::ENDED_STATE
+}
+
+/// The last row of each call id (one statement may not change a row twice).
+fn last_of_each(calls: &[CallRow]) -> Vec<&CallRow> {
     let mut calls: Vec<&CallRow> = calls.iter().rev().collect();
     calls.sort_by_key(|c| c.id);
     calls.dedup_by_key(|c| c.id);
+    calls
+}
+
+/// Adds the calls that began and removes those that ended from their parties' lists of live
+/// calls, if there are any.
+async fn set_live_calls(
+    client: &tokio_postgres::Client,
+    statement: &tokio_postgres::Statement,
+    calls: &[&CallRow],
+) -> Result<(), tokio_postgres::Error> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = calls.iter().map(|c| c.id).collect();
+    let admins: Vec<i64> = calls.iter().map(|c| c.admin_id).collect();
+    let participants: Vec<i64> = calls.iter().map(|c| c.participant_id).collect();
+    let live: Vec<bool> = calls.iter().map(|c| is_live(c)).collect();
+    client
+        .execute(statement, &[&ids, &admins, &participants, &live])
+        .await
+        .map(drop)
+}
+
+/// Inserts or replaces `calls`, if there are any.
+async fn save_calls(
+    client: &tokio_postgres::Client,
+    statement: &tokio_postgres::Statement,
+    calls: &[&CallRow],
+) -> Result<(), tokio_postgres::Error> {
     if calls.is_empty() {
         return Ok(());
     }
@@ -193,7 +237,7 @@ impl Cluster for PgStore {
         Box::pin(async move {
             self.query_all(
                 &format!(
-                    "SELECT {} FROM calls WHERE (admin_id = $1 OR participant_id = $1) AND state <> 'discarded' ORDER BY id",
+                    "SELECT {} FROM calls WHERE id = ANY(ARRAY(SELECT unnest(live_calls) FROM users WHERE id = $1)) AND state <> 'discarded' ORDER BY id",
                     sql::CALL_COLUMNS
                 ),
                 &[&user_id],

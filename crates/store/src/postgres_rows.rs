@@ -94,7 +94,20 @@ pub(crate) async fn exec(
     tx.execute(&statement, params).await.map_err(db_error)
 }
 
-/// Inserts or replaces a call.
+/// Calls that began or ended (ids, admins, participants, whether live), added to
+/// or removed from both parties' `users.live_calls`.
+pub(crate) const SET_LIVE_CALLS: &str = "WITH changed AS (
+        SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::boolean[]) AS t(id, admin_id, participant_id, live)),
+     per_user AS (
+        SELECT p.user_id, array_agg(c.id) AS touched, array_agg(c.id) FILTER (WHERE c.live) AS added
+        FROM changed c CROSS JOIN LATERAL (VALUES (c.admin_id), (c.participant_id)) AS p(user_id)
+        GROUP BY p.user_id)
+     UPDATE users SET live_calls = ARRAY(
+        SELECT x FROM unnest(users.live_calls) AS x WHERE x <> ALL(per_user.touched)
+        UNION ALL SELECT unnest(per_user.added))
+     FROM per_user WHERE users.id = per_user.user_id";
+
+/// Inserts or replaces a call, and keeps its parties' lists of live calls.
 pub(crate) async fn save_call(
     tx: &deadpool_postgres::Transaction<'_>,
     c: &CallRow,
@@ -111,6 +124,18 @@ pub(crate) async fn save_call(
             &c.updated_at,
             &c.random_id,
             &c.deadline,
+        ],
+    )
+    .await?;
+    let live = c.state != sql::ENDED_STATE;
+    exec(
+        tx,
+        SET_LIVE_CALLS,
+        &[
+            &vec![c.id],
+            &vec![c.admin_id],
+            &vec![c.participant_id],
+            &vec![live],
         ],
     )
     .await?;

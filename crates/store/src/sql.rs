@@ -41,3 +41,5 @@ pub const CALL_COLUMNS: &str =
     "id, admin_id, participant_id, state, body, updated_at, random_id, deadline";
 pub const LOAD_CALLS: &str = "SELECT id, admin_id, participant_id, state, body, updated_at, random_id, deadline FROM calls ORDER BY id";
 pub const DELETE_CALL: &str = "DELETE FROM calls WHERE id = $1";
+/// The state of a call that has ended (its row stays as a tombstone for a while).
+pub const ENDED_STATE: &str = "discarded";
