@@ -4,6 +4,7 @@
 //! Without `--server` a server is started in this process on a temporary data directory, so
 //! the load generator and the server share the machine, as the figures say.
 
+mod cgroup;
 mod cpu;
 mod handshake;
 mod idle;
@@ -69,6 +70,11 @@ pub struct Options {
     /// node's CPU is its own and not the load generator's.
     #[arg(long, global = true)]
     pub node_processes: bool,
+    /// Cap each node process at this many cores (0.25: a quarter of one), each in a cgroup of
+    /// its own (cgroup v1 `cpu`, as root), so the nodes bind rather than the database or the
+    /// load generator; with `--node-processes`.
+    #[arg(long, global = true)]
+    pub node_cpu: Option<f64>,
     /// Run the in-process servers without recording messages for the call inspector
     /// (`[admin] record_messages = false`), to measure what recording costs.
     #[arg(long, global = true)]
@@ -88,6 +94,8 @@ pub struct Target {
     servers: Vec<server::Server>,
     /// Nodes running as processes of their own.
     children: Vec<std::process::Child>,
+    /// Their CPU caps (`--node-cpu`), removed after them.
+    caps: Vec<cgroup::CpuCap>,
     dir: Option<PathBuf>,
 }
 
@@ -104,6 +112,7 @@ impl Target {
                 private_pem: None,
                 servers: Vec::new(),
                 children: Vec::new(),
+                caps: Vec::new(),
                 dir: None,
             });
         }
@@ -130,7 +139,11 @@ impl Target {
         config.relay.call_bytes_per_sec = 10_000_000_000;
         let mut servers = Vec::new();
         let mut children = Vec::new();
+        let mut caps = Vec::new();
         let mut addrs: Vec<SocketAddr> = Vec::new();
+        if o.node_cpu.is_some() && !o.node_processes {
+            return Err("--node-cpu caps node processes: add --node-processes".into());
+        }
         if o.node_processes {
             let url = config
                 .database
@@ -139,6 +152,10 @@ impl Target {
             for _ in 0..o.nodes.max(1) {
                 // One after the other: the first creates the key files the others read.
                 let (child, addr) = spawn_node(&dir, &url, o.no_record)?;
+                if let Some(cores) = o.node_cpu {
+                    let name = format!("mtcall-bench-{}-{}", std::process::id(), children.len());
+                    caps.push(cgroup::CpuCap::apply(&name, child.id(), cores)?);
+                }
                 children.push(child);
                 addrs.push(addr);
             }
@@ -157,6 +174,7 @@ impl Target {
             private_pem: Some(read("server.key")?),
             servers,
             children,
+            caps,
             dir: Some(dir),
         })
     }
@@ -170,9 +188,11 @@ impl Target {
         use tl::{enums, functions, types};
         let (a, b) = (format!("99966{n:05}"), format!("99966{:05}", n + 1));
         let kind = mtproto::transport::Kind::Full;
+        // Pairs take turns: each node holds as many callers as callees (the caller's side of a
+        // setup is the heavier).
         let (caller_at, callee_at) = (
-            self.addrs[n % self.addrs.len()],
-            self.addrs[(n + 1) % self.addrs.len()],
+            self.addrs[(n / 2) % self.addrs.len()],
+            self.addrs[(n / 2 + 1) % self.addrs.len()],
         );
         let mut caller = client::Client::connect(caller_at, &self.key, kind, false).await?;
         caller.login(&a, "Caller").await?;
@@ -201,6 +221,11 @@ impl Target {
         self.children.iter().map(|c| c.id()).collect()
     }
 
+    /// How often each capped node was held back by its cap (empty when uncapped).
+    pub fn throttled(&self) -> Vec<u64> {
+        self.caps.iter().map(cgroup::CpuCap::throttled).collect()
+    }
+
     async fn close(self) {
         for srv in self.servers {
             srv.shutdown().await;
@@ -209,6 +234,7 @@ impl Target {
             let _ = child.kill();
             let _ = child.wait();
         }
+        drop(self.caps);
         if let Some(dir) = self.dir {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -300,7 +326,11 @@ pub async fn run(scenario: Scenario, o: Options) -> Result<(), String> {
         o.concurrency,
         match (target.servers.len() + target.children.len(), &o.database) {
             (0, _) => "external".to_owned(),
-            (n, _) if o.node_processes => format!("{n} node process(es) on PostgreSQL"),
+            (n, _) if o.node_processes => match o.node_cpu {
+                Some(cores) =>
+                    format!("{n} node process(es) on PostgreSQL, each capped at {cores} cores"),
+                None => format!("{n} node process(es) on PostgreSQL"),
+            },
             (1, None) => "in this process (SQLite)".to_owned(),
             (n, _) => format!("{n} node(s) in this process on PostgreSQL"),
         }

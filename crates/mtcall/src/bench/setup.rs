@@ -135,6 +135,7 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(o.seconds);
     let started = Instant::now();
     let before = Cpu::now(t);
+    let throttled_before = t.throttled();
     let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for (mut caller, mut callee, user) in pairs {
@@ -171,6 +172,20 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
         rpc_rate / rate.max(f64::MIN_POSITIVE)
     );
     spent.print(setups.max(1), t.node_pids().is_empty());
+    let throttled: Vec<String> = t
+        .throttled()
+        .iter()
+        .zip(&throttled_before)
+        .map(|(after, before)| (after - before).to_string())
+        .collect();
+    if !throttled.is_empty() {
+        // Each period a node is held back shows its cap, not something else, bound it.
+        println!(
+            "node CPU caps: periods each node was held back at its cap: {} (of {:.0} periods of 100 ms)",
+            throttled.join(", "),
+            started.elapsed().as_secs_f64() * 10.0
+        );
+    }
     Ok(())
 }
 
