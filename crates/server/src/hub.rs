@@ -27,6 +27,9 @@ struct Registration {
 #[derive(Default)]
 pub struct Hub {
     users: Mutex<HashMap<i64, Vec<Registration>>>,
+    /// Told the user whenever a user's first session arrives or last one leaves (several
+    /// nodes: the node's presence in the database follows it).
+    watcher: Mutex<Option<mpsc::UnboundedSender<i64>>>,
 }
 
 /// Pushes queued per connection before it is considered stuck.
@@ -36,6 +39,9 @@ impl Hub {
     /// Registers connection `conn_id`, on auth key `key_id`, as a live session of `user_id`.
     pub fn register(&self, user_id: i64, conn_id: u64, key_id: i64, tx: mpsc::Sender<Push>) {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if !users.contains_key(&user_id) {
+            self.changed(user_id);
+        }
         let list = users.entry(user_id).or_default();
         list.retain(|r| r.conn_id != conn_id);
         list.push(Registration {
@@ -52,8 +58,38 @@ impl Hub {
             list.retain(|r| r.conn_id != conn_id);
             if list.is_empty() {
                 users.remove(&user_id);
+                self.changed(user_id);
             }
         }
+    }
+
+    /// From now on, every user whose first session arrives or last one leaves is sent to the
+    /// returned receiver (while the user-table lock is held, so in the order it happened).
+    pub fn watch(&self) -> mpsc::UnboundedReceiver<i64> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        rx
+    }
+
+    fn changed(&self, user_id: i64) {
+        if let Some(w) = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            let _ = w.send(user_id);
+        }
+    }
+
+    /// Every user with a live session.
+    pub fn online_users(&self) -> Vec<i64> {
+        self.users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// Delivers `updates` to every session of `user_id` except connection `except`.

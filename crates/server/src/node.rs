@@ -63,6 +63,7 @@ pub async fn assemble(
             timeouts,
             hub.clone(),
             cache.clone(),
+            clock,
         ),
     };
     let users = Arc::new(Users::new(

@@ -220,6 +220,8 @@ fn unit(written: StoreFuture<'_, Written>) -> StoreFuture<'_, ()> {
 }
 
 #[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
 mod tests;
 
 /// Which calls a database call transition locks and loads.
@@ -281,7 +283,7 @@ pub trait Cluster: Send + Sync + 'static {
     fn due_calls(&self, now: i32, limit: u32) -> StoreFuture<'_, Vec<i64>>;
     /// Deletes ended calls last changed before `before` (Unix seconds); returns how many.
     fn forget_calls_before(&self, before: i64) -> StoreFuture<'_, u64>;
-    /// Appends pushes to the log and wakes the nodes (at commit).
+    /// Appends pushes to the log and wakes the nodes present for their users (at commit).
     fn publish(&self, pushes: Vec<PushRow>, now: i64) -> StoreFuture<'_, ()>;
     /// The newest push's sequence number (0 for none): where a starting node begins reading.
     fn push_cursor(&self) -> StoreFuture<'_, i64>;
@@ -301,7 +303,24 @@ pub trait Cluster: Send + Sync + 'static {
     fn forget_pushes_before(&self, before: i64) -> StoreFuture<'_, u64>;
     /// Tells every node that a user's profile changed.
     fn user_changed(&self, user_id: i64) -> StoreFuture<'_, ()>;
-    /// Starts listening: wake-ups arrive on the returned channel for as long as it is kept;
-    /// a lost listening connection is reopened and reported as [`Wake::Reconnected`].
-    fn listen(&self) -> tokio::sync::mpsc::UnboundedReceiver<Wake>;
+    /// Registers a starting node; returns its id (what its presence and its channel are
+    /// keyed by).
+    fn join(&self, now: i64) -> StoreFuture<'_, i64>;
+    /// Node `node` is alive at `now`, holds sessions of the users `online` and no longer of
+    /// `offline`: pushes for the former wake it, for the latter not. Also its heartbeat.
+    /// Returns whether the node had been forgotten (its other presence is gone: write it all
+    /// again).
+    fn set_presence(
+        &self,
+        node: i64,
+        now: i64,
+        online: Vec<i64>,
+        offline: Vec<i64>,
+    ) -> StoreFuture<'_, bool>;
+    /// Forgets nodes last alive before `before` (Unix seconds), with their presence.
+    fn forget_nodes_before(&self, before: i64) -> StoreFuture<'_, u64>;
+    /// Starts listening as node `node`: wake-ups for pushes to the users it is present for,
+    /// and every user change, arrive on the returned channel for as long as it is kept; a
+    /// lost listening connection is reopened and reported as [`Wake::Reconnected`].
+    fn listen(&self, node: i64) -> tokio::sync::mpsc::UnboundedReceiver<Wake>;
 }

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0002_calls.sql"),
     include_str!("../migrations/postgres/0003_cluster.sql"),
     include_str!("../migrations/postgres/0004_live_calls.sql"),
+    include_str!("../migrations/postgres/0005_presence.sql"),
 ];
 
 /// PostgreSQL's own statements (see `sql.rs` for the shared ones).

@@ -1,9 +1,10 @@
 //! PostgreSQL as the meeting point of several mtcall nodes (`docs/design.md`, "Storage
 //! and scale"): call transitions under the row locks of both users, so the busy check
 //! of `phone.requestCall` is exact whichever node runs it; timers any node may run, made
-//! idempotent by the same locks; and a push log read by every node, woken by LISTEN/NOTIFY —
-//! the notification carries only `user_id:seq`, the push itself is a row, so a node that lost
-//! its listening connection catches up from the log and nothing is lost with a notification.
+//! idempotent by the same locks; and a push log, whose rows wake by LISTEN/NOTIFY only the
+//! nodes present for their user (each on a channel of its own) — the notification carries
+//! only `user_id:seq`, the push itself is a row, so a node that lost its listening connection
+//! catches up from the log and nothing is lost with a notification.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::postgres_pipeline::{Pipeline, first_error};
-use crate::postgres_publish::{PUSH_CHANNEL, Publish};
+use crate::postgres_publish::{Publish, push_channel};
 use crate::postgres_rows::{SET_LIVE_CALLS, call_row, db_error, unavailable};
 use crate::{
     CallRow, CallScope, CallStep, Cluster, PgStore, PushRow, StoreFuture, StoredPush, Wake, sql,
@@ -350,19 +351,84 @@ impl Cluster for PgStore {
         })
     }
 
-    fn listen(&self) -> mpsc::UnboundedReceiver<Wake> {
+    fn join(&self, now: i64) -> StoreFuture<'_, i64> {
+        Box::pin(async move {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            let row = client
+                .query_one(
+                    "INSERT INTO nodes (seen_at) VALUES ($1) RETURNING id",
+                    &[&now],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(row.get(0))
+        })
+    }
+
+    fn set_presence(
+        &self,
+        node: i64,
+        now: i64,
+        online: Vec<i64>,
+        offline: Vec<i64>,
+    ) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            // Three statements, each its own transaction, sent together: the node's row first
+            // (presence refers to it; a node forgotten while it was away comes back).
+            let client = self.pool.get().await.map_err(unavailable)?;
+            let alive = client
+                .prepare_cached(
+                    "INSERT INTO nodes (id, seen_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at RETURNING xmax = 0 AS inserted",
+                )
+                .await
+                .map_err(db_error)?;
+            let add = client
+                .prepare_cached(
+                    "INSERT INTO presence (user_id, node_id) SELECT unnest($1::bigint[]), $2 ON CONFLICT DO NOTHING",
+                )
+                .await
+                .map_err(db_error)?;
+            let remove = client
+                .prepare_cached("DELETE FROM presence WHERE node_id = $2 AND user_id = ANY($1)")
+                .await
+                .map_err(db_error)?;
+            type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+            let alive_params: [Param; 2] = [&node, &now];
+            let add_params: [Param; 2] = [&online, &node];
+            let remove_params: [Param; 2] = [&offline, &node];
+            let (alive, added, removed) = tokio::join!(
+                client.query_one(&alive, &alive_params),
+                client.execute(&add, &add_params),
+                client.execute(&remove, &remove_params),
+            );
+            first_error([added.map(drop), removed.map(drop)]).map_err(db_error)?;
+            Ok(alive.map_err(db_error)?.get::<_, bool>("inserted"))
+        })
+    }
+
+    fn forget_nodes_before(&self, before: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            client
+                .execute("DELETE FROM nodes WHERE seen_at < $1", &[&before])
+                .await
+                .map_err(db_error)
+        })
+    }
+
+    fn listen(&self, node: i64) -> mpsc::UnboundedReceiver<Wake> {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(listen_loop(self.url.clone(), tx));
+        tokio::spawn(listen_loop(self.url.clone(), push_channel(node), tx));
         rx
     }
 }
 
 /// Keeps a LISTEN connection open for as long as someone holds the receiver.
-async fn listen_loop(url: String, wakes: mpsc::UnboundedSender<Wake>) {
+async fn listen_loop(url: String, channel: String, wakes: mpsc::UnboundedSender<Wake>) {
     let mut pause = Duration::from_millis(100);
     let mut first = true;
     while !wakes.is_closed() {
-        match listen_once(&url, &wakes, &mut first).await {
+        match listen_once(&url, &channel, &wakes, &mut first).await {
             Ok(()) => pause = Duration::from_millis(100),
             Err(e) => tracing::warn!(error = %e, "database listener lost; reconnecting"),
         }
@@ -374,6 +440,7 @@ async fn listen_loop(url: String, wakes: mpsc::UnboundedSender<Wake>) {
 /// One listening connection, until it breaks; reports `Reconnected` once it listens again.
 async fn listen_once(
     url: &str,
+    channel: &str,
     wakes: &mpsc::UnboundedSender<Wake>,
     first: &mut bool,
 ) -> Result<(), crate::StoreError> {
@@ -395,7 +462,7 @@ async fn listen_once(
         }
     });
     client
-        .batch_execute(&format!("LISTEN {PUSH_CHANNEL}; LISTEN {USER_CHANNEL}"))
+        .batch_execute(&format!("LISTEN {channel}; LISTEN {USER_CHANNEL}"))
         .await
         .map_err(db_error)?;
     if !std::mem::take(first) {
@@ -405,15 +472,17 @@ async fn listen_once(
         let AsyncMessage::Notification(n) = message else {
             continue;
         };
-        let wake = match n.channel() {
-            PUSH_CHANNEL => n.payload().split_once(':').and_then(|(u, seq)| {
+        let wake = if n.channel() == channel {
+            n.payload().split_once(':').and_then(|(u, seq)| {
                 Some(Wake::Pushes {
                     user_id: u.parse().ok()?,
                     seq: seq.parse().ok()?,
                 })
-            }),
-            USER_CHANNEL => n.payload().parse().ok().map(Wake::UserChanged),
-            _ => None,
+            })
+        } else if n.channel() == USER_CHANNEL {
+            n.payload().parse().ok().map(Wake::UserChanged)
+        } else {
+            None
         };
         if let Some(w) = wake
             && wakes.send(w).is_err()

@@ -1,6 +1,6 @@
 //! One node's push publisher for the shared push log: every push waiting when it looks goes
-//! into one transaction (one multi-row insert and one notification per user, sent to the
-//! database in one round trip), answered after the commit. Publishers of all nodes take turns under one advisory lock, so sequence numbers
+//! into one transaction (one multi-row insert and one notification per user and node present
+//! for that user, sent to the database in one round trip), answered after the commit. Publishers of all nodes take turns under one advisory lock, so sequence numbers
 //! commit in order.
 
 use tokio::sync::mpsc;
@@ -10,8 +10,11 @@ use crate::postgres_pipeline::{Pipeline, first_error};
 use crate::postgres_rows::db_error;
 use crate::write::gather;
 
-/// The channel nodes listen on for new pushes.
-pub(crate) const PUSH_CHANNEL: &str = "mtcall_push";
+/// The channel node `node` listens on for new pushes to users it is present for.
+pub(crate) fn push_channel(node: i64) -> String {
+    format!("{PUSH_CHANNEL_PREFIX}{node}")
+}
+const PUSH_CHANNEL_PREFIX: &str = "mtcall_push_";
 /// The most publishes one transaction takes.
 const PUBLISH_BATCH: usize = 256;
 /// The advisory lock that orders publishers.
@@ -45,12 +48,15 @@ pub(crate) struct Publish {
     pub(crate) done: tokio::sync::oneshot::Sender<Result<(), crate::StoreError>>,
 }
 
-/// Appends the rows and notifies each user's newest `seq`, in one statement.
+/// Appends the rows and notifies each user's newest `seq` to every node present for them,
+/// in one statement.
 const INSERT_AND_NOTIFY: &str = "WITH inserted AS (
         INSERT INTO pushes (user_id, except_key, only_key, body, created_at)
         SELECT u, e, o, b, $5 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[]) AS t(u, e, o, b)
-        RETURNING seq, user_id)
-     SELECT pg_notify($6, user_id || ':' || max(seq)) FROM inserted GROUP BY user_id";
+        RETURNING seq, user_id),
+     newest AS (SELECT user_id, max(seq) AS seq FROM inserted GROUP BY user_id)
+     SELECT pg_notify($6 || p.node_id, n.user_id || ':' || n.seq)
+     FROM newest n JOIN presence p ON p.user_id = n.user_id";
 
 /// One round trip: `BEGIN`, the publishers' lock, the rows with their notifications, `COMMIT`.
 async fn publish_rows(
@@ -77,7 +83,7 @@ async fn publish_rows(
     let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_slice()).collect();
     let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&PUBLISH_LOCK];
     let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-        [&users, &except, &only, &bodies, &now, &PUSH_CHANNEL];
+        [&users, &except, &only, &bodies, &now, &PUSH_CHANNEL_PREFIX];
     let (begun, locked, inserted, committed) = tokio::join!(
         client.batch_execute("BEGIN"),
         client.query(&lock, &lock_params),

@@ -10,8 +10,9 @@
 //! - Several nodes ([`several`]): the database is the registry. Each transition loads the
 //!   calls in its scope under both users' row locks, runs the same sans-IO code on them and
 //!   writes the result in that transaction, so busy is exact across nodes. Pushes become rows
-//!   of a shared log that every node follows.
+//!   of a shared log ([`push_log`]) that wakes only the nodes holding their users.
 
+mod push_log;
 mod several;
 mod single;
 
@@ -107,10 +108,11 @@ impl Topology {
         timeouts: Timeouts,
         hub: Arc<Hub>,
         cache: Arc<Cache>,
+        clock: crate::clock::Clock,
     ) -> Topology {
         Topology {
             calls: Box::new(several::SharedCalls::new(store, cluster.clone(), timeouts)),
-            delivery: Arc::new(several::PushLog::new(cluster, hub, cache)),
+            delivery: Arc::new(push_log::PushLog::new(cluster, hub, cache, clock)),
         }
     }
 }

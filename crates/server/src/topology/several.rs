@@ -1,23 +1,17 @@
 //! Several nodes on one PostgreSQL database: each call transition runs in a database
 //! transaction under both users' row locks; timers any node may run (running one twice changes
-//! nothing: the second finds the call ended); pushes become rows of a shared log, published
-//! with a NOTIFY wake-up, that each node follows from where it started and hands to its own
-//! sessions of that user — so a session gets its updates whichever node it is on, and a node
-//! whose listening connection dropped reads on from its cursor when it is back, losing nothing.
+//! nothing: the second finds the call ended). Pushes go through the shared log
+//! (`push_log.rs`).
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use calls::{Call, CallRegistry, PushTarget, Timeouts};
-use store::{CallChanges, CallScope, Cluster, PushRow, Store, Wake};
-use tl::{Decode, Encode, Layer, enums};
-use tokio::sync::watch;
+use calls::{Call, CallRegistry, Timeouts};
+use store::{CallChanges, CallScope, Cluster, Store};
 
-use super::{BoxFuture, CallBackend, Committed, Delivery, Operation, Outbox, decode, row};
-use crate::cache::Cache;
+use super::{BoxFuture, CallBackend, Committed, Operation, decode, row};
 use crate::errors::RpcError;
-use crate::hub::Hub;
 
 /// How often a node looks for due calls.
 const POLL: Duration = Duration::from_millis(500);
@@ -27,8 +21,6 @@ const DUE_PER_POLL: u32 = 100;
 const TIDY_EVERY_SECS: i32 = 60;
 /// Seconds pushes stay in the log (a node that was away longer resumes from the newest).
 const PUSH_LOG_SECS: i64 = 600;
-/// Rows read from the push log per query.
-const PAGE: u32 = 500;
 
 /// Calls in the shared database.
 pub struct SharedCalls {
@@ -166,185 +158,5 @@ impl CallBackend for SharedCalls {
 
     fn wait_for_work(&self, _now: i32) -> BoxFuture<'_, ()> {
         Box::pin(tokio::time::sleep(POLL))
-    }
-}
-
-/// Pushes through the shared log.
-pub struct PushLog {
-    cluster: Arc<dyn Cluster>,
-    hub: Arc<Hub>,
-    cache: Arc<Cache>,
-}
-
-impl PushLog {
-    /// The log of `cluster`, delivered to `hub`'s sessions; `cache` forgets users other
-    /// nodes changed.
-    pub fn new(cluster: Arc<dyn Cluster>, hub: Arc<Hub>, cache: Arc<Cache>) -> Self {
-        PushLog {
-            cluster,
-            hub,
-            cache,
-        }
-    }
-
-    /// Delivers every row after `cursor` to this node's sessions; returns the new cursor.
-    async fn read_on(&self, mut cursor: i64) -> i64 {
-        loop {
-            let rows = match self.cluster.pushes_after(cursor, PAGE).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    // The next wake-up (or the listener's reconnect) reads on from here.
-                    tracing::warn!(error = %e, "cannot read the push log");
-                    return cursor;
-                }
-            };
-            let full = rows.len() == PAGE as usize;
-            for row in rows {
-                cursor = row.seq;
-                self.deliver(row);
-            }
-            if !full {
-                return cursor;
-            }
-        }
-    }
-}
-
-impl Delivery for PushLog {
-    fn send(&self, outbox: Outbox, now: i64) -> BoxFuture<'_, Result<(), RpcError>> {
-        let rows = outbox
-            .0
-            .into_iter()
-            .map(|(target, updates)| {
-                let (user_id, except_key, only_key) = match target {
-                    PushTarget::User(u) => (u, None, None),
-                    PushTarget::UserExcept(u, key) => (u, Some(key), None),
-                    PushTarget::Session(s) => (s.user_id, None, Some(s.key_id)),
-                };
-                PushRow {
-                    user_id,
-                    except_key,
-                    only_key,
-                    body: updates.to_bytes(Layer::LATEST),
-                }
-            })
-            .collect();
-        Box::pin(async move { Ok(self.cluster.publish(rows, now).await?) })
-    }
-
-    fn user_changed(&self, user_id: i64) -> BoxFuture<'_, Result<(), RpcError>> {
-        Box::pin(async move { Ok(self.cluster.user_changed(user_id).await?) })
-    }
-
-    /// From the newest row at start, woken by the database's notifications. Each wake-up takes
-    /// every notification waiting at that moment and reads only the rows for the users among
-    /// them whose sessions this node holds — none at all when it holds none of them — so the
-    /// work per push does not grow with the number of nodes. After a lost listener reconnects
-    /// (or a read failed), it reads on through every row from its cursor.
-    fn follow(&self, mut stopped: watch::Receiver<bool>) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            let mut wakes = self.cluster.listen();
-            let mut cursor = loop {
-                match self.cluster.push_cursor().await {
-                    Ok(c) => break c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the push log; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                            _ = stopped.changed() => return,
-                        }
-                    }
-                }
-            };
-            loop {
-                let first = tokio::select! {
-                    wake = wakes.recv() => match wake {
-                        Some(w) => w,
-                        None => return,
-                    },
-                    _ = stopped.changed() => return,
-                };
-                let mut batch = Batch::default();
-                batch.add(first, &self.cache);
-                while let Ok(w) = wakes.try_recv() {
-                    batch.add(w, &self.cache);
-                }
-                cursor = if batch.everything {
-                    self.read_on(cursor).await
-                } else {
-                    self.read_for(cursor, batch).await
-                };
-            }
-        })
-    }
-}
-
-/// The notifications of one wake-up.
-#[derive(Default)]
-struct Batch {
-    /// Users with new pushes.
-    users: Vec<i64>,
-    /// The newest push among them.
-    upto: i64,
-    /// Read every row from the cursor (the listener reconnected).
-    everything: bool,
-}
-
-impl Batch {
-    fn add(&mut self, wake: Wake, cache: &Cache) {
-        match wake {
-            Wake::UserChanged(user) => cache.forget(user),
-            Wake::Pushes { user_id, seq } => {
-                self.users.push(user_id);
-                self.upto = self.upto.max(seq);
-            }
-            Wake::Reconnected => self.everything = true,
-        }
-    }
-}
-
-impl PushLog {
-    /// Delivers the rows up to `batch.upto` for the batch's users held here; returns the new
-    /// cursor. Every row up to `upto` has been notified by now (rows commit, and their
-    /// notifications arrive, in sequence order), so those for other users can be passed over.
-    async fn read_for(&self, cursor: i64, batch: Batch) -> i64 {
-        if batch.upto <= cursor {
-            return cursor;
-        }
-        let mut held: Vec<i64> = batch
-            .users
-            .into_iter()
-            .filter(|u| self.hub.is_online(*u))
-            .collect();
-        held.sort_unstable();
-        held.dedup();
-        if held.is_empty() {
-            return batch.upto;
-        }
-        match self.cluster.pushes_for(cursor, batch.upto, held).await {
-            Ok(rows) => {
-                for row in rows {
-                    self.deliver(row);
-                }
-                batch.upto
-            }
-            Err(e) => {
-                // Read every row from here on the next wake-up.
-                tracing::warn!(error = %e, "cannot read the push log");
-                self.read_on(cursor).await
-            }
-        }
-    }
-
-    /// Hands one row to this node's sessions of its user.
-    fn deliver(&self, row: store::StoredPush) {
-        let p = row.push;
-        let Ok(updates) = enums::Updates::from_bytes(&p.body) else {
-            tracing::warn!(seq = row.seq, "a push in the log does not decode; skipped");
-            return;
-        };
-        self.hub.push_where(p.user_id, Arc::new(updates), |_, key| {
-            p.only_key.is_none_or(|k| k == key) && p.except_key != Some(key)
-        });
     }
 }
