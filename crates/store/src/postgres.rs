@@ -14,6 +14,7 @@ use deadpool_postgres::{Pool, Runtime, Timeouts};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{NoTls, Row};
 
+use crate::postgres_pipeline::Pipeline;
 use crate::postgres_publish::{Publish, publish_loop};
 use crate::postgres_rows::{
     call_row, code_row, db_error, exec, key_row, one_row, save_call, unavailable, user_row,
@@ -199,6 +200,10 @@ async fn write_loop(pool: Pool, mut queue: mpsc::UnboundedReceiver<Queued>) {
 
 type Replies = Vec<oneshot::Sender<Result<Written, StoreError>>>;
 
+/// One batch in one transaction, each write in its own savepoint. The statements that end one
+/// write's savepoint and open the next go to the database as one message (and the first with
+/// `BEGIN`, the last with `COMMIT`), so a batch of `k` writes costs `k + 1` round trips besides
+/// the writes' own statements.
 async fn run_batch(
     pool: &Pool,
     batch: Vec<Queued>,
@@ -214,49 +219,42 @@ async fn run_batch(
         ops.push(q.write);
     }
     let mut results = Vec::with_capacity(ops.len());
-    let mut client = match pool.get().await {
-        Ok(c) => c,
+    let pipeline = match Pipeline::connect(pool).await {
+        Ok(p) => p,
         Err(e) => {
-            let e = unavailable(e);
             results.resize_with(ops.len(), || Err(e.clone()));
             return (replies, results, Err(e));
         }
     };
-    let mut tx = match client.transaction().await {
-        Ok(tx) => tx,
-        Err(e) => {
-            let e = db_error(e);
-            results.resize_with(ops.len(), || Err(e.clone()));
-            return (replies, results, Err(e));
-        }
-    };
-    for op in ops {
-        let result = match tx.savepoint("w").await {
-            Ok(mut sp) => {
-                let result = apply(&mut sp, op).await;
-                let ended = if result.is_ok() {
-                    sp.commit().await
-                } else {
-                    sp.rollback().await
-                };
-                match ended {
-                    Ok(()) => result,
-                    Err(e) => Err(db_error(e)),
-                }
-            }
-            Err(e) => Err(db_error(e)),
+    let client = pipeline.client();
+    if let Err(e) = client.batch_execute("BEGIN; SAVEPOINT w").await {
+        // Dropping the pipeline closes the connection, ending whatever was begun.
+        let e = db_error(e);
+        results.resize_with(ops.len(), || Err(e.clone()));
+        return (replies, results, Err(e));
+    }
+    let count = ops.len();
+    for (i, op) in ops.into_iter().enumerate() {
+        let result = apply(client, op).await;
+        let next = match (result.is_ok(), i + 1 == count) {
+            (true, false) => "RELEASE w; SAVEPOINT w",
+            (true, true) => "RELEASE w; COMMIT",
+            (false, false) => "ROLLBACK TO w; RELEASE w; SAVEPOINT w",
+            (false, true) => "ROLLBACK TO w; RELEASE w; COMMIT",
         };
         results.push(result);
+        if let Err(e) = client.batch_execute(next).await {
+            let e = db_error(e);
+            results.resize_with(count, || Err(e.clone()));
+            return (replies, results, Err(e));
+        }
     }
-    let committed = tx.commit().await.map_err(db_error);
-    (replies, results, committed)
+    pipeline.finish();
+    (replies, results, Ok(()))
 }
 
 /// Applies one write inside the batch's transaction (in its own savepoint).
-async fn apply(
-    tx: &mut deadpool_postgres::Transaction<'_>,
-    write: Write,
-) -> Result<Written, StoreError> {
+async fn apply(tx: &deadpool_postgres::ClientWrapper, write: Write) -> Result<Written, StoreError> {
     match write {
         Write::InsertAuthKey(r) => {
             exec(

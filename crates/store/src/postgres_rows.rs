@@ -86,7 +86,7 @@ pub(crate) fn code_row(r: &Row) -> LoginCode {
 
 /// Runs a statement through the connection's prepared-statement cache.
 pub(crate) async fn exec(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::ClientWrapper,
     query: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<u64, StoreError> {
@@ -109,7 +109,7 @@ pub(crate) const SET_LIVE_CALLS: &str = "WITH changed AS (
 
 /// Inserts or replaces a call, and keeps its parties' lists of live calls.
 pub(crate) async fn save_call(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::ClientWrapper,
     c: &CallRow,
 ) -> Result<(), StoreError> {
     exec(
@@ -144,7 +144,7 @@ pub(crate) async fn save_call(
 
 /// The one row a cached statement returns.
 pub(crate) async fn one_row(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::ClientWrapper,
     query: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Row, StoreError> {
