@@ -12,9 +12,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::postgres_pipeline::{Pipeline, first_error};
+use crate::postgres_pipeline::{Param, Pipeline, first_error};
 use crate::postgres_publish::{Publish, push_channel};
-use crate::postgres_rows::{SET_LIVE_CALLS, call_row, db_error, unavailable};
+use crate::postgres_rows::{SET_LIVE_CALLS, call_row, db_error, is_live, unavailable};
 use crate::{
     CallRow, CallScope, CallStep, Cluster, PgStore, PushRow, StoreFuture, StoredPush, Wake, sql,
 };
@@ -97,7 +97,6 @@ impl PgStore {
             .prepare_cached(SET_LIVE_CALLS)
             .await
             .map_err(db_error)?;
-        type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
         let (users, call_id, caller, random_id);
         let (lock_params, scope_params): (Vec<Param>, Vec<Param>) = match scope {
             CallScope::Request {
@@ -144,11 +143,6 @@ impl PgStore {
         pipeline.finish();
         first_error([saved, live, deleted]).map_err(db_error)
     }
-}
-
-/// Whether a call has not ended.
-fn is_live(c: &CallRow) -> bool {
-    c.state != sql::ENDED_STATE
 }
 
 /// The last row of each call id (one statement may not change a row twice).
@@ -392,7 +386,6 @@ impl Cluster for PgStore {
                 .prepare_cached("DELETE FROM presence WHERE node_id = $2 AND user_id = ANY($1)")
                 .await
                 .map_err(db_error)?;
-            type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
             let alive_params: [Param; 2] = [&node, &now];
             let add_params: [Param; 2] = [&online, &node];
             let remove_params: [Param; 2] = [&offline, &node];

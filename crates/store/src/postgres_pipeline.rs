@@ -13,6 +13,10 @@ use deadpool_postgres::{Object, Pool};
 use crate::StoreError;
 use crate::postgres_rows::{db_error, unavailable};
 
+/// A statement parameter, as pipelined statements take them (bound to locals that outlive
+/// the joined futures).
+pub(crate) type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
 /// A pooled connection that may be inside a transaction.
 pub(crate) struct Pipeline {
     client: Option<Object>,

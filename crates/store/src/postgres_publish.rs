@@ -6,7 +6,7 @@
 use tokio::sync::mpsc;
 
 use crate::PushRow;
-use crate::postgres_pipeline::{Pipeline, first_error};
+use crate::postgres_pipeline::{Param, Pipeline, first_error};
 use crate::postgres_rows::db_error;
 use crate::write::gather;
 
@@ -81,9 +81,8 @@ async fn publish_rows(
     let except: Vec<Option<i64>> = rows.iter().map(|r| r.except_key).collect();
     let only: Vec<Option<i64>> = rows.iter().map(|r| r.only_key).collect();
     let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_slice()).collect();
-    let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&PUBLISH_LOCK];
-    let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-        [&users, &except, &only, &bodies, &now, &PUSH_CHANNEL_PREFIX];
+    let lock_params: [Param; 1] = [&PUBLISH_LOCK];
+    let insert_params: [Param; 6] = [&users, &except, &only, &bodies, &now, &PUSH_CHANNEL_PREFIX];
     let (begun, locked, inserted, committed) = tokio::join!(
         client.batch_execute("BEGIN"),
         client.query(&lock, &lock_params),

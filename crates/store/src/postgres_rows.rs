@@ -107,6 +107,11 @@ pub(crate) const SET_LIVE_CALLS: &str = "WITH changed AS (
         UNION ALL SELECT unnest(per_user.added))
      FROM per_user WHERE users.id = per_user.user_id";
 
+/// Whether a call has not ended.
+pub(crate) fn is_live(c: &CallRow) -> bool {
+    c.state != sql::ENDED_STATE
+}
+
 /// Inserts or replaces a call, and keeps its parties' lists of live calls.
 pub(crate) async fn save_call(
     tx: &deadpool_postgres::ClientWrapper,
@@ -127,7 +132,6 @@ pub(crate) async fn save_call(
         ],
     )
     .await?;
-    let live = c.state != sql::ENDED_STATE;
     exec(
         tx,
         SET_LIVE_CALLS,
@@ -135,7 +139,7 @@ pub(crate) async fn save_call(
             &vec![c.id],
             &vec![c.admin_id],
             &vec![c.participant_id],
-            &vec![live],
+            &vec![is_live(c)],
         ],
     )
     .await?;
