@@ -1,6 +1,7 @@
 //! The cluster side of PostgreSQL against a real server (`MTCALL_TEST_POSTGRES`; skipped
 //! without one unless `MTCALL_REQUIRE_POSTGRES=1`): a push wakes only the nodes present for
-//! its user, and a node thought gone learns it must write its presence again.
+//! its user, a node thought gone learns it must write its presence again, pushes are numbered
+//! per user, and writing presence waits for a transition holding the user's row.
 
 use std::time::Duration;
 
@@ -55,6 +56,22 @@ async fn until_listening(
     }
 }
 
+/// Two new users' ids.
+async fn two_users(store: &PgStore) -> (i64, i64) {
+    let mut ids = [0; 2];
+    for (n, id) in ids.iter_mut().enumerate() {
+        let user = NewUser {
+            phone: Some(format!("4470000000{n}")),
+            first_name: format!("User {n}"),
+            last_name: String::new(),
+            username: None,
+            bot_secret: None,
+        };
+        *id = store.create_user(user, 1).await.unwrap().id;
+    }
+    (ids[0], ids[1])
+}
+
 fn push(user_id: i64) -> PushRow {
     PushRow {
         user_id,
@@ -71,42 +88,151 @@ fn a_push_wakes_only_the_nodes_present_for_its_user() {
     };
     block_on(async {
         let store = PgStore::connect(&url).await.unwrap();
+        let (u7, u8) = two_users(&store).await;
         let (a, b) = (store.join(10).await.unwrap(), store.join(10).await.unwrap());
         assert_ne!(a, b);
         let (mut wakes_a, mut wakes_b) = (store.listen(a), store.listen(b));
         until_listening(&store, &mut wakes_a, &mut wakes_b).await;
-        assert!(!store.set_presence(a, 11, vec![7], vec![]).await.unwrap());
-        assert!(!store.set_presence(b, 11, vec![8], vec![]).await.unwrap());
+        let present = store.set_presence(a, 11, vec![u7], vec![]).await.unwrap();
+        assert_eq!(
+            present,
+            Presence {
+                forgotten: false,
+                newest: vec![(u7, 0)]
+            }
+        );
+        assert!(
+            !store
+                .set_presence(b, 11, vec![u8], vec![])
+                .await
+                .unwrap()
+                .forgotten
+        );
 
-        // A push for user 7 wakes node a only; the marker behind it reaches both, in order.
-        store.publish(vec![push(7)], 12).await.unwrap();
+        // A push for the first user wakes node a only; the marker behind it reaches both, in
+        // order.
+        store.publish(vec![push(u7)], 12).await.unwrap();
         store.user_changed(MARKER).await.unwrap();
-        let Wake::Pushes { user_id: 7, seq } = next(&mut wakes_a).await else {
-            panic!("node a was not woken for user 7");
-        };
+        assert_eq!(
+            next(&mut wakes_a).await,
+            Wake::Pushes {
+                user_id: u7,
+                seq: 1
+            }
+        );
         assert_eq!(next(&mut wakes_a).await, Wake::UserChanged(MARKER));
         assert_eq!(next(&mut wakes_b).await, Wake::UserChanged(MARKER));
-        let rows = store.pushes_for(0, seq, vec![7]).await.unwrap();
+        let all = |user_id, after, since| PushCursor {
+            user_id,
+            after,
+            since,
+        };
+        let rows = store.pushes_for(vec![all(u7, 0, 0)]).await.unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].push.body, vec![1, 2, 3]);
+        assert_eq!((rows[0].seq, &rows[0].push.body), (1, &vec![1, 2, 3]));
 
-        // Once user 7's last session on node a is gone, their pushes wake nobody.
-        assert!(!store.set_presence(a, 13, vec![], vec![7]).await.unwrap());
-        store.publish(vec![push(7), push(8)], 14).await.unwrap();
+        // Once the user's last session on node a is gone, their pushes wake nobody. Each
+        // user's pushes are numbered on from their own newest.
+        assert!(
+            !store
+                .set_presence(a, 13, vec![], vec![u7])
+                .await
+                .unwrap()
+                .forgotten
+        );
+        store
+            .publish(vec![push(u7), push(u8), push(u7)], 14)
+            .await
+            .unwrap();
         store.user_changed(MARKER + 1).await.unwrap();
         assert_eq!(next(&mut wakes_a).await, Wake::UserChanged(MARKER + 1));
-        assert!(matches!(
+        assert_eq!(
             next(&mut wakes_b).await,
-            Wake::Pushes { user_id: 8, .. }
-        ));
+            Wake::Pushes {
+                user_id: u8,
+                seq: 1
+            }
+        );
         assert_eq!(next(&mut wakes_b).await, Wake::UserChanged(MARKER + 1));
+        let rows = store
+            .pushes_for(vec![all(u7, 1, 0), all(u8, 0, 14)])
+            .await
+            .unwrap();
+        let seqs: Vec<(i64, i64)> = rows.iter().map(|r| (r.push.user_id, r.seq)).collect();
+        let mut expected = vec![(u7, 2), (u7, 3), (u8, 1)];
+        expected.sort_unstable();
+        assert_eq!(seqs, expected);
+        assert!(
+            store
+                .pushes_for(vec![all(u8, 0, 15)])
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         // Nodes without a heartbeat since 14 are forgotten with their presence; the next
         // heartbeat says so.
         assert_eq!(store.forget_nodes_before(14).await.unwrap(), 2);
-        assert!(store.set_presence(b, 15, vec![], vec![]).await.unwrap());
-        store.publish(vec![push(8)], 16).await.unwrap();
+        assert!(
+            store
+                .set_presence(b, 15, vec![], vec![])
+                .await
+                .unwrap()
+                .forgotten
+        );
+        store.publish(vec![push(u8)], 16).await.unwrap();
         store.user_changed(MARKER + 2).await.unwrap();
         assert_eq!(next(&mut wakes_b).await, Wake::UserChanged(MARKER + 2));
+    });
+}
+
+#[test]
+fn presence_waits_for_a_transition_holding_its_user() {
+    let Some(url) = database() else {
+        return;
+    };
+    block_on(async {
+        let store = std::sync::Arc::new(PgStore::connect(&url).await.unwrap());
+        let (caller, callee) = two_users(&store).await;
+        let node = store.join(10).await.unwrap();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (locked, is_locked) = tokio::sync::oneshot::channel::<()>();
+        let scope = CallScope::Request {
+            caller,
+            callee,
+            random_id: 1,
+        };
+        let held = store.clone();
+        let transition = tokio::spawn(async move {
+            held.transact_calls(
+                scope,
+                20,
+                Box::new(move |_| {
+                    Box::pin(async move {
+                        let _ = locked.send(());
+                        let _ = released.await;
+                        Some(CallChanges {
+                            pushes: vec![push(callee)],
+                            ..CallChanges::default()
+                        })
+                    })
+                }),
+            )
+            .await
+        });
+        is_locked.await.unwrap();
+        let writer = store.clone();
+        let presence =
+            tokio::spawn(async move { writer.set_presence(node, 21, vec![callee], vec![]).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !presence.is_finished(),
+            "presence did not wait for the row lock"
+        );
+        release.send(()).unwrap();
+        transition.await.unwrap().unwrap();
+        let present = presence.await.unwrap().unwrap();
+        // The transition's push was made before the node was present: it counts as seen.
+        assert_eq!(present.newest, vec![(callee, 1)]);
     });
 }

@@ -14,6 +14,7 @@
 mod model;
 mod postgres;
 mod postgres_cluster;
+mod postgres_log;
 mod postgres_pipeline;
 mod postgres_publish;
 mod postgres_rows;
@@ -22,7 +23,8 @@ mod sqlite;
 mod write;
 
 pub use model::{
-    AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUser, PushRow, StoredPush, UpdateRow, User,
+    AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUpdate, NewUser, Presence, PushCursor, PushRow,
+    StoredPush, UpdateRow, User,
 };
 pub use postgres::{PgStore, fresh_test_database};
 pub use postgres_cluster::LISTENER_NAME;
@@ -248,11 +250,29 @@ pub struct CallChanges {
     pub save: Vec<CallRow>,
     /// Tombstones to delete.
     pub delete: Vec<i64>,
+    /// Updates for the users' logs, numbered from the pts the transition was given.
+    pub updates: Vec<NewUpdate>,
+    /// Pushes to the users in scope (numbered by the store).
+    pub pushes: Vec<PushRow>,
 }
 
-/// A call transition: given the calls in scope, decides what changes (it runs the sans-IO call
-/// registry; it must not block).
-pub type CallStep = Box<dyn FnOnce(Vec<CallRow>) -> CallChanges + Send>;
+/// What a call transition is given: the calls in its scope and its users' pts, read under
+/// their row locks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InScope {
+    /// The users' live calls, the call itself and an earlier one with the same `random_id`.
+    pub calls: Vec<CallRow>,
+    /// Each locked user's pts.
+    pub pts: Vec<(i64, i32)>,
+}
+
+/// What a call transition's step returns: its changes, or `None` to write nothing (rolled
+/// back; the step keeps its own reason).
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Option<CallChanges>> + Send + 'a>>;
+
+/// A call transition: given what is in scope, decides what changes (it runs the sans-IO call
+/// registry and renders what the change tells its users; the row locks are held meanwhile).
+pub type CallStep<'a> = Box<dyn FnOnce(InScope) -> StepFuture<'a> + Send + 'a>;
 
 /// What a node's listener hears from the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -275,30 +295,28 @@ pub enum Wake {
 /// with wake-ups so updates reach sessions on every node.
 pub trait Cluster: Send + Sync + 'static {
     /// Runs `step` on the calls of `scope` in one transaction that holds both users' row locks
-    /// (so a busy check and the new call are one step across all nodes), and writes its changes.
-    fn transact_calls(&self, scope: CallScope, step: CallStep) -> StoreFuture<'_, ()>;
+    /// (so a busy check and the new call are one step across all nodes), and writes its changes
+    /// — calls, history and pushes — in that transaction.
+    /// `now` is when its pushes are made.
+    fn transact_calls<'a>(
+        &'a self,
+        scope: CallScope,
+        now: i64,
+        step: CallStep<'a>,
+    ) -> StoreFuture<'a, ()>;
     /// The live calls `user_id` takes part in.
     fn live_calls(&self, user_id: i64) -> StoreFuture<'_, Vec<CallRow>>;
     /// Ids of live calls whose deadline is at or before `now`.
     fn due_calls(&self, now: i32, limit: u32) -> StoreFuture<'_, Vec<i64>>;
     /// Deletes ended calls last changed before `before` (Unix seconds); returns how many.
     fn forget_calls_before(&self, before: i64) -> StoreFuture<'_, u64>;
-    /// Appends pushes to the log and wakes the nodes present for their users (at commit).
+    /// Appends pushes outside a call transition (under their users' row locks) and wakes the
+    /// nodes present for their users (at commit).
     fn publish(&self, pushes: Vec<PushRow>, now: i64) -> StoreFuture<'_, ()>;
-    /// The newest push's sequence number (0 for none): where a starting node begins reading.
-    fn push_cursor(&self) -> StoreFuture<'_, i64>;
-    /// Pushes after `after`, oldest first. Sequence numbers are assigned in commit order (the
-    /// log is appended under a lock), so a reader that has seen `n` never later finds a
-    /// smaller one.
-    fn pushes_after(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredPush>>;
-    /// The pushes for `users` after `after` and up to `upto`, oldest first: what a node that
-    /// was woken for these users (and holds their sessions) reads, and nothing else.
-    fn pushes_for(
-        &self,
-        after: i64,
-        upto: i64,
-        users: Vec<i64>,
-    ) -> StoreFuture<'_, Vec<StoredPush>>;
+    /// Each user's pushes after the cursor's `after` and made at or after its `since`, in
+    /// order per user. A user's pushes commit in the order of their numbers, so a reader that
+    /// has seen `n` never later finds a smaller one.
+    fn pushes_for(&self, cursors: Vec<PushCursor>) -> StoreFuture<'_, Vec<StoredPush>>;
     /// Deletes pushes made before `before` (Unix seconds).
     fn forget_pushes_before(&self, before: i64) -> StoreFuture<'_, u64>;
     /// Tells every node that a user's profile changed.
@@ -308,15 +326,15 @@ pub trait Cluster: Send + Sync + 'static {
     fn join(&self, now: i64) -> StoreFuture<'_, i64>;
     /// Node `node` is alive at `now`, holds sessions of the users `online` and no longer of
     /// `offline`: pushes for the former wake it, for the latter not. Also its heartbeat.
-    /// Returns whether the node had been forgotten (its other presence is gone: write it all
-    /// again).
+    /// Waits for transitions holding the `online` users' rows, so every push made after it
+    /// returns notifies this node, and returns each of their newest push numbers.
     fn set_presence(
         &self,
         node: i64,
         now: i64,
         online: Vec<i64>,
         offline: Vec<i64>,
-    ) -> StoreFuture<'_, bool>;
+    ) -> StoreFuture<'_, Presence>;
     /// Forgets nodes last alive before `before` (Unix seconds), with their presence.
     fn forget_nodes_before(&self, before: i64) -> StoreFuture<'_, u64>;
     /// Starts listening as node `node`: wake-ups for pushes to the users it is present for,

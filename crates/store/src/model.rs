@@ -140,11 +140,42 @@ pub struct PushRow {
     pub body: Vec<u8>,
 }
 
-/// A stored push with its sequence number (per database, increasing).
+/// A stored push with its sequence number (per user: 1, 2, 3, … in commit order).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredPush {
-    /// Position in the push log.
+    /// Position in its user's pushes.
     pub seq: i64,
     /// The push.
     pub push: PushRow,
+}
+
+/// An update for a user's log, written by a call transition with the pts it chose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUpdate {
+    /// Whose log.
+    pub user_id: i64,
+    /// The update, its pts the next of the user's.
+    pub update: UpdateRow,
+}
+
+/// Which of a user's pushes a node reads: those numbered after `after` and made at or after
+/// `since` (Unix seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PushCursor {
+    /// The user.
+    pub user_id: i64,
+    /// The newest push already handed out (0 for none).
+    pub after: i64,
+    /// Pushes made before this are not wanted (0 for every one).
+    pub since: i64,
+}
+
+/// What writing a node's presence found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Presence {
+    /// The node had been forgotten (its other presence is gone: write it all again).
+    pub forgotten: bool,
+    /// For each user it is now present for, the number of that user's newest push: every
+    /// newer one notifies this node.
+    pub newest: Vec<(i64, i64)>,
 }

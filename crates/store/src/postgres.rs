@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0003_cluster.sql"),
     include_str!("../migrations/postgres/0004_live_calls.sql"),
     include_str!("../migrations/postgres/0005_presence.sql"),
+    include_str!("../migrations/postgres/0006_push_seq.sql"),
 ];
 
 /// PostgreSQL's own statements (see `sql.rs` for the shared ones).
@@ -44,6 +45,10 @@ struct Queued {
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: Pool,
+    /// Connections for call transitions only. A transition holds its connection while it
+    /// renders, and rendering may read users through `pool`; were both one pool, transitions
+    /// waiting for a connection could hold every one of them.
+    pub(crate) transitions: Pool,
     writes: mpsc::UnboundedSender<Queued>,
     /// Where the database is, for the listening connection (not pooled).
     pub(crate) url: String,
@@ -51,24 +56,35 @@ pub struct PgStore {
     pub(crate) publishes: mpsc::UnboundedSender<Publish>,
 }
 
+/// Connections a node keeps for everything but call transitions, at most.
+const POOL_SIZE: usize = 16;
+/// Connections a node keeps for call transitions, at most.
+const TRANSITION_POOL_SIZE: usize = 8;
+
+/// A pool of at most `size` connections to `url`.
+fn connection_pool(url: &str, size: usize) -> Result<Pool, StoreError> {
+    let mut config = deadpool_postgres::Config::new();
+    config.url = Some(url.to_owned());
+    config.pool = Some(deadpool_postgres::PoolConfig {
+        max_size: size,
+        timeouts: Timeouts {
+            wait: Some(Duration::from_secs(10)),
+            create: Some(Duration::from_secs(5)),
+            recycle: Some(Duration::from_secs(5)),
+        },
+        ..Default::default()
+    });
+    config
+        .create_pool(Some(Runtime::Tokio1), NoTls)
+        .map_err(unavailable)
+}
+
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`), brings its schema
     /// up to date (one node at a time, under an advisory lock) and starts the writer.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let mut config = deadpool_postgres::Config::new();
-        config.url = Some(url.to_owned());
-        config.pool = Some(deadpool_postgres::PoolConfig {
-            max_size: 16,
-            timeouts: Timeouts {
-                wait: Some(Duration::from_secs(10)),
-                create: Some(Duration::from_secs(5)),
-                recycle: Some(Duration::from_secs(5)),
-            },
-            ..Default::default()
-        });
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1), NoTls)
-            .map_err(unavailable)?;
+        let pool = connection_pool(url, POOL_SIZE)?;
+        let transitions = connection_pool(url, TRANSITION_POOL_SIZE)?;
         migrate(&pool).await?;
         let (writes, queue) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(pool.clone(), queue));
@@ -76,6 +92,7 @@ impl PgStore {
         tokio::spawn(publish_loop(pool.clone(), queue));
         Ok(PgStore {
             pool,
+            transitions,
             writes,
             url: url.to_owned(),
             publishes,

@@ -12,11 +12,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use crate::postgres_log::{Counters, LogStatements, LogWrites, push_channel, read_counters, write};
 use crate::postgres_pipeline::{Param, Pipeline, first_error};
-use crate::postgres_publish::{Publish, push_channel};
+use crate::postgres_publish::Publish;
 use crate::postgres_rows::{SET_LIVE_CALLS, call_row, db_error, is_live, unavailable};
 use crate::{
-    CallRow, CallScope, CallStep, Cluster, PgStore, PushRow, StoreFuture, StoredPush, Wake, sql,
+    CallRow, CallScope, CallStep, Cluster, InScope, PgStore, Presence, PushCursor, PushRow,
+    StoreFuture, StoredPush, Wake, sql,
 };
 
 /// A push-log row.
@@ -40,12 +42,12 @@ pub const LISTENER_NAME: &str = "mtcall-listener";
 /// Who a transition is about, in SQL: the users whose rows it locks and whose live calls it
 /// loads. For a call, its parties are read inside the statements (a call's parties never
 /// change), so its transition needs no round trip before the first.
-const REQUEST_USERS: &str = "$1::bigint[]";
+pub(crate) const REQUEST_USERS: &str = "$1::bigint[]";
 const CALL_USERS: &str =
     "ARRAY(SELECT unnest(ARRAY[admin_id, participant_id]) FROM calls WHERE id = $1)";
 
 /// Locks the users' rows, in id order (no deadlock between transitions).
-fn lock_users(users: &str) -> String {
+pub(crate) fn lock_users(users: &str) -> String {
     format!("SELECT id FROM users WHERE id = ANY({users}) ORDER BY id FOR UPDATE")
 }
 
@@ -65,28 +67,34 @@ const SAVE_CALLS: &str = "INSERT INTO calls (id, admin_id, participant_id, state
 const DELETE_CALLS: &str = "DELETE FROM calls WHERE id = ANY($1)";
 
 impl PgStore {
-    /// One transition in two round trips: `BEGIN`, the users' row locks and the calls in scope
-    /// go out together; then the step decides, and the writes go out with `COMMIT`.
+    /// One transition in two round trips: `BEGIN`, the users' row locks, their counters and
+    /// the calls in scope go out together; then the step decides and renders, and the writes —
+    /// calls, history, pushes — go out with `COMMIT`.
     async fn run_transition(
         &self,
         scope: CallScope,
-        step: CallStep,
+        now: i64,
+        step: CallStep<'_>,
     ) -> Result<(), crate::StoreError> {
-        let pipeline = Pipeline::connect(&self.pool).await?;
+        let pipeline = Pipeline::connect(&self.transitions).await?;
         let client = pipeline.client();
-        let (lock, in_scope) = match scope {
+        let (lock, counters, in_scope) = match scope {
             CallScope::Request { .. } => (
                 lock_users(REQUEST_USERS),
+                read_counters(REQUEST_USERS),
                 calls_in_scope(REQUEST_USERS, "0", "admin_id = $2 AND random_id = $3"),
             ),
             CallScope::Call(_) => (
                 lock_users(CALL_USERS),
+                read_counters(CALL_USERS),
                 calls_in_scope(CALL_USERS, "$1", "false"),
             ),
         };
         // Prepared (or found in the connection's cache) before anything is sent: a statement
         // prepared inside the pipeline would be sent only after the ones behind it.
         let lock = client.prepare_cached(&lock).await.map_err(db_error)?;
+        let counters = client.prepare_cached(&counters).await.map_err(db_error)?;
+        let log = LogStatements::prepare(client).await?;
         let in_scope = client.prepare_cached(&in_scope).await.map_err(db_error)?;
         let save = client.prepare_cached(SAVE_CALLS).await.map_err(db_error)?;
         let delete = client
@@ -112,19 +120,38 @@ impl PgStore {
                 (vec![&call_id], vec![&call_id])
             }
         };
-        let (begun, locked, rows) = tokio::join!(
+        let (begun, locked, counted, rows) = tokio::join!(
             client.batch_execute("BEGIN"),
             client.query(&lock, &lock_params),
+            client.query(&counters, &lock_params),
             client.query(&in_scope, &scope_params),
         );
-        let read = first_error([begun, locked.map(drop)]).and(rows);
-        let rows = match read {
-            Ok(rows) => rows,
+        let read = first_error([begun])
+            .and(locked)
+            .and_then(|l| Ok((l, counted?, rows?)));
+        let (locked, counted, rows) = match read {
+            Ok(read) => read,
             Err(e) => return Err(pipeline.abandon(e).await),
         };
+        let locked: Vec<i64> = locked.iter().map(|r| r.get(0)).collect();
+        let counters = Counters::new(&locked, &counted);
         let loaded: Vec<CallRow> = rows.iter().map(call_row).collect();
         let was_live: HashMap<i64, bool> = loaded.iter().map(|c| (c.id, is_live(c))).collect();
-        let changes = step(loaded);
+        let given = InScope {
+            calls: loaded,
+            pts: counters.pts(),
+        };
+        let Some(changes) = step(given).await else {
+            let client = pipeline.client();
+            return match client.batch_execute("ROLLBACK").await {
+                Ok(()) => {
+                    pipeline.finish();
+                    Ok(())
+                }
+                Err(e) => Err(db_error(e)),
+            };
+        };
+        let logged = LogWrites::new(counters, changes.updates, changes.pushes)?;
         let saved = last_of_each(&changes.save);
         let became: Vec<&CallRow> = saved
             .iter()
@@ -132,16 +159,17 @@ impl PgStore {
             .filter(|c| was_live.get(&c.id).copied().unwrap_or(false) != is_live(c))
             .collect();
         let client = pipeline.client();
-        let (saved, live, deleted, committed) = tokio::join!(
+        let (saved, live, deleted, logged, committed) = tokio::join!(
             save_calls(client, &save, &saved),
             set_live_calls(client, &set_live, &became),
             delete_calls(client, &delete, &changes.delete),
+            write(client, &log, &logged, now),
             client.batch_execute("COMMIT"),
         );
         committed.map_err(db_error)?;
         // After a failed write the database answered `COMMIT` by rolling back.
         pipeline.finish();
-        first_error([saved, live, deleted]).map_err(db_error)
+        first_error([saved, live, deleted, logged]).map_err(db_error)
     }
 }
 
@@ -224,8 +252,13 @@ async fn delete_calls(
 }
 
 impl Cluster for PgStore {
-    fn transact_calls(&self, scope: CallScope, step: CallStep) -> StoreFuture<'_, ()> {
-        Box::pin(self.run_transition(scope, step))
+    fn transact_calls<'a>(
+        &'a self,
+        scope: CallScope,
+        now: i64,
+        step: CallStep<'a>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.run_transition(scope, now, step))
     }
 
     fn live_calls(&self, user_id: i64) -> StoreFuture<'_, Vec<CallRow>> {
@@ -282,39 +315,21 @@ impl Cluster for PgStore {
         })
     }
 
-    fn push_cursor(&self) -> StoreFuture<'_, i64> {
-        Box::pin(async move {
-            Ok(self
-                .query_opt("SELECT coalesce(max(seq), 0) FROM pushes", &[], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .await?
-                .unwrap_or(0))
-        })
-    }
-
-    fn pushes_after(&self, after: i64, limit: u32) -> StoreFuture<'_, Vec<StoredPush>> {
-        let limit = i64::from(limit);
+    fn pushes_for(&self, cursors: Vec<PushCursor>) -> StoreFuture<'_, Vec<StoredPush>> {
+        let users: Vec<i64> = cursors.iter().map(|c| c.user_id).collect();
+        let after: Vec<i64> = cursors.iter().map(|c| c.after).collect();
+        let since: Vec<i64> = cursors.iter().map(|c| c.since).collect();
         Box::pin(async move {
             self.query_all(
-                "SELECT seq, user_id, except_key, only_key, body FROM pushes WHERE seq > $1 ORDER BY seq LIMIT $2",
-                &[&after, &limit],
-                stored_push,
-            )
-            .await
-        })
-    }
-
-    fn pushes_for(
-        &self,
-        after: i64,
-        upto: i64,
-        users: Vec<i64>,
-    ) -> StoreFuture<'_, Vec<StoredPush>> {
-        Box::pin(async move {
-            self.query_all(
-                "SELECT seq, user_id, except_key, only_key, body FROM pushes WHERE seq > $1 AND seq <= $2 AND user_id = ANY($3) ORDER BY seq",
-                &[&after, &upto, &users],
+                // One index range per cursor (a join the planner may turn into a scan of
+                // the whole log).
+                "SELECT p.* FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS c(user_id, after, since)
+                 CROSS JOIN LATERAL (
+                     SELECT seq, user_id, except_key, only_key, body FROM pushes
+                     WHERE user_id = c.user_id AND seq > c.after AND created_at >= c.since
+                     ORDER BY seq) AS p
+                 ORDER BY p.user_id, p.seq",
+                &[&users, &after, &since],
                 stored_push,
             )
             .await
@@ -365,11 +380,27 @@ impl Cluster for PgStore {
         now: i64,
         online: Vec<i64>,
         offline: Vec<i64>,
-    ) -> StoreFuture<'_, bool> {
+    ) -> StoreFuture<'_, Presence> {
         Box::pin(async move {
-            // Three statements, each its own transaction, sent together: the node's row first
-            // (presence refers to it; a node forgotten while it was away comes back).
-            let client = self.pool.get().await.map_err(unavailable)?;
+            // One transaction in one round trip. The users' rows are share-locked first: that
+            // waits for transitions holding them, whose pushes notified only the nodes present
+            // before; any transition after waits for this commit, and notifies this node.
+            let pipeline = Pipeline::connect(&self.pool).await?;
+            let client = pipeline.client();
+            let share = client
+                .prepare_cached(
+                    "SELECT id FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE",
+                )
+                .await
+                .map_err(db_error)?;
+            let newest = client
+                .prepare_cached(
+                    "SELECT user_id, push_seq FROM user_state WHERE user_id = ANY($1::bigint[])",
+                )
+                .await
+                .map_err(db_error)?;
+            // The node's row first (presence refers to it; a node forgotten while it was away
+            // comes back).
             let alive = client
                 .prepare_cached(
                     "INSERT INTO nodes (id, seen_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at RETURNING xmax = 0 AS inserted",
@@ -386,16 +417,35 @@ impl Cluster for PgStore {
                 .prepare_cached("DELETE FROM presence WHERE node_id = $2 AND user_id = ANY($1)")
                 .await
                 .map_err(db_error)?;
+            let users: [Param; 1] = [&online];
             let alive_params: [Param; 2] = [&node, &now];
             let add_params: [Param; 2] = [&online, &node];
             let remove_params: [Param; 2] = [&offline, &node];
-            let (alive, added, removed) = tokio::join!(
+            let (begun, shared, newest, alive, added, removed, committed) = tokio::join!(
+                client.batch_execute("BEGIN"),
+                client.query(&share, &users),
+                client.query(&newest, &users),
                 client.query_one(&alive, &alive_params),
                 client.execute(&add, &add_params),
                 client.execute(&remove, &remove_params),
+                client.batch_execute("COMMIT"),
             );
-            first_error([added.map(drop), removed.map(drop)]).map_err(db_error)?;
-            Ok(alive.map_err(db_error)?.get::<_, bool>("inserted"))
+            committed.map_err(db_error)?;
+            pipeline.finish();
+            first_error([begun, shared.map(drop), added.map(drop), removed.map(drop)])
+                .map_err(db_error)?;
+            let mut found: HashMap<i64, i64> = newest
+                .map_err(db_error)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            Ok(Presence {
+                forgotten: alive.map_err(db_error)?.get::<_, bool>("inserted"),
+                newest: online
+                    .iter()
+                    .map(|u| (*u, found.remove(u).unwrap_or(0)))
+                    .collect(),
+            })
         })
     }
 

@@ -157,7 +157,7 @@ impl Users {
         {
             return Err(RpcError::UserIdInvalid);
         }
-        self.store.user(id).await?.ok_or(RpcError::UserIdInvalid)
+        self.get(id).await?.ok_or(RpcError::UserIdInvalid)
     }
 
     /// Users with a session on this node now.

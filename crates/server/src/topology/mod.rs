@@ -9,8 +9,10 @@
 //!   hears of them. Pushes go straight to this node's sessions.
 //! - Several nodes ([`several`]): the database is the registry. Each transition loads the
 //!   calls in its scope under both users' row locks, runs the same sans-IO code on them and
-//!   writes the result in that transaction, so busy is exact across nodes. Pushes become rows
-//!   of a shared log ([`push_log`]) that wakes only the nodes holding their users.
+//!   writes the result in that transaction, so busy is exact across nodes. What the change
+//!   tells its users — history with pts, pushes — is rendered ([`Renderer`]) while the locks
+//!   are held and written in the same transaction: pushes become rows of a shared log
+//!   ([`push_log`]) that wakes only the nodes holding their users.
 
 mod push_log;
 mod several;
@@ -21,8 +23,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use calls::{Call, CallRegistry, Effects, PushTarget, Timeouts};
-use store::{CallRow, CallScope};
+use calls::{Call, CallRegistry, Effects, PushTarget, SessionRef, Timeouts};
+use store::{CallRow, CallScope, NewUpdate, PushRow};
+use tl::{Encode, Layer};
 use tokio::sync::watch;
 
 use crate::cache::Cache;
@@ -41,17 +44,47 @@ pub struct Committed {
     pub effects: Effects<()>,
     /// How long writing them took, if anything was written.
     pub commit_time: Option<Duration>,
+    /// Set when the backend wrote the history and pushes in the commit (several nodes): the
+    /// requester's own history updates. `None`: the caller publishes them (one node).
+    pub published: Option<Vec<tl::enums::Update>>,
+}
+
+/// Renders what a transition tells its users, for a backend that writes it in the
+/// transition's own commit.
+pub trait Renderer: Send + Sync {
+    /// The history entries of `effects` as updates numbered after each user's `pts`, and
+    /// its pushes rendered per viewer; `requester`'s own history is returned apart (it gets
+    /// it in its answer). Runs while the users' rows are locked.
+    fn render<'a>(
+        &'a self,
+        effects: &'a Effects<()>,
+        requester: Option<SessionRef>,
+        pts: &'a [(i64, i32)],
+    ) -> BoxFuture<'a, Result<Rendered, RpcError>>;
+}
+
+/// A transition's history and pushes, ready to store.
+pub struct Rendered {
+    /// Updates for the users' logs.
+    pub updates: Vec<NewUpdate>,
+    /// Pushes, history ones first.
+    pub pushes: Outbox,
+    /// The requester's own history updates.
+    pub own: Vec<tl::enums::Update>,
 }
 
 /// Where calls are kept and their transitions run.
 pub trait CallBackend: Send + Sync {
-    /// Runs `op` on the calls of `scope` and commits what it changed before returning.
-    fn run(
-        &self,
+    /// Runs `op` on the calls of `scope` and commits what it changed before returning; a
+    /// backend that publishes in the commit renders with `renderer` for `requester`.
+    fn run<'a>(
+        &'a self,
         scope: CallScope,
         op: Operation,
+        renderer: &'a dyn Renderer,
+        requester: Option<SessionRef>,
         now: i64,
-    ) -> BoxFuture<'_, Result<Committed, RpcError>>;
+    ) -> BoxFuture<'a, Result<Committed, RpcError>>;
     /// The calls `user_id` takes part in that have not ended.
     fn live_calls_of(&self, user_id: i64) -> BoxFuture<'_, Result<Vec<Call>, RpcError>>;
     /// Every call that has not ended.
@@ -60,7 +93,7 @@ pub trait CallBackend: Send + Sync {
     /// nodes); `None` on one node, whose own record is complete.
     fn stored_calls(&self) -> BoxFuture<'_, Option<Vec<Call>>>;
     /// Ends the calls past their deadline at `now`; what each ending changed, to publish.
-    fn expire(&self, now: i32) -> BoxFuture<'_, Vec<Committed>>;
+    fn expire<'a>(&'a self, now: i32, renderer: &'a dyn Renderer) -> BoxFuture<'a, Vec<Committed>>;
     /// Housekeeping due at `now` (several nodes: forgetting old calls and pushes).
     fn tidy(&self, now: i32) -> BoxFuture<'_, ()>;
     /// Waits until the timer may have work: the next deadline or a change (one node), the
@@ -130,6 +163,26 @@ impl Outbox {
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The pushes as rows of the shared log.
+    pub fn into_rows(self) -> Vec<PushRow> {
+        self.0
+            .into_iter()
+            .map(|(target, updates)| {
+                let (user_id, except_key, only_key) = match target {
+                    PushTarget::User(u) => (u, None, None),
+                    PushTarget::UserExcept(u, key) => (u, Some(key), None),
+                    PushTarget::Session(s) => (s.user_id, None, Some(s.key_id)),
+                };
+                PushRow {
+                    user_id,
+                    except_key,
+                    only_key,
+                    body: updates.to_bytes(Layer::LATEST),
+                }
+            })
+            .collect()
     }
 }
 

@@ -7,20 +7,23 @@
 //! arrives, removed with the last). A published row notifies only the nodes present for its
 //! user, so the work per push does not grow with the number of nodes.
 //!
-//! Nothing is lost on the way: a notification carries only `user_id:seq`, the row is the push.
-//! A user's presence is written after their first session arrived, so right after it is
-//! written the node reads that user's rows from its cursor, and a row read twice (by that read
-//! and a later wake-up) is handed out once. A node whose listening connection dropped reads on
-//! through every row from its cursor when it is back and writes its presence again; one that
-//! was thought gone (no heartbeat for [`FORGET_NODE_SECS`]) writes all of it again.
+//! Nothing is lost on the way: a notification carries only `user_id:seq`, the row is the push,
+//! and a user's pushes are numbered 1, 2, 3, … in commit order (each is written under the
+//! user's row lock). The node remembers the newest number it handed out per held user and, when
+//! woken, reads that user's rows after it; a row read twice is handed out once. Writing a
+//! user's presence waits for transitions holding the user's row and returns the user's newest
+//! number, so every later push notifies this node; the rows made since shortly before the
+//! user's first session arrived ([`ARRIVAL_SLACK_SECS`]) are read then, so nothing made in
+//! between is missed. A node whose listening connection dropped writes its presence again
+//! and reads every held user's rows after the newest it handed out; one that was thought gone
+//! (no heartbeat for [`FORGET_NODE_SECS`]) writes all of it again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use calls::PushTarget;
-use store::{Cluster, PushRow, StoredPush, Wake};
-use tl::{Decode, Encode, Layer, enums};
+use store::{Cluster, PushCursor, StoredPush, Wake};
+use tl::{Decode, enums};
 use tokio::sync::watch;
 
 use super::{BoxFuture, Delivery, Outbox};
@@ -29,8 +32,9 @@ use crate::clock::Clock;
 use crate::errors::RpcError;
 use crate::hub::Hub;
 
-/// Rows read from the push log per query.
-const PAGE: u32 = 500;
+/// How long before a user's first session arrived their pushes are still handed to it (the
+/// nodes' clocks differ a little, and rows carry whole seconds).
+const ARRIVAL_SLACK_SECS: i64 = 2;
 /// How often a node says it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 /// Seconds without a heartbeat after which a node is forgotten, with its presence.
@@ -61,23 +65,7 @@ impl PushLog {
 
 impl Delivery for PushLog {
     fn send(&self, outbox: Outbox, now: i64) -> BoxFuture<'_, Result<(), RpcError>> {
-        let rows = outbox
-            .0
-            .into_iter()
-            .map(|(target, updates)| {
-                let (user_id, except_key, only_key) = match target {
-                    PushTarget::User(u) => (u, None, None),
-                    PushTarget::UserExcept(u, key) => (u, Some(key), None),
-                    PushTarget::Session(s) => (s.user_id, None, Some(s.key_id)),
-                };
-                PushRow {
-                    user_id,
-                    except_key,
-                    only_key,
-                    body: updates.to_bytes(Layer::LATEST),
-                }
-            })
-            .collect();
+        let rows = outbox.into_rows();
         Box::pin(async move { Ok(self.cluster.publish(rows, now).await?) })
     }
 
@@ -99,17 +87,16 @@ impl Delivery for PushLog {
                 return;
             };
             let mut wakes = self.cluster.listen(node);
-            let Some(cursor) = self
-                .until_done(&mut stopped, || self.cluster.push_cursor())
-                .await
-            else {
-                return;
-            };
+            let now = self.clock.now_secs();
             let mut f = Follower {
                 node,
-                cursor,
                 delivered: HashMap::new(),
-                pending: self.hub.online_users().into_iter().collect(),
+                pending: self
+                    .hub
+                    .online_users()
+                    .into_iter()
+                    .map(|u| (u, now))
+                    .collect(),
                 retry: false,
             };
             let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -123,26 +110,26 @@ impl Delivery for PushLog {
                         None => return,
                     },
                     user = changes.recv() => match user {
-                        Some(u) => {
-                            f.pending.insert(u);
-                        }
+                        Some(u) => f.heard_of(u, self.clock.now_secs()),
                         None => return,
                     },
                     _ = heartbeat.tick() => beat = true,
                     _ = tokio::time::sleep(RETRY), if f.retry => {}
                     _ = stopped.changed() => return,
                 }
-                // The wake-ups first, then the presence changes: a user whose first session
-                // arrived after these wake-ups were taken has no row at or below the cursor
-                // they lead to that it needs.
                 while let Ok(w) = wakes.try_recv() {
                     batch.add(w, &self.cache);
                 }
+                let now = self.clock.now_secs();
                 while let Ok(u) = changes.try_recv() {
-                    f.pending.insert(u);
+                    f.heard_of(u, now);
                 }
                 if batch.everything {
-                    f.pending.extend(self.hub.online_users());
+                    // Notifications may have been missed: every held user's rows are read
+                    // again after the newest handed out, once their presence is rewritten.
+                    for u in self.hub.online_users() {
+                        f.heard_of(u, now);
+                    }
                 }
                 if beat || !f.pending.is_empty() {
                     self.write_presence(&mut f).await;
@@ -153,38 +140,42 @@ impl Delivery for PushLog {
                         tracing::warn!(error = %e, "cannot forget nodes gone quiet");
                     }
                 }
-                if batch.everything {
-                    self.read_on(&mut f).await;
-                } else {
-                    self.read_for(&mut f, batch).await;
-                }
+                self.read_for(&mut f, batch).await;
             }
         })
     }
 }
 
+/// A user whose presence may have changed, and when this node heard of it (Unix seconds).
+type Heard = (i64, i64);
+
 /// What one node's follower of the log keeps.
 struct Follower {
     /// This node's id.
     node: i64,
-    /// Every row up to here has been handled.
-    cursor: i64,
-    /// The newest row handed out per held user: a row read twice is handed out once.
+    /// Per held user, the newest push handed out (or made before their presence here was
+    /// written): a row read twice is handed out once.
     delivered: HashMap<i64, i64>,
-    /// Users whose presence here may have changed and is not written yet.
-    pending: HashSet<i64>,
-    /// A presence write failed: try again soon.
+    /// Users whose presence here may have changed and is not written yet, with when this node
+    /// first heard of it (Unix seconds).
+    pending: HashMap<i64, i64>,
+    /// A presence write or a read failed: try again soon.
     retry: bool,
+}
+
+impl Follower {
+    /// The presence of `user` may have changed at `now`.
+    fn heard_of(&mut self, user: i64, now: i64) {
+        self.pending.entry(user).or_insert(now);
+    }
 }
 
 /// The notifications of one wake-up.
 #[derive(Default)]
 struct Batch {
-    /// Users with new pushes.
-    users: Vec<i64>,
-    /// The newest push among them.
-    upto: i64,
-    /// Read every row from the cursor (the listener reconnected).
+    /// Users with new pushes, with the newest one's number.
+    users: HashMap<i64, i64>,
+    /// Notifications may have been missed (the listener reconnected).
     everything: bool,
 }
 
@@ -193,8 +184,8 @@ impl Batch {
         match wake {
             Wake::UserChanged(user) => cache.forget(user),
             Wake::Pushes { user_id, seq } => {
-                self.users.push(user_id);
-                self.upto = self.upto.max(seq);
+                let newest = self.users.entry(user_id).or_insert(seq);
+                *newest = (*newest).max(seq);
             }
             Wake::Reconnected => self.everything = true,
         }
@@ -225,97 +216,106 @@ impl PushLog {
         }
     }
 
-    /// Writes the pending presence changes (and the heartbeat), then reads the rows of users
-    /// who came online from the cursor. Kept pending on failure, to be tried again.
+    /// Writes the pending presence changes (and the heartbeat), then reads the rows of the
+    /// users now present: after the newest handed out, or for a user new here, those made
+    /// since shortly before they arrived. Kept pending on failure, to be tried again.
     async fn write_presence(&self, f: &mut Follower) {
-        let users: Vec<i64> = f.pending.drain().collect();
-        let (online, offline): (Vec<i64>, Vec<i64>) =
-            users.iter().partition(|u| self.hub.is_online(**u));
+        let users: Vec<Heard> = f.pending.drain().collect();
+        let (online, offline): (Vec<Heard>, Vec<Heard>) =
+            users.iter().partition(|(u, _)| self.hub.is_online(*u));
+        let ids = |list: &[Heard]| list.iter().map(|(u, _)| *u).collect::<Vec<i64>>();
         let now = self.clock.now_secs();
-        match self
+        let presence = match self
             .cluster
-            .set_presence(f.node, now, online.clone(), offline.clone())
+            .set_presence(f.node, now, ids(&online), ids(&offline))
             .await
         {
-            Ok(forgotten) => {
-                f.retry = false;
-                for u in &offline {
-                    f.delivered.remove(u);
-                }
-                if forgotten {
-                    tracing::warn!(
-                        node = f.node,
-                        "this node had been forgotten; presence written again"
-                    );
-                    f.pending.extend(self.hub.online_users());
-                    f.retry = true;
-                }
-                if !online.is_empty() {
-                    match self.cluster.pushes_for(f.cursor, i64::MAX, online).await {
-                        Ok(rows) => rows.into_iter().for_each(|r| self.deliver(f, r)),
-                        Err(e) => tracing::warn!(error = %e, "cannot read the push log"),
-                    }
-                }
-            }
+            Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot write this node's presence; retrying");
                 f.pending.extend(users);
                 f.retry = true;
+                return;
             }
+        };
+        f.retry = false;
+        for (u, _) in &offline {
+            f.delivered.remove(u);
         }
-    }
-
-    /// Delivers every row after the cursor to this node's sessions.
-    async fn read_on(&self, f: &mut Follower) {
-        loop {
-            let rows = match self.cluster.pushes_after(f.cursor, PAGE).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    // The next wake-up (or the listener's reconnect) reads on from here.
-                    tracing::warn!(error = %e, "cannot read the push log");
-                    return;
-                }
-            };
-            let full = rows.len() == PAGE as usize;
-            for row in rows {
-                f.cursor = row.seq;
-                self.deliver(f, row);
+        if presence.forgotten {
+            tracing::warn!(
+                node = f.node,
+                "this node had been forgotten; presence written again"
+            );
+            for u in self.hub.online_users() {
+                f.heard_of(u, now);
             }
-            if !full {
+            f.retry = true;
+        }
+        if online.is_empty() {
+            return;
+        }
+        let cursors = online
+            .iter()
+            .map(|(u, arrived)| match f.delivered.get(u) {
+                Some(after) => PushCursor {
+                    user_id: *u,
+                    after: *after,
+                    since: 0,
+                },
+                None => PushCursor {
+                    user_id: *u,
+                    after: 0,
+                    since: arrived - ARRIVAL_SLACK_SECS,
+                },
+            })
+            .collect();
+        match self.cluster.pushes_for(cursors).await {
+            Ok(rows) => rows.into_iter().for_each(|r| self.deliver(f, r)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the push log; retrying");
+                f.pending.extend(online);
+                f.retry = true;
                 return;
             }
         }
+        // Every push up to the newest at the presence write has been read or was made before
+        // the user arrived; every later one notifies this node.
+        for (u, newest) in presence.newest {
+            let seen = f.delivered.entry(u).or_insert(newest);
+            *seen = (*seen).max(newest);
+        }
     }
 
-    /// Delivers the rows up to `batch.upto` for the batch's users held here. Every row up to
-    /// `upto` for a user this node is present for has been notified by now (rows commit, and
-    /// their notifications arrive, in sequence order), so the cursor moves to `upto`.
+    /// Delivers the rows the batch was woken for, for users held here, after the newest
+    /// handed out. A user held here whose presence is not written yet is read when it is.
     async fn read_for(&self, f: &mut Follower, batch: Batch) {
-        if batch.upto <= f.cursor {
-            return;
-        }
-        let mut held: Vec<i64> = batch
+        let cursors: Vec<PushCursor> = batch
             .users
             .into_iter()
-            .filter(|u| self.hub.is_online(*u))
+            .filter(|(u, _)| self.hub.is_online(*u))
+            .filter_map(|(u, newest)| {
+                let after = *f.delivered.get(&u)?;
+                (after < newest).then_some(PushCursor {
+                    user_id: u,
+                    after,
+                    since: 0,
+                })
+            })
             .collect();
-        held.sort_unstable();
-        held.dedup();
-        if held.is_empty() {
-            f.cursor = batch.upto;
+        if cursors.is_empty() {
             return;
         }
-        match self.cluster.pushes_for(f.cursor, batch.upto, held).await {
-            Ok(rows) => {
-                for row in rows {
-                    self.deliver(f, row);
-                }
-                f.cursor = batch.upto;
-            }
+        match self.cluster.pushes_for(cursors.clone()).await {
+            Ok(rows) => rows.into_iter().for_each(|r| self.deliver(f, r)),
             Err(e) => {
-                // Read every row from here on.
-                tracing::warn!(error = %e, "cannot read the push log");
-                self.read_on(f).await;
+                // Read again, after the presence is rewritten.
+                tracing::warn!(error = %e, "cannot read the push log; retrying");
+                let now = self.clock.now_secs();
+                for c in cursors {
+                    f.heard_of(c.user_id, now);
+                }
+                f.retry = true;
             }
         }
     }

@@ -1,16 +1,16 @@
 //! Several nodes on one PostgreSQL database: each call transition runs in a database
-//! transaction under both users' row locks; timers any node may run (running one twice changes
-//! nothing: the second finds the call ended). Pushes go through the shared log
-//! (`push_log.rs`).
+//! transaction under both users' row locks, and writes in it what it tells its users — history
+//! numbered from the pts the transaction read, pushes into the shared log (`push_log.rs`); timers
+//! any node may run (running one twice changes nothing: the second finds the call ended).
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use calls::{Call, CallRegistry, Timeouts};
-use store::{CallChanges, CallScope, Cluster, Store};
+use calls::{Call, CallRegistry, Effects, SessionRef, Timeouts};
+use store::{CallChanges, CallScope, Cluster, InScope, Store};
 
-use super::{BoxFuture, CallBackend, Committed, Operation, decode, row};
+use super::{BoxFuture, CallBackend, Committed, Operation, Renderer, decode, row};
 use crate::errors::RpcError;
 
 /// How often a node looks for due calls.
@@ -21,6 +21,12 @@ const DUE_PER_POLL: u32 = 100;
 const TIDY_EVERY_SECS: i32 = 60;
 /// Seconds pushes stay in the log (a node that was away longer resumes from the newest).
 const PUSH_LOG_SECS: i64 = 600;
+
+/// What a transition's step made: its effects and the requester's own history.
+struct Stepped {
+    effects: Effects<()>,
+    own: Vec<tl::enums::Update>,
+}
 
 /// Calls in the shared database.
 pub struct SharedCalls {
@@ -43,43 +49,65 @@ impl SharedCalls {
 }
 
 impl CallBackend for SharedCalls {
-    fn run(
-        &self,
+    fn run<'a>(
+        &'a self,
         scope: CallScope,
         op: Operation,
+        renderer: &'a dyn Renderer,
+        requester: Option<SessionRef>,
         now: i64,
-    ) -> BoxFuture<'_, Result<Committed, RpcError>> {
+    ) -> BoxFuture<'a, Result<Committed, RpcError>> {
         let timeouts = self.timeouts;
         Box::pin(async move {
-            let slot = Arc::new(Mutex::new(None));
+            // What the step made, or why it wrote nothing.
+            let slot: Arc<Mutex<Option<Result<Stepped, RpcError>>>> = Arc::new(Mutex::new(None));
             let filled = slot.clone();
             let started = Instant::now();
             self.cluster
                 .transact_calls(
                     scope,
-                    Box::new(move |rows| {
-                        let mut registry = CallRegistry::new(timeouts);
-                        registry.load(decode(&rows));
-                        let effects = op(&mut registry);
-                        let changes = CallChanges {
-                            save: effects
-                                .persist
-                                .iter()
-                                .map(|c| row(&registry, c, now))
-                                .collect(),
-                            delete: effects.forget.clone(),
-                        };
-                        *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(effects);
-                        changes
+                    now,
+                    Box::new(move |given: InScope| {
+                        Box::pin(async move {
+                            let mut registry = CallRegistry::new(timeouts);
+                            registry.load(decode(&given.calls));
+                            let effects = op(&mut registry);
+                            let rendered = renderer.render(&effects, requester, &given.pts).await;
+                            let (changes, stepped) = match rendered {
+                                Ok(r) => {
+                                    let changes = CallChanges {
+                                        save: effects
+                                            .persist
+                                            .iter()
+                                            .map(|c| row(&registry, c, now))
+                                            .collect(),
+                                        delete: effects.forget.clone(),
+                                        updates: r.updates,
+                                        pushes: r.pushes.into_rows(),
+                                    };
+                                    (
+                                        Some(changes),
+                                        Ok(Stepped {
+                                            effects,
+                                            own: r.own,
+                                        }),
+                                    )
+                                }
+                                Err(e) => (None, Err(e)),
+                            };
+                            *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(stepped);
+                            changes
+                        })
                     }),
                 )
                 .await?;
-            let effects = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let effects = effects.ok_or(RpcError::RpcCallFail)?;
-            let commit_time = (!effects.persist.is_empty()).then(|| started.elapsed());
+            let stepped = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let stepped = stepped.ok_or(RpcError::RpcCallFail)??;
+            let commit_time = (!stepped.effects.persist.is_empty()).then(|| started.elapsed());
             Ok(Committed {
-                effects,
+                effects: stepped.effects,
                 commit_time,
+                published: Some(stepped.own),
             })
         })
     }
@@ -110,7 +138,7 @@ impl CallBackend for SharedCalls {
         })
     }
 
-    fn expire(&self, now: i32) -> BoxFuture<'_, Vec<Committed>> {
+    fn expire<'a>(&'a self, now: i32, renderer: &'a dyn Renderer) -> BoxFuture<'a, Vec<Committed>> {
         Box::pin(async move {
             let due = match self.cluster.due_calls(now, DUE_PER_POLL).await {
                 Ok(due) => due,
@@ -122,7 +150,10 @@ impl CallBackend for SharedCalls {
             let mut ended = Vec::new();
             for id in due {
                 let op: Operation = Box::new(move |r| r.tick(now));
-                match self.run(CallScope::Call(id), op, i64::from(now)).await {
+                match self
+                    .run(CallScope::Call(id), op, renderer, None, i64::from(now))
+                    .await
+                {
                     Ok(c) if !c.effects.is_empty() => ended.push(c),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(call_id = id, error = ?e, "could not end a due call"),

@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use calls::{Call, CallRegistry, Effects, PushTarget, Timeouts};
+use calls::{Call, CallRegistry, Effects, PushTarget, SessionRef, Timeouts};
 use store::{CallScope, Store};
 use tokio::sync::{Mutex, Notify, watch};
 
-use super::{BoxFuture, CallBackend, Committed, Delivery, Operation, Outbox, decode, row};
+use super::{
+    BoxFuture, CallBackend, Committed, Delivery, Operation, Outbox, Renderer, decode, row,
+};
 use crate::errors::RpcError;
 use crate::hub::Hub;
 
@@ -69,12 +71,16 @@ impl LocalCalls {
 }
 
 impl CallBackend for LocalCalls {
-    fn run(
-        &self,
+    /// Publishing is left to the caller: history goes through the store's writer, which
+    /// numbers it, and pushes straight to this node's sessions.
+    fn run<'a>(
+        &'a self,
         _scope: CallScope,
         op: Operation,
+        _renderer: &'a dyn Renderer,
+        _requester: Option<SessionRef>,
         now: i64,
-    ) -> BoxFuture<'_, Result<Committed, RpcError>> {
+    ) -> BoxFuture<'a, Result<Committed, RpcError>> {
         Box::pin(async move {
             let (effects, writes) = {
                 let mut registry = self.registry.lock().await;
@@ -91,6 +97,7 @@ impl CallBackend for LocalCalls {
             Ok(Committed {
                 effects,
                 commit_time,
+                published: None,
             })
         })
     }
@@ -114,10 +121,13 @@ impl CallBackend for LocalCalls {
         Box::pin(async { None })
     }
 
-    fn expire(&self, now: i32) -> BoxFuture<'_, Vec<Committed>> {
+    fn expire<'a>(&'a self, now: i32, renderer: &'a dyn Renderer) -> BoxFuture<'a, Vec<Committed>> {
         Box::pin(async move {
             let op: Operation = Box::new(move |r| r.tick(now));
-            match self.run(CallScope::Call(0), op, i64::from(now)).await {
+            match self
+                .run(CallScope::Call(0), op, renderer, None, i64::from(now))
+                .await
+            {
                 Ok(c) if !c.effects.is_empty() => vec![c],
                 Ok(_) => Vec::new(),
                 Err(e) => {

@@ -128,11 +128,16 @@ impl Calls {
                         *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
                     })
                 }),
+                self,
+                requester,
                 self.clock.now_secs(),
             )
             .await?;
         self.observe_commit(&committed);
-        let own_history = self.publish(&committed.effects, requester).await?;
+        let own_history = match committed.published {
+            Some(own) => own,
+            None => self.publish(&committed.effects, requester).await?,
+        };
         let result = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         Ok(Published {
             result: result.ok_or(RpcError::RpcCallFail)?,
@@ -141,10 +146,13 @@ impl Calls {
         })
     }
 
-    /// Tells the reflector, the metrics and the inspector what a commit changed (the
-    /// reflector first: a confirmed call's parties may send to it as soon as they hear).
+    /// Tells the reflector (unless rendering inside the commit did), the metrics and the
+    /// inspector what a commit changed (the reflector first: a confirmed call's parties may
+    /// send to it as soon as they hear).
     fn observe_commit(&self, committed: &Committed) {
-        self.media.follow(&committed.effects.events);
+        if committed.published.is_none() {
+            self.media.follow(&committed.effects.events);
+        }
         if let Some(elapsed) = committed.commit_time {
             self.observe.metrics.store_commit("call", elapsed);
         }
@@ -208,9 +216,11 @@ impl Calls {
     pub async fn run_timers(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
         loop {
             let now = self.clock.now_secs() as i32;
-            for committed in self.backend.expire(now).await {
+            for committed in self.backend.expire(now, self).await {
                 self.observe_commit(&committed);
-                if let Err(e) = self.publish(&committed.effects, None).await {
+                if committed.published.is_none()
+                    && let Err(e) = self.publish(&committed.effects, None).await
+                {
                     tracing::warn!(error = ?e, "could not publish expired calls");
                 }
                 for p in &committed.effects.persist {

@@ -1,0 +1,230 @@
+//! What a transaction adds to the users' logs on PostgreSQL: history updates numbered by pts
+//! and pushes numbered per user, both counted in `user_state` and taken under the users' row
+//! locks (a call transition holds them anyway; a publish takes them), so each user's rows
+//! commit in the order of their numbers. The pushes' insert also notifies every node present
+//! for their users, on that node's own channel, at commit.
+
+use std::collections::HashMap;
+
+use crate::postgres_pipeline::Param;
+use crate::postgres_rows::db_error;
+use crate::{NewUpdate, PushRow, StoreError};
+
+/// The channel node `node` listens on for new pushes to users it is present for.
+pub(crate) fn push_channel(node: i64) -> String {
+    format!("{PUSH_CHANNEL_PREFIX}{node}")
+}
+const PUSH_CHANNEL_PREFIX: &str = "mtcall_push_";
+
+/// The counters of the users in `users` (an SQL array expression). Read in a statement of its
+/// own after the row locks are taken: a statement that waited for a lock sees the locked rows
+/// as committed, but other tables as they were when it began.
+pub(crate) fn read_counters(users: &str) -> String {
+    format!("SELECT user_id, pts, push_seq FROM user_state WHERE user_id = ANY({users})")
+}
+
+/// Appends updates to the users' logs.
+const INSERT_UPDATES: &str = "INSERT INTO updates (user_id, pts, pts_count, date, body)
+     SELECT * FROM UNNEST($1::bigint[], $2::integer[], $3::integer[], $4::integer[], $5::bytea[])";
+/// Sets the users' counters.
+const SET_COUNTERS: &str = "INSERT INTO user_state (user_id, pts, push_seq)
+     SELECT * FROM UNNEST($1::bigint[], $2::integer[], $3::bigint[])
+     ON CONFLICT (user_id) DO UPDATE SET pts = excluded.pts, push_seq = excluded.push_seq";
+/// Appends pushes and notifies each user's newest number to every node present for them.
+const INSERT_PUSHES: &str = "WITH inserted AS (
+        INSERT INTO pushes (user_id, seq, except_key, only_key, body, created_at)
+        SELECT t.*, $6::bigint FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[]) AS t
+        RETURNING user_id, seq),
+     newest AS (SELECT user_id, max(seq) AS seq FROM inserted GROUP BY user_id)
+     SELECT pg_notify($7 || p.node_id, n.user_id || ':' || n.seq)
+     FROM newest n JOIN presence p ON p.user_id = n.user_id";
+
+/// Each locked user's pts and newest push number, as the transaction found them.
+#[derive(Default)]
+pub(crate) struct Counters(HashMap<i64, (i32, i64)>);
+
+impl Counters {
+    /// The counters of the `locked` users from `rows` of [`read_counters`] (a user without a
+    /// row has both at 0).
+    pub(crate) fn new(locked: &[i64], rows: &[tokio_postgres::Row]) -> Counters {
+        let mut counters: HashMap<i64, (i32, i64)> = locked.iter().map(|u| (*u, (0, 0))).collect();
+        for r in rows {
+            let user: i64 = r.get("user_id");
+            if let Some(c) = counters.get_mut(&user) {
+                *c = (r.get("pts"), r.get("push_seq"));
+            }
+        }
+        Counters(counters)
+    }
+
+    /// Each locked user's pts.
+    pub(crate) fn pts(&self) -> Vec<(i64, i32)> {
+        let mut pts: Vec<(i64, i32)> = self.0.iter().map(|(u, (p, _))| (*u, *p)).collect();
+        pts.sort_unstable();
+        pts
+    }
+}
+
+/// The log rows of one transaction, numbered, as statement parameters.
+#[derive(Default)]
+pub(crate) struct LogWrites {
+    updates: Vec<NewUpdate>,
+    pushes: Vec<(PushRow, i64)>,
+    counters: Vec<(i64, i32, i64)>,
+}
+
+impl LogWrites {
+    /// Numbers `pushes` after each user's newest and checks `updates` continue each user's
+    /// pts; every row must be for a locked user.
+    pub(crate) fn new(
+        counters: Counters,
+        updates: Vec<NewUpdate>,
+        pushes: Vec<PushRow>,
+    ) -> Result<LogWrites, StoreError> {
+        let mut counters = counters.0;
+        let unlocked = |user: i64| {
+            StoreError::Corrupt(format!(
+                "a log row for user {user}, whose row is not locked"
+            ))
+        };
+        for u in &updates {
+            let (pts, _) = counters
+                .get_mut(&u.user_id)
+                .ok_or_else(|| unlocked(u.user_id))?;
+            if u.update.pts != *pts + u.update.pts_count {
+                return Err(StoreError::Corrupt(format!(
+                    "update pts {} does not follow {} for user {}",
+                    u.update.pts, pts, u.user_id
+                )));
+            }
+            *pts = u.update.pts;
+        }
+        let mut numbered = Vec::with_capacity(pushes.len());
+        for p in pushes {
+            let (_, seq) = counters
+                .get_mut(&p.user_id)
+                .ok_or_else(|| unlocked(p.user_id))?;
+            *seq += 1;
+            let seq = *seq;
+            numbered.push((p, seq));
+        }
+        let mut changed: Vec<i64> = updates
+            .iter()
+            .map(|u| u.user_id)
+            .chain(numbered.iter().map(|(p, _)| p.user_id))
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        let counters = changed
+            .into_iter()
+            .map(|u| {
+                let (pts, seq) = counters[&u];
+                (u, pts, seq)
+            })
+            .collect();
+        Ok(LogWrites {
+            updates,
+            pushes: numbered,
+            counters,
+        })
+    }
+
+    /// Whether there is nothing to write.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.counters.is_empty()
+    }
+}
+
+/// The statements [`write`] sends, prepared before a pipeline is sent.
+pub(crate) struct LogStatements {
+    updates: tokio_postgres::Statement,
+    counters: tokio_postgres::Statement,
+    pushes: tokio_postgres::Statement,
+}
+
+impl LogStatements {
+    /// Prepares them on `client` (or finds them in its cache).
+    pub(crate) async fn prepare(
+        client: &deadpool_postgres::ClientWrapper,
+    ) -> Result<LogStatements, StoreError> {
+        Ok(LogStatements {
+            updates: client
+                .prepare_cached(INSERT_UPDATES)
+                .await
+                .map_err(db_error)?,
+            counters: client
+                .prepare_cached(SET_COUNTERS)
+                .await
+                .map_err(db_error)?,
+            pushes: client
+                .prepare_cached(INSERT_PUSHES)
+                .await
+                .map_err(db_error)?,
+        })
+    }
+}
+
+/// Sends `writes` (pushes made at `now`): updates, counters, then pushes with their
+/// notifications — together, as part of a pipeline.
+pub(crate) async fn write(
+    client: &tokio_postgres::Client,
+    statements: &LogStatements,
+    writes: &LogWrites,
+    now: i64,
+) -> Result<(), tokio_postgres::Error> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let u = &writes.updates;
+    let (users, pts, counts, dates): (Vec<i64>, Vec<i32>, Vec<i32>, Vec<i32>) = (
+        u.iter().map(|u| u.user_id).collect(),
+        u.iter().map(|u| u.update.pts).collect(),
+        u.iter().map(|u| u.update.pts_count).collect(),
+        u.iter().map(|u| u.update.date).collect(),
+    );
+    let bodies: Vec<&[u8]> = u.iter().map(|u| u.update.body.as_slice()).collect();
+    let c = &writes.counters;
+    let (counted, counted_pts, counted_seq): (Vec<i64>, Vec<i32>, Vec<i64>) = (
+        c.iter().map(|c| c.0).collect(),
+        c.iter().map(|c| c.1).collect(),
+        c.iter().map(|c| c.2).collect(),
+    );
+    let p = &writes.pushes;
+    let (pushed, seqs): (Vec<i64>, Vec<i64>) = p.iter().map(|(r, s)| (r.user_id, *s)).unzip();
+    let except: Vec<Option<i64>> = p.iter().map(|(r, _)| r.except_key).collect();
+    let only: Vec<Option<i64>> = p.iter().map(|(r, _)| r.only_key).collect();
+    let push_bodies: Vec<&[u8]> = p.iter().map(|(r, _)| r.body.as_slice()).collect();
+    let update_params: [Param; 5] = [&users, &pts, &counts, &dates, &bodies];
+    let counter_params: [Param; 3] = [&counted, &counted_pts, &counted_seq];
+    let push_params: [Param; 7] = [
+        &pushed,
+        &seqs,
+        &except,
+        &only,
+        &push_bodies,
+        &now,
+        &PUSH_CHANNEL_PREFIX,
+    ];
+    let (updated, counted, pushed) = tokio::join!(
+        async {
+            if u.is_empty() {
+                return Ok(());
+            }
+            client
+                .execute(&statements.updates, &update_params)
+                .await
+                .map(drop)
+        },
+        client.execute(&statements.counters, &counter_params),
+        async {
+            if p.is_empty() {
+                return Ok(());
+            }
+            client
+                .query(&statements.pushes, &push_params)
+                .await
+                .map(drop)
+        },
+    );
+    crate::postgres_pipeline::first_error([updated, counted.map(drop), pushed])
+}
