@@ -113,13 +113,13 @@ fn a_push_wakes_only_the_nodes_present_for_its_user() {
         // order.
         store.publish(vec![push(u7)], 12).await.unwrap();
         store.user_changed(MARKER).await.unwrap();
-        assert_eq!(
-            next(&mut wakes_a).await,
-            Wake::Pushes {
-                user_id: u7,
-                seq: 1
-            }
-        );
+        let carried = |user_id, seq| {
+            Wake::Push(StoredPush {
+                seq,
+                push: push(user_id),
+            })
+        };
+        assert_eq!(next(&mut wakes_a).await, carried(u7, 1));
         assert_eq!(next(&mut wakes_a).await, Wake::UserChanged(MARKER));
         assert_eq!(next(&mut wakes_b).await, Wake::UserChanged(MARKER));
         let all = |user_id, after, since| PushCursor {
@@ -146,13 +146,7 @@ fn a_push_wakes_only_the_nodes_present_for_its_user() {
             .unwrap();
         store.user_changed(MARKER + 1).await.unwrap();
         assert_eq!(next(&mut wakes_a).await, Wake::UserChanged(MARKER + 1));
-        assert_eq!(
-            next(&mut wakes_b).await,
-            Wake::Pushes {
-                user_id: u8,
-                seq: 1
-            }
-        );
+        assert_eq!(next(&mut wakes_b).await, carried(u8, 1));
         assert_eq!(next(&mut wakes_b).await, Wake::UserChanged(MARKER + 1));
         let rows = store
             .pushes_for(vec![all(u7, 1, 0), all(u8, 0, 14)])
@@ -183,6 +177,31 @@ fn a_push_wakes_only_the_nodes_present_for_its_user() {
         store.publish(vec![push(u8)], 16).await.unwrap();
         store.user_changed(MARKER + 2).await.unwrap();
         assert_eq!(next(&mut wakes_b).await, Wake::UserChanged(MARKER + 2));
+
+        // A push too large to ride in its notification is announced by its number only.
+        assert!(
+            !store
+                .set_presence(b, 17, vec![u8], vec![])
+                .await
+                .unwrap()
+                .forgotten
+        );
+        let mut large = push(u8);
+        large.body = vec![7; 5_000];
+        store
+            .publish(vec![large.clone(), push(u8)], 18)
+            .await
+            .unwrap();
+        assert_eq!(
+            next(&mut wakes_b).await,
+            Wake::Pushes {
+                user_id: u8,
+                seq: 3
+            }
+        );
+        assert_eq!(next(&mut wakes_b).await, carried(u8, 4));
+        let rows = store.pushes_for(vec![all(u8, 2, 0)]).await.unwrap();
+        assert_eq!(rows[0].push, large);
     });
 }
 

@@ -275,7 +275,7 @@ pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Option<CallChanges>> + Sen
 pub type CallStep<'a> = Box<dyn FnOnce(InScope) -> StepFuture<'a> + Send + 'a>;
 
 /// What a node's listener hears from the database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Wake {
     /// New pushes for `user_id` are in the log, the newest of them at `seq`.
     Pushes {
@@ -284,6 +284,8 @@ pub enum Wake {
         /// The newest one's sequence number.
         seq: i64,
     },
+    /// A new push, carried whole.
+    Push(StoredPush),
     /// This user's profile changed (drop cached copies).
     UserChanged(i64),
     /// The listener reconnected: notifications may have been missed, catch up from the log.

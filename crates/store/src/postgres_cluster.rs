@@ -3,8 +3,9 @@
 //! of `phone.requestCall` is exact whichever node runs it; timers any node may run, made
 //! idempotent by the same locks; and a push log, whose rows wake by LISTEN/NOTIFY only the
 //! nodes present for their user (each on a channel of its own) — the notification carries
-//! only `user_id:seq`, the push itself is a row, so a node that lost its listening connection
-//! catches up from the log and nothing is lost with a notification.
+//! the push (or, for a large one, only its number), but the row is what counts, so a node
+//! that lost its listening connection catches up from the log and nothing is lost with a
+//! notification.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,7 +13,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::postgres_log::{Counters, LogStatements, LogWrites, push_channel, read_counters, write};
+use crate::postgres_log::{
+    Counters, LogStatements, LogWrites, push_channel, push_wake, read_counters, write,
+};
 use crate::postgres_pipeline::{Param, Pipeline, first_error};
 use crate::postgres_publish::Publish;
 use crate::postgres_rows::{SET_LIVE_CALLS, call_row, db_error, is_live, unavailable};
@@ -516,12 +519,7 @@ async fn listen_once(
             continue;
         };
         let wake = if n.channel() == channel {
-            n.payload().split_once(':').and_then(|(u, seq)| {
-                Some(Wake::Pushes {
-                    user_id: u.parse().ok()?,
-                    seq: seq.parse().ok()?,
-                })
-            })
+            push_wake(n.payload())
         } else if n.channel() == USER_CHANNEL {
             n.payload().parse().ok().map(Wake::UserChanged)
         } else {

@@ -2,13 +2,15 @@
 //! and pushes numbered per user, both counted in `user_state` and taken under the users' row
 //! locks (a call transition holds them anyway; a publish takes them), so each user's rows
 //! commit in the order of their numbers. The pushes' insert also notifies every node present
-//! for their users, on that node's own channel, at commit.
+//! for their users, on that node's own channel, at commit: one notification per push, which
+//! carries the push itself when it fits (`user:seq:except:only:hex body`, see [`push_wake`]),
+//! so a node woken reads the log only when it sees a gap.
 
 use std::collections::HashMap;
 
 use crate::postgres_pipeline::Param;
 use crate::postgres_rows::db_error;
-use crate::{NewUpdate, PushRow, StoreError};
+use crate::{NewUpdate, PushRow, StoreError, StoredPush, Wake};
 
 /// The channel node `node` listens on for new pushes to users it is present for.
 pub(crate) fn push_channel(node: i64) -> String {
@@ -30,14 +32,61 @@ const INSERT_UPDATES: &str = "INSERT INTO updates (user_id, pts, pts_count, date
 const SET_COUNTERS: &str = "INSERT INTO user_state (user_id, pts, push_seq)
      SELECT * FROM UNNEST($1::bigint[], $2::integer[], $3::bigint[])
      ON CONFLICT (user_id) DO UPDATE SET pts = excluded.pts, push_seq = excluded.push_seq";
-/// Appends pushes and notifies each user's newest number to every node present for them.
+/// Pushes up to this size ride in their notification (hex-encoded, well inside the 8,000
+/// bytes a notification's payload may have); larger ones are read from the log.
+const CARRIED_MAX: i32 = 3_500;
+/// Appends pushes and notifies each, in order, to every node present for its user.
 const INSERT_PUSHES: &str = "WITH inserted AS (
         INSERT INTO pushes (user_id, seq, except_key, only_key, body, created_at)
         SELECT t.*, $6::bigint FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[]) AS t
-        RETURNING user_id, seq),
-     newest AS (SELECT user_id, max(seq) AS seq FROM inserted GROUP BY user_id)
-     SELECT pg_notify($7 || p.node_id, n.user_id || ':' || n.seq)
-     FROM newest n JOIN presence p ON p.user_id = n.user_id";
+        RETURNING user_id, seq, except_key, only_key, body)
+     SELECT pg_notify($7 || p.node_id, i.user_id || ':' || i.seq || CASE WHEN length(i.body) <= $8
+         THEN ':' || coalesce(i.except_key::text, '') || ':' || coalesce(i.only_key::text, '') || ':' || encode(i.body, 'hex')
+         ELSE '' END)
+     FROM inserted i CROSS JOIN LATERAL (SELECT node_id FROM presence WHERE user_id = i.user_id) AS p";
+
+/// A notification on a node's push channel: `user:seq` (read push `seq` from the log) or
+/// `user:seq:except:only:body` (the push itself; keys empty for none, body in hex).
+pub(crate) fn push_wake(payload: &str) -> Option<Wake> {
+    let mut parts = payload.split(':');
+    let user_id: i64 = parts.next()?.parse().ok()?;
+    let seq: i64 = parts.next()?.parse().ok()?;
+    let Some(except) = parts.next() else {
+        return Some(Wake::Pushes { user_id, seq });
+    };
+    let key = |k: &str| -> Option<Option<i64>> {
+        if k.is_empty() {
+            Some(None)
+        } else {
+            k.parse().ok().map(Some)
+        }
+    };
+    let except_key = key(except)?;
+    let only_key = key(parts.next()?)?;
+    let body = from_hex(parts.next()?)?;
+    Some(Wake::Push(StoredPush {
+        seq,
+        push: PushRow {
+            user_id,
+            except_key,
+            only_key,
+            body,
+        },
+    }))
+}
+
+/// Bytes from lowercase or uppercase hex.
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    let bytes = hex.as_bytes();
+    if bytes.len() % 2 != 0 {
+        return None;
+    }
+    bytes
+        .chunks(2)
+        .map(|pair| Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8))
+        .collect()
+}
 
 /// Each locked user's pts and newest push number, as the transaction found them.
 #[derive(Default)]
@@ -196,7 +245,7 @@ pub(crate) async fn write(
     let push_bodies: Vec<&[u8]> = p.iter().map(|(r, _)| r.body.as_slice()).collect();
     let update_params: [Param; 5] = [&users, &pts, &counts, &dates, &bodies];
     let counter_params: [Param; 3] = [&counted, &counted_pts, &counted_seq];
-    let push_params: [Param; 7] = [
+    let push_params: [Param; 8] = [
         &pushed,
         &seqs,
         &except,
@@ -204,6 +253,7 @@ pub(crate) async fn write(
         &push_bodies,
         &now,
         &PUSH_CHANNEL_PREFIX,
+        &CARRIED_MAX,
     ];
     let (updated, counted, pushed) = tokio::join!(
         async {
@@ -227,4 +277,27 @@ pub(crate) async fn write(
         },
     );
     crate::postgres_pipeline::first_error([updated, counted.map(drop), pushed])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notification_carries_its_push_or_its_number() {
+        assert_eq!(push_wake("7:3"), Some(Wake::Pushes { user_id: 7, seq: 3 }));
+        let carried = Wake::Push(StoredPush {
+            seq: 4,
+            push: PushRow {
+                user_id: 7,
+                except_key: Some(-9),
+                only_key: None,
+                body: vec![0x00, 0xab, 0xFF],
+            },
+        });
+        assert_eq!(push_wake("7:4:-9::00abFF"), Some(carried));
+        for bad in ["", "x:1", "7", "7:4:-9::0a1", "7:4:-9::zz", "7:4:1"] {
+            assert_eq!(push_wake(bad), None, "{bad}");
+        }
+    }
 }

@@ -173,7 +173,9 @@ impl Follower {
 /// The notifications of one wake-up.
 #[derive(Default)]
 struct Batch {
-    /// Users with new pushes, with the newest one's number.
+    /// Pushes that came whole, in the order they came.
+    carried: Vec<StoredPush>,
+    /// Users with new pushes to read from the log, with the newest one's number.
     users: HashMap<i64, i64>,
     /// Notifications may have been missed (the listener reconnected).
     everything: bool,
@@ -183,12 +185,16 @@ impl Batch {
     fn add(&mut self, wake: Wake, cache: &Cache) {
         match wake {
             Wake::UserChanged(user) => cache.forget(user),
-            Wake::Pushes { user_id, seq } => {
-                let newest = self.users.entry(user_id).or_insert(seq);
-                *newest = (*newest).max(seq);
-            }
+            Wake::Pushes { user_id, seq } => self.read(user_id, seq),
+            Wake::Push(row) => self.carried.push(row),
             Wake::Reconnected => self.everything = true,
         }
+    }
+
+    /// `user`'s pushes up to `seq` are to be read from the log.
+    fn read(&mut self, user: i64, seq: i64) {
+        let newest = self.users.entry(user).or_insert(seq);
+        *newest = (*newest).max(seq);
     }
 }
 
@@ -287,9 +293,24 @@ impl PushLog {
         }
     }
 
-    /// Delivers the rows the batch was woken for, for users held here, after the newest
-    /// handed out. A user held here whose presence is not written yet is read when it is.
-    async fn read_for(&self, f: &mut Follower, batch: Batch) {
+    /// Delivers the pushes the batch was woken for, for users held here, after the newest
+    /// handed out: those that came whole and follow the newest directly, then the rest read
+    /// from the log (a user with a gap is read from the gap on). A user held here whose
+    /// presence is not written yet is read when it is.
+    async fn read_for(&self, f: &mut Follower, mut batch: Batch) {
+        let mut gaps = std::collections::HashSet::new();
+        for row in std::mem::take(&mut batch.carried) {
+            let user = row.push.user_id;
+            let Some(after) = f.delivered.get(&user).copied() else {
+                continue;
+            };
+            if gaps.contains(&user) || row.seq > after + 1 {
+                gaps.insert(user);
+                batch.read(user, row.seq);
+            } else if row.seq == after + 1 {
+                self.deliver(f, row);
+            }
+        }
         let cursors: Vec<PushCursor> = batch
             .users
             .into_iter()
