@@ -79,7 +79,7 @@ pub(crate) fn push_wake(payload: &str) -> Option<Wake> {
 fn from_hex(hex: &str) -> Option<Vec<u8>> {
     let digit = |c: u8| (c as char).to_digit(16);
     let bytes = hex.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     bytes
