@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::postgres_log::{
-    Counters, LogStatements, LogWrites, push_channel, push_wake, read_counters, write,
+    Counters, LogStatements, LogWrites, REQUEST_USERS, lock_users, push_channel, push_wake,
+    read_counters, write,
 };
 use crate::postgres_pipeline::{Param, Pipeline, first_error};
 use crate::postgres_publish::Publish;
@@ -42,17 +43,11 @@ const USER_CHANNEL: &str = "mtcall_user";
 /// The listening connection's name (tests end it to show nothing is lost).
 pub const LISTENER_NAME: &str = "mtcall-listener";
 
-/// Who a transition is about, in SQL: the users whose rows it locks and whose live calls it
+/// Who a call transition is about, in SQL (a request's are `REQUEST_USERS`): the users whose rows it locks and whose live calls it
 /// loads. For a call, its parties are read inside the statements (a call's parties never
 /// change), so its transition needs no round trip before the first.
-pub(crate) const REQUEST_USERS: &str = "$1::bigint[]";
 const CALL_USERS: &str =
     "ARRAY(SELECT unnest(ARRAY[admin_id, participant_id]) FROM calls WHERE id = $1)";
-
-/// Locks the users' rows, in id order (no deadlock between transitions).
-pub(crate) fn lock_users(users: &str) -> String {
-    format!("SELECT id FROM users WHERE id = ANY({users}) ORDER BY id FOR UPDATE")
-}
 
 /// The calls in a transition's scope: the users' live calls (found by the ids their rows
 /// list), the call itself, and the caller's earlier call with the same `random_id`.

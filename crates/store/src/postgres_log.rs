@@ -18,6 +18,15 @@ pub(crate) fn push_channel(node: i64) -> String {
 }
 const PUSH_CHANNEL_PREFIX: &str = "mtcall_push_";
 
+/// The users `$1` (a transition's or a publish's), as an SQL array expression.
+pub(crate) const REQUEST_USERS: &str = "$1::bigint[]";
+
+/// Locks the users' rows (`users`, an SQL array expression), in id order: no deadlock between
+/// transactions that lock users.
+pub(crate) fn lock_users(users: &str) -> String {
+    format!("SELECT id FROM users WHERE id = ANY({users}) ORDER BY id FOR UPDATE")
+}
+
 /// The counters of the users in `users` (an SQL array expression). Read in a statement of its
 /// own after the row locks are taken: a statement that waited for a lock sees the locked rows
 /// as committed, but other tables as they were when it began.

@@ -6,8 +6,9 @@
 use tokio::sync::mpsc;
 
 use crate::PushRow;
-use crate::postgres_cluster::{REQUEST_USERS, lock_users};
-use crate::postgres_log::{Counters, LogStatements, LogWrites, read_counters, write};
+use crate::postgres_log::{
+    Counters, LogStatements, LogWrites, REQUEST_USERS, lock_users, read_counters, write,
+};
 use crate::postgres_pipeline::{Param, Pipeline, first_error};
 use crate::postgres_rows::db_error;
 use crate::write::gather;
