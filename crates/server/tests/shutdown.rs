@@ -56,6 +56,11 @@ async fn lock_user(pg: &tokio_postgres::Client, user: i64) {
 async fn wait_for_a_blocked_backend(pg: &tokio_postgres::Client) {
     let deadline = Instant::now() + TIMEOUT;
     loop {
+        // `pg` is inside the transaction holding the lock, and a transaction sees the
+        // activity view as it was when it first looked unless the snapshot is cleared.
+        pg.execute("SELECT pg_stat_clear_snapshot()", &[])
+            .await
+            .unwrap();
         let row = pg
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity \
