@@ -18,7 +18,6 @@ Python 3.11 standard library only, and ../common/harness.py.
 """
 
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,40 +46,7 @@ PHASE_TIMEOUT = 150  # seconds; a hung client (e.g. a busy loop in GramJS) is ki
 
 
 def run_phase(tally, cmd, phase, args, expected, env):
-    started = time.monotonic()
-    try:
-        p = subprocess.run(cmd + [phase] + args, capture_output=True, text=True, timeout=PHASE_TIMEOUT,
-                           env=env, stdin=subprocess.DEVNULL)
-        stdout, stderr, rc = p.stdout, p.stderr, p.returncode
-    except subprocess.TimeoutExpired as e:
-        stdout = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-        rc = f"killed after {PHASE_TIMEOUT}s"
-    elapsed = time.monotonic() - started
-    seen, failed_before = set(), tally.failed
-    for line in stdout.splitlines():
-        if line.startswith("ok "):
-            name, _, detail = line[3:].partition(" (")
-            seen.add(name)
-            tally.ok(name, detail[:-1] if detail.endswith(")") else detail)
-        elif line.startswith("FAIL "):
-            name, _, reason = line[5:].partition(": ")
-            seen.add(name)
-            tally.fail(name, reason)
-        elif line.strip():
-            tally.line(f"  | {line}")
-    for name in expected:
-        if name not in seen:
-            tally.fail(name, f"not reported ({phase} phase exit status {rc})")
-    if rc != 0 and tally.failed == failed_before:
-        tally.fail(f"{phase} phase", f"exit status {rc} without a failed check")
-    tally.line(f"{phase} phase took {elapsed:.1f}s (exit status {rc})")
-    ok = tally.failed == failed_before
-    if not ok and stderr.strip():
-        tally.line(f"--- {phase} stderr (last 30 lines) ---")
-        for line in stderr.splitlines()[-30:]:
-            tally.line(f"  ! {line}")
-    return ok
+    return harness.run_phase(tally, cmd, phase, args, expected, env, PHASE_TIMEOUT)
 
 
 def run_client(tally, client, cmd, env, mtcall, keep):

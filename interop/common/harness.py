@@ -1,5 +1,6 @@
-"""What the interop drivers (interop/clients, calls, inspector, pyrogram, mtcute and media run.py) share:
-the tally of checks, named steps, a free port below 32768, the `mtcall serve` process and its log, child
+"""What the interop drivers (interop/clients, calls, inspector, pyrogram, mtcute, media and operating run.py)
+share: the tally of checks, named steps, a free port below 32768, the `mtcall serve` process and its log, a
+suite's phase run as a child that prints `ok`/`FAIL` lines, child
 processes spoken to in JSON lines, mtcall's own client (`mtcall login`, `mtcall bot create`, `mtcall call` /
 `mtcall answer` read line by line), the calls a scenario left to discard, the environment for the clients,
 and main()'s command line and closing report.
@@ -366,6 +367,47 @@ class Server:
     def tail(self, n=60):
         """The last n lines of the server log."""
         return log_tail(self.log, n)
+
+
+def run_phase(tally, cmd, phase, args, expected, env, timeout):
+    """Runs a suite's phase, `cmd + [phase] + args`, killed after `timeout` seconds, and tallies each
+    `ok NAME [(DETAIL)]` / `FAIL NAME: REASON` line it prints (others are shown indented); a name in
+    `expected` it did not report counts as failed, and so does a non-zero exit without a failed check.
+    After a failure, the tail of its stderr. Returns whether the phase passed."""
+    started = time.monotonic()
+    try:
+        p = subprocess.run(cmd + [phase] + args, capture_output=True, text=True, timeout=timeout,
+                           env=env, stdin=subprocess.DEVNULL)
+        stdout, stderr, rc = p.stdout, p.stderr, p.returncode
+    except subprocess.TimeoutExpired as e:
+        stdout = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        rc = f"killed after {timeout}s"
+    elapsed = time.monotonic() - started
+    seen, failed_before = set(), tally.failed
+    for line in stdout.splitlines():
+        if line.startswith("ok "):
+            name, _, detail = line[3:].partition(" (")
+            seen.add(name)
+            tally.ok(name, detail[:-1] if detail.endswith(")") else detail)
+        elif line.startswith("FAIL "):
+            name, _, reason = line[5:].partition(": ")
+            seen.add(name)
+            tally.fail(name, reason)
+        elif line.strip():
+            tally.line(f"  | {line}")
+    for name in expected:
+        if name not in seen:
+            tally.fail(name, f"not reported ({phase} phase exit status {rc})")
+    if rc != 0 and tally.failed == failed_before:
+        tally.fail(f"{phase} phase", f"exit status {rc} without a failed check")
+    tally.line(f"{phase} phase took {elapsed:.1f}s (exit status {rc})")
+    ok = tally.failed == failed_before
+    if not ok and stderr.strip():
+        tally.line(f"--- {phase} stderr (last 30 lines) ---")
+        for line in stderr.splitlines()[-30:]:
+            tally.line(f"  ! {line}")
+    return ok
 
 
 # ------------------------------------------------------------------------------------------ mtcall's own client

@@ -307,14 +307,15 @@ class Isolated(Namespaces):
 # ------------------------------------------------------------------------------------------ server
 class NsServer(harness.Server):
     """`ip netns exec HUB mtcall serve --data DIR --listen 198.18.0.1:PORT --admin-listen 127.0.0.1:4431
-    [ARGS]`, RPC lines logged; it dies with the driver."""
+    --test-numbers true [ARGS]`, RPC lines logged; it dies with the driver. (Test numbers are off by
+    default on an address other than loopback; the clients here log in with them.)"""
 
     rust_log = "info,mtcall::rpc=debug"
     preexec = staticmethod(die_with_parent)
 
     def __init__(self, binary, ns, data, log, extra_args=()):
         super().__init__(binary, data, log, port=PORT, host=HUB_IP,
-                         extra_args=["--admin-listen", ADMIN, *extra_args])
+                         extra_args=["--admin-listen", ADMIN, "--test-numbers", "true", *extra_args])
         self.ns = ns
 
     def command(self):

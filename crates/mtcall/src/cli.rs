@@ -107,6 +107,10 @@ enum Command {
         /// Accept this login code for every number (development only).
         #[arg(long, env = "MTCALL_FIXED_LOGIN_CODE")]
         fixed_login_code: Option<String>,
+        /// Whether test numbers (99966XYYYY, code XXXXX) log in. Default: only when the listen
+        /// address is a loopback address.
+        #[arg(long, env = "MTCALL_TEST_NUMBERS", action = clap::ArgAction::Set)]
+        test_numbers: Option<bool>,
         /// The admin address: call inspector, its API, /metrics. Default: 127.0.0.1:4431.
         #[arg(long, env = "MTCALL_ADMIN_LISTEN")]
         admin_listen: Option<SocketAddr>,
@@ -123,8 +127,12 @@ enum Command {
         #[arg(long, conflicts_with = "relay_listen")]
         no_relay: bool,
     },
-    /// Users, with their sessions and who is busy (asks a running server; else reads the data).
+    /// Users, with their sessions and who is busy (asks a running server; else reads the data);
+    /// `users add|remove|allowed` manage the sign-up allowlist.
+    #[command(args_conflicts_with_subcommands = true)]
     Users {
+        #[command(subcommand)]
+        action: Option<UsersAction>,
         #[command(flatten)]
         inspect: InspectArgs,
     },
@@ -232,6 +240,24 @@ enum CallAction {
 }
 
 #[derive(Subcommand)]
+enum UsersAction {
+    /// Allows phone numbers to sign up (when `[auth] signup = "allowlist"`).
+    Add {
+        /// The numbers.
+        #[arg(required = true)]
+        phones: Vec<String>,
+    },
+    /// Takes phone numbers off the allowlist (accounts they made stay).
+    Remove {
+        /// The numbers.
+        #[arg(required = true)]
+        phones: Vec<String>,
+    },
+    /// Prints the allowlist.
+    Allowed,
+}
+
+#[derive(Subcommand)]
 enum BotAction {
     /// Creates a bot and prints its token `ID:SECRET`.
     Create {
@@ -283,6 +309,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             listen,
             public_address,
             fixed_login_code,
+            test_numbers,
             admin_listen,
             admin_token,
             no_admin,
@@ -298,6 +325,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             if fixed_login_code.is_some() {
                 config.fixed_login_code = fixed_login_code;
+            }
+            if test_numbers.is_some() {
+                config.auth.test_numbers = test_numbers;
             }
             if admin_listen.is_some() {
                 config.admin.listen = admin_listen;
@@ -343,8 +373,22 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             };
             crate::client_cli::login(server, &key, credentials, &session).await
         }
-        Command::Users { inspect } => {
-            crate::inspect_cli::users(&inspect.source()?, inspect.json).await
+        Command::Users {
+            action: None,
+            inspect,
+        } => crate::inspect_cli::users(&inspect.source()?, inspect.json).await,
+        Command::Users {
+            action: Some(action),
+            inspect,
+        } => {
+            let config = load_config(&inspect.common)?;
+            match action {
+                UsersAction::Add { phones } => crate::admin::allow(&config, &phones, true).await,
+                UsersAction::Remove { phones } => {
+                    crate::admin::allow(&config, &phones, false).await
+                }
+                UsersAction::Allowed => crate::admin::print_allowed(&config).await,
+            }
         }
         Command::Calls { inspect } => {
             crate::inspect_cli::calls(&inspect.source()?, inspect.json).await
@@ -371,6 +415,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
 
 async fn serve(config: Config) -> Result<(), String> {
     let data_dir = config.data_dir.clone();
+    let logins = config.auth.summary(config.listen.ip());
     let server = Server::start(config).await?;
     let key = data_dir.join("server.pub");
     tracing::info!(
@@ -379,6 +424,9 @@ async fn serve(config: Config) -> Result<(), String> {
         public_key = %key.display(),
         "mtcall is serving; add the public key to your client as the README's \"Connect your client\" shows"
     );
+    // Before the "listening on" line, which tells scripts the server is up.
+    tracing::info!(logins = %logins, "who may log in");
+    println!("logins: {logins}");
     println!(
         "mtcall listening on {} (RSA key fingerprint {}, public key {})",
         server.local_addr(),

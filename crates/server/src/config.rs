@@ -41,6 +41,8 @@ pub struct Config {
     /// Call timeouts (published in `help.getConfig`, used by the server's own call timers) and
     /// the relays offered to calls.
     pub calls: CallSettings,
+    /// Who may log in and sign up, and how login codes are delivered (`[auth]`).
+    pub auth: crate::services::AuthSettings,
     /// Flood control (`[limits]`).
     pub limits: crate::limits::LimitSettings,
     /// The admin address: inspector page, its API, `/metrics` (`[admin]`).
@@ -258,6 +260,7 @@ impl Default for Config {
             durability: "normal".into(),
             database: None,
             calls: CallSettings::default(),
+            auth: Default::default(),
             limits: Default::default(),
             admin: AdminSettings::default(),
             relay: Default::default(),

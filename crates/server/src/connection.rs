@@ -348,6 +348,7 @@ impl Connection {
             let mut ctx = RpcCtx {
                 key: &mut keyed.info,
                 entropy: &mut self.entropy,
+                peer: self.peer.ip(),
                 msg_id: request.msg_id,
                 now: now / 1000,
                 without_updates: false,

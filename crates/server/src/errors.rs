@@ -24,6 +24,10 @@ pub enum RpcError {
     PhoneNumberOccupied,
     /// 400: no account has this number (resolve).
     PhoneNotOccupied,
+    /// 400: the number has no account and may not sign up (`[auth] signup`).
+    PhoneNumberUnoccupied,
+    /// 400: this number was sent too many codes lately (`[auth] codes_per_phone_per_hour`).
+    PhoneNumberFlood,
     /// 400: the first name is empty or too long.
     FirstnameInvalid,
     /// 400: the bot token is not valid.
@@ -87,6 +91,8 @@ impl RpcError {
             RpcError::PhoneCodeHashEmpty => "PHONE_CODE_HASH_EMPTY",
             RpcError::PhoneNumberOccupied => "PHONE_NUMBER_OCCUPIED",
             RpcError::PhoneNotOccupied => "PHONE_NOT_OCCUPIED",
+            RpcError::PhoneNumberUnoccupied => "PHONE_NUMBER_UNOCCUPIED",
+            RpcError::PhoneNumberFlood => "PHONE_NUMBER_FLOOD",
             RpcError::FirstnameInvalid => "FIRSTNAME_INVALID",
             RpcError::AccessTokenInvalid => "ACCESS_TOKEN_INVALID",
             RpcError::UserIdInvalid => "USER_ID_INVALID",

@@ -196,6 +196,7 @@ async fn accept_loop(node: Arc<Node>, listener: TcpListener, mut stopped: watch:
     let mut connections = tokio::task::JoinSet::new();
     // Each connection's queue, to tell it to stop (dead ones are pruned as they pile up).
     let mut open_queues: Vec<tokio::sync::mpsc::WeakSender<hub::Push>> = Vec::new();
+    node.sessions.set_accepting(true);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -232,6 +233,7 @@ async fn accept_loop(node: Arc<Node>, listener: TcpListener, mut stopped: watch:
     }
     // No new connections; each open one answers what it has read, then closes. Those still
     // busy after the grace period (or whose queue is full) are cut.
+    node.sessions.set_accepting(false);
     drop(listener);
     for queue in open_queues.iter().filter_map(|q| q.upgrade()) {
         let _ = queue.try_send(hub::Push::Stop);

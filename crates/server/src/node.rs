@@ -11,7 +11,9 @@ use crate::config::Config;
 use crate::entropy::Randomness;
 use crate::observe::Observer;
 use crate::relay::Reflector;
-use crate::services::{Accounts, Calls, CallsParts, LoginSettings, Services, Updates, Users};
+use crate::services::{
+    Accounts, Calls, CallsParts, CodeLimits, LoginSettings, Services, Updates, Users,
+};
 use crate::sessions::{Sessions, SessionsParts};
 use crate::{cache, data_dir, hub, limits, topology};
 
@@ -92,7 +94,11 @@ pub async fn assemble(
         LoginSettings {
             fixed_code: config.fixed_login_code.clone(),
             code_ttl_secs: config.login_code_ttl_secs,
+            test_numbers: config.auth.test_numbers_on(config.listen.ip()),
+            signup: config.auth.signup,
+            delivery: config.auth.code_delivery(),
         },
+        CodeLimits::new(&config.auth, config.limits.exempt_loopback),
         entropy.clone(),
     );
     let sessions = Sessions::new(SessionsParts {

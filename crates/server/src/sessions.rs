@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use mtproto::crypto::AuthKey;
 use mtproto::crypto::rsa_key::ServerKey;
@@ -28,6 +28,7 @@ pub struct Sessions {
     max_connections: usize,
     open: AtomicUsize,
     next_conn_id: AtomicU64,
+    accepting: AtomicBool,
 }
 
 /// Why a connection was refused.
@@ -77,7 +78,20 @@ impl Sessions {
             max_connections: parts.max_connections,
             open: AtomicUsize::new(0),
             next_conn_id: AtomicU64::new(0),
+            accepting: AtomicBool::new(false),
         }
+    }
+
+    /// The accept loop says whether it is taking connections.
+    pub fn set_accepting(&self, accepting: bool) {
+        self.accepting.store(accepting, Ordering::Relaxed);
+    }
+
+    /// Whether new connections are taken: the accept loop runs and the connection limit is not
+    /// reached (readiness).
+    pub fn accepting(&self) -> bool {
+        self.accepting.load(Ordering::Relaxed)
+            && self.open.load(Ordering::Relaxed) < self.max_connections
     }
 
     /// Admits a connection from `ip`; every `Ok` must be matched by a [`Sessions::closed`].

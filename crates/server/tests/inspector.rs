@@ -2,7 +2,7 @@
 //! refusal, an error, an accept, a confirm and a hang-up, `/metrics` moved by exactly those
 //! amounts; the call's timeline holds each RPC and push in order (the busy refusal in it too),
 //! with the decoded TL of each message; the live stream announces it; tokens, `Host` and bad
-//! HTTP get their documented answers.
+//! HTTP get their documented answers; the health checks answer without a token.
 
 mod support;
 
@@ -289,6 +289,15 @@ async fn the_admin_address_refuses_what_it_should() {
     // The page's files hold no data: served without the token.
     assert_eq!(http_get(admin, "/app.js", "").await.0, 200);
     assert_eq!(http_get(admin, "/api/stream", "").await.0, 401);
+    // Health checks hold no data either: no token, any `Host`.
+    assert_eq!(http_get(admin, "/healthz", "").await, (200, "ok\n".into()));
+    assert_eq!(
+        http_get(admin, "/readyz", "").await,
+        (200, "ready\n".into())
+    );
+    let probe = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let status = raw(probe, b"GET /readyz HTTP/1.1\r\nHost: lb.internal\r\n\r\n").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
 
     // Without a token, only requests that name the server by address (no DNS rebinding).
     let open = TestServer::start().await;

@@ -4,7 +4,7 @@
 //! database goes away: meanwhile every failed request is answered `500 RPC_CALL_FAIL`, which
 //! a client may retry; once the database is back the node serves again by itself; and every
 //! transition the client saw acknowledged — a call created, a call ended — is in the database
-//! afterwards. Its own test binary: it stops the server every other PostgreSQL test uses.
+//! afterwards; `/readyz` is 503 while it is down and 200 again after. Its own test binary: it stops the server every other PostgreSQL test uses.
 
 mod support;
 
@@ -148,15 +148,27 @@ async fn postgres_restarted_under_load_loses_nothing_acknowledged() {
             }
         }
     };
+    let admin = server.admin_addr();
+    assert_eq!(
+        http_get(admin, "/readyz", "").await,
+        (200, "ready\n".into())
+    );
     wait_for(20, "calls before the stop").await;
     shell(&stop);
-    // Down for two seconds while the caller keeps trying.
+    // Down for two seconds while the caller keeps trying; a readiness check meanwhile says so
+    // (the process itself stays healthy).
     let during = served.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let down_since = Instant::now();
+    let (status, text) = http_get(admin, "/readyz", "").await;
+    assert_eq!(status, 503, "/readyz with the database down: {text}");
+    assert!(text.contains("the store did not answer"), "{text}");
+    assert_eq!(http_get(admin, "/healthz", "").await.0, 200);
+    tokio::time::sleep(Duration::from_secs(2).saturating_sub(down_since.elapsed())).await;
     let while_down = served.load(Ordering::Relaxed) - during;
     shell(&start);
     let back = served.load(Ordering::Relaxed);
     wait_for(back + 20, "calls after the start").await;
+    assert_eq!(http_get(admin, "/readyz", "").await.0, 200, "ready again");
     stopped.store(true, Ordering::Relaxed);
     let seen = load.await.unwrap();
 

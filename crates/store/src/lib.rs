@@ -149,6 +149,24 @@ pub trait Store: Send + Sync + 'static {
         unit(self.submit(Write::DeleteLoginCode(hash.to_owned())))
     }
 
+    /// Answers once the database has run a trivial statement (readiness checks).
+    fn ping(&self) -> StoreFuture<'_, ()>;
+
+    // ------------------------------------------------------------------ sign-up allowlist
+
+    /// Allows `phone` (digits only) to sign up when sign-up is by allowlist.
+    fn allow_phone(&self, phone: &str, now: i64) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::AllowPhone(phone.to_owned(), now)))
+    }
+    /// Takes `phone` off the allowlist (an account it made stays).
+    fn disallow_phone(&self, phone: &str) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::DisallowPhone(phone.to_owned())))
+    }
+    /// Whether `phone` is on the allowlist.
+    fn phone_allowed(&self, phone: &str) -> StoreFuture<'_, bool>;
+    /// The allowlist, in order.
+    fn allowed_phones(&self) -> StoreFuture<'_, Vec<String>>;
+
     // ------------------------------------------------------------------ contacts
 
     /// Adds or renames a contact.

@@ -29,10 +29,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0004_live_calls.sql"),
     include_str!("../migrations/postgres/0005_presence.sql"),
     include_str!("../migrations/postgres/0006_push_seq.sql"),
+    include_str!("../migrations/postgres/0007_allowlist.sql"),
 ];
 
 /// PostgreSQL's own statements (see `sql.rs` for the shared ones).
 const USER_BY_USERNAME: &str = "SELECT id, phone, first_name, last_name, username, bot, bot_secret, created_at FROM users WHERE lower(username) = lower($1)";
+const PING: &str = "SELECT 1";
 const LATEST_LOGIN_CODE: &str = "SELECT phone_code_hash, phone, code, created_at, expires_at, attempts, verified FROM login_codes WHERE phone = $1 ORDER BY created_at DESC, seq DESC LIMIT 1";
 
 /// A write queued for the writer, and where its answer goes.
@@ -359,6 +361,12 @@ async fn apply(tx: &deadpool_postgres::ClientWrapper, write: Write) -> Result<Wr
         Write::DeleteLoginCode(hash) => {
             exec(tx, sql::DELETE_LOGIN_CODE, &[&hash]).await?;
         }
+        Write::AllowPhone(phone, now) => {
+            exec(tx, sql::ALLOW_PHONE, &[&phone, &now]).await?;
+        }
+        Write::DisallowPhone(phone) => {
+            exec(tx, sql::DISALLOW_PHONE, &[&phone]).await?;
+        }
         Write::AddContact(owner, user, first, last) => {
             exec(tx, sql::UPSERT_CONTACT, &[&owner, &user, &first, &last]).await?;
         }
@@ -424,6 +432,24 @@ impl Store for PgStore {
     fn latest_login_code(&self, phone: &str) -> StoreFuture<'_, Option<LoginCode>> {
         let phone = phone.to_owned();
         Box::pin(async move { self.query_opt(LATEST_LOGIN_CODE, &[&phone], code_row).await })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move { self.query_opt(PING, &[], |_| ()).await.map(drop) })
+    }
+
+    fn phone_allowed(&self, phone: &str) -> StoreFuture<'_, bool> {
+        let phone = phone.to_owned();
+        Box::pin(async move {
+            Ok(self
+                .query_opt(sql::PHONE_ALLOWED, &[&phone], |_| ())
+                .await?
+                .is_some())
+        })
+    }
+
+    fn allowed_phones(&self) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move { self.query_all(sql::ALLOWED_PHONES, &[], |r| r.get(0)).await })
     }
 
     fn is_contact(&self, owner: i64, user: i64) -> StoreFuture<'_, bool> {

@@ -26,6 +26,12 @@ pub const UPDATE_LOGIN_CODE: &str =
     "UPDATE login_codes SET attempts = $1, verified = $2 WHERE phone_code_hash = $3";
 pub const DELETE_LOGIN_CODE: &str = "DELETE FROM login_codes WHERE phone_code_hash = $1";
 
+pub const ALLOW_PHONE: &str =
+    "INSERT INTO allowed_phones (phone, added_at) VALUES ($1, $2) ON CONFLICT (phone) DO NOTHING";
+pub const DISALLOW_PHONE: &str = "DELETE FROM allowed_phones WHERE phone = $1";
+pub const PHONE_ALLOWED: &str = "SELECT 1 FROM allowed_phones WHERE phone = $1";
+pub const ALLOWED_PHONES: &str = "SELECT phone FROM allowed_phones ORDER BY phone";
+
 pub const UPSERT_CONTACT: &str = "INSERT INTO contacts (owner_id, user_id, first_name, last_name) VALUES ($1, $2, $3, $4) ON CONFLICT (owner_id, user_id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name";
 pub const IS_CONTACT: &str = "SELECT 1 FROM contacts WHERE owner_id = $1 AND user_id = $2";
 pub const CONTACTS_OF: &str = "SELECT user_id FROM contacts WHERE owner_id = $1 ORDER BY user_id";

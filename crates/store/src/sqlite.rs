@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_calls.sql"),
     include_str!("../migrations/sqlite/0003_cluster.sql"),
+    include_str!("../migrations/sqlite/0004_allowlist.sql"),
 ];
 
 /// A store call: runs on the connection and returns how to answer its caller once the
@@ -337,6 +338,13 @@ fn apply(c: &mut Connection, write: Write) -> Result<Written, StoreError> {
             c.exec(sql::DELETE_LOGIN_CODE, [hash])
                 .map_err(unavailable)?;
         }
+        Write::AllowPhone(phone, now) => {
+            c.exec(sql::ALLOW_PHONE, params![phone, now])
+                .map_err(unavailable)?;
+        }
+        Write::DisallowPhone(phone) => {
+            c.exec(sql::DISALLOW_PHONE, [phone]).map_err(unavailable)?;
+        }
         Write::AddContact(owner, user, first, last) => {
             c.exec(sql::UPSERT_CONTACT, params![owner, user, first, last])
                 .map_err(unavailable)?;
@@ -434,6 +442,28 @@ impl Store for SqliteStore {
             c.row(LATEST_LOGIN_CODE, [phone], code_row)
                 .optional()
                 .map_err(unavailable)
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        self.run(move |c| c.row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
+    }
+
+    fn phone_allowed(&self, phone: &str) -> StoreFuture<'_, bool> {
+        let phone = phone.to_owned();
+        self.run(move |c| {
+            c.row(sql::PHONE_ALLOWED, [phone], |_| Ok(()))
+                .optional()
+                .map(|r| r.is_some())
+                .map_err(unavailable)
+        })
+    }
+
+    fn allowed_phones(&self) -> StoreFuture<'_, Vec<String>> {
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(sql::ALLOWED_PHONES).map_err(unavailable)?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
         })
     }
 

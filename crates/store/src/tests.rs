@@ -256,6 +256,28 @@ fn keys_and_updates_survive_reopening() {
 }
 
 #[test]
+fn the_sign_up_allowlist_holds_numbers_until_removed() {
+    on_each_backend(|db| async move {
+        let store = db.open().await;
+        store.ping().await.unwrap();
+        assert!(!store.phone_allowed("15550001").await.unwrap());
+        store.allow_phone("15550002", 10).await.unwrap();
+        store.allow_phone("15550001", 11).await.unwrap();
+        store.allow_phone("15550001", 12).await.unwrap();
+        assert!(store.phone_allowed("15550001").await.unwrap());
+        assert_eq!(
+            store.allowed_phones().await.unwrap(),
+            ["15550001", "15550002"]
+        );
+        drop(store);
+        let store = db.open().await;
+        store.disallow_phone("15550001").await.unwrap();
+        assert!(!store.phone_allowed("15550001").await.unwrap());
+        assert_eq!(store.allowed_phones().await.unwrap(), ["15550002"]);
+    });
+}
+
+#[test]
 fn login_codes() {
     on_each_backend(|db| async move {
         let s = db.open().await;

@@ -35,6 +35,10 @@ pub enum Write {
     UpdateLoginCode(String, i32, bool),
     /// A login code spent.
     DeleteLoginCode(String),
+    /// A phone number allowed to sign up, at a time.
+    AllowPhone(String, i64),
+    /// A phone number no longer allowed to sign up.
+    DisallowPhone(String),
     /// A contact added or renamed: owner, user, first and last name.
     AddContact(i64, i64, String, String),
     /// An update appended to a user's log: user, pts_count, date, body.

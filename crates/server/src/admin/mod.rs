@@ -4,8 +4,9 @@
 //! the token (`Authorization: Bearer T` or `?token=T`; the page's own HTML, script and style
 //! sheet hold no data and are served without it). Without a token, a request must name
 //! the server by IP address or `localhost` in `Host`, so a web page cannot reach it through a
-//! DNS name rebound to loopback.
+//! DNS name rebound to loopback. `/healthz` and `/readyz` ([`health`]) need neither.
 
+mod health;
 pub mod http;
 mod media;
 mod state;
@@ -101,6 +102,9 @@ async fn answer(
     let Some(request) = Request::of(&head) else {
         return Response::text(400, "bad request\n").closing().into_hyper();
     };
+    if health::is_health(&request.path) && matches!(request.method.as_str(), "GET" | "HEAD") {
+        return health::answer(node, &request.path).await.into_hyper();
+    }
     if let Err(refusal) = admit(node, &request) {
         return refusal.closing().into_hyper();
     }

@@ -35,6 +35,8 @@ pub struct RpcCtx<'a> {
     pub key: &'a mut KeyInfo,
     /// The connection's random bytes.
     pub entropy: &'a mut crate::entropy::Randomness,
+    /// The address the connection came from.
+    pub peer: std::net::IpAddr,
     /// The request's msg_id.
     pub msg_id: i64,
     /// Unix time, seconds.

@@ -7,22 +7,31 @@ use std::sync::Arc;
 use mtproto::crypto::Entropy;
 use store::{AuthKeyRow, ClientInfo, LoginCode, NewUser, Store, StoreError, User};
 
+use super::auth_policy::{CodeLimits, Signup};
+use super::code_delivery::CodeDelivery;
 use crate::entropy::Randomness;
 use crate::errors::RpcError;
 
-/// How login codes are issued.
+/// How login codes are issued and who may use them.
 #[derive(Clone, Debug)]
 pub struct LoginSettings {
     /// Every code is this one (development servers), unless the number is a test number.
     pub fixed_code: Option<String>,
     /// How long a code stays valid, seconds.
     pub code_ttl_secs: i64,
+    /// Whether test numbers (`99966XYYYY`) log in; when not, they are `PHONE_NUMBER_INVALID`.
+    pub test_numbers: bool,
+    /// Who may create an account.
+    pub signup: Signup,
+    /// Where codes go.
+    pub delivery: CodeDelivery,
 }
 
 /// Logins and auth keys.
 pub struct Accounts {
     store: Arc<dyn Store>,
     login: LoginSettings,
+    limits: CodeLimits,
     entropy: Randomness,
 }
 
@@ -45,20 +54,59 @@ pub enum CodeCheck {
 }
 
 impl Accounts {
-    /// Accounts in `store`.
-    pub fn new(store: Arc<dyn Store>, login: LoginSettings, entropy: Randomness) -> Accounts {
+    /// Accounts in `store`, codes limited by `limits`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        login: LoginSettings,
+        limits: CodeLimits,
+        entropy: Randomness,
+    ) -> Accounts {
         Accounts {
             store,
             login,
+            limits,
             entropy,
         }
     }
 
-    /// Issues a login code for `phone` at `now`: its hash (the client's `phone_code_hash`)
-    /// and the code.
-    pub async fn issue_code(&self, phone: &str, now: i64) -> Result<(String, String), RpcError> {
+    /// Whether `phone` may have an account made for it now: `PHONE_NUMBER_UNOCCUPIED` when
+    /// sign-up is closed, or by allowlist and the number is not on it.
+    async fn may_sign_up(&self, phone: &str) -> Result<(), RpcError> {
+        let allowed = match self.login.signup {
+            Signup::Open => true,
+            Signup::Closed => false,
+            Signup::Allowlist => self.store.phone_allowed(phone).await?,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(RpcError::PhoneNumberUnoccupied)
+        }
+    }
+
+    /// Issues a login code for `phone`, asked for from `peer` at `now`, and delivers it: its
+    /// hash (the client's `phone_code_hash`) and the code's length. Refused before any code
+    /// exists: a test number while they are off (`PHONE_NUMBER_INVALID`), over a limit
+    /// (`FLOOD_WAIT_X` per address, `PHONE_NUMBER_FLOOD` per number), a number that may
+    /// not sign up and has no account (`PHONE_NUMBER_UNOCCUPIED`). A delivery that fails
+    /// spends the code and answers `RPC_CALL_FAIL`.
+    pub async fn issue_code(
+        &self,
+        phone: &str,
+        peer: std::net::IpAddr,
+        now: i64,
+    ) -> Result<(String, usize), RpcError> {
+        let test_code = test_number_code(phone);
+        if test_code.is_some() && !self.login.test_numbers {
+            return Err(RpcError::PhoneNumberInvalid);
+        }
+        self.limits.check(phone, peer, now)?;
+        if self.login.signup != Signup::Open && self.store.user_by_phone(phone).await?.is_none() {
+            self.may_sign_up(phone).await?;
+        }
         let mut entropy = self.entropy.clone();
-        let code = test_number_code(phone)
+        let generated = test_code.is_none();
+        let code = test_code
             .or_else(|| self.login.fixed_code.clone())
             .unwrap_or_else(|| {
                 let n = u32::from_le_bytes(entropy.array()) % 100_000;
@@ -77,7 +125,16 @@ impl Accounts {
                 verified: false,
             })
             .await?;
-        Ok((hash, code))
+        if generated {
+            // `deliver` logs why it failed.
+            if self.login.delivery.deliver(phone, &code).await.is_err() {
+                self.store.delete_login_code(&hash).await?;
+                return Err(RpcError::RpcCallFail);
+            }
+        } else {
+            tracing::info!(phone = %phone, "login code issued (test number)");
+        }
+        Ok((hash, code.len()))
     }
 
     /// The unexpired code `hash` names for `phone`.
@@ -129,6 +186,7 @@ impl Accounts {
                 Ok(CodeCheck::Known(user))
             }
             None => {
+                self.may_sign_up(phone).await?;
                 self.store
                     .update_login_code(&code.hash, code.attempts, true)
                     .await?;
@@ -148,6 +206,7 @@ impl Accounts {
         if !code.verified {
             return Err(RpcError::PhoneCodeInvalid);
         }
+        self.may_sign_up(&code.phone).await?;
         let user = match self.store.create_user(new, now).await {
             Ok(u) => u,
             Err(StoreError::Conflict(_)) => return Err(RpcError::PhoneNumberOccupied),
@@ -175,6 +234,11 @@ impl Accounts {
             return Err(RpcError::AccessTokenInvalid);
         }
         Ok(user)
+    }
+
+    /// Whether the store answers a trivial statement (readiness).
+    pub async fn ping_store(&self) -> Result<(), StoreError> {
+        self.store.ping().await
     }
 
     /// Binds `key_id` to `user_id` (log in) or to nobody (log out).

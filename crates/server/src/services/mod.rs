@@ -4,19 +4,24 @@
 //! - [`Calls`]: call operations, committed, then published, then answered.
 //! - [`Users`]: user records and contacts, cached, rendered per viewer, changes announced.
 //! - [`Updates`]: each user's durable update log and the pushes to sessions.
-//! - [`Accounts`]: login codes, sign-up, bot tokens, what each auth key is bound to.
+//! - [`Accounts`]: login codes, sign-up, bot tokens, what each auth key is bound to; who may
+//!   log in ([`AuthSettings`]) and how codes reach phones ([`CodeDelivery`]).
 //!
 //! A handler takes the ones it uses; the router ([`crate::rpc`]) hands them out.
 
 mod accounts;
+mod auth_policy;
 mod calls;
+mod code_delivery;
 mod updates;
 mod users;
 
 use std::sync::Arc;
 
 pub use accounts::{Accounts, CodeCheck, LoginSettings};
+pub use auth_policy::{AuthSettings, CodeLimits, Signup};
 pub use calls::{CallIds, Calls, CallsParts, Published};
+pub use code_delivery::{CodeDelivery, DeliveryError};
 pub use updates::Updates;
 pub use users::Users;
 
