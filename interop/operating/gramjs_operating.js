@@ -109,13 +109,14 @@ class Suite {
     };
   }
 
-  async client() {
+  /** A client, not yet connected; `retries` connection attempts. */
+  newClient(retries) {
     const session = new StringSession('');
     session.setDC(2, '127.0.0.1', this.port);
     // floodSleepThreshold 0: a FLOOD_WAIT is thrown, not slept through.
     const c = new TelegramClient(session, API_ID, API_HASH, {
       connection: this.transport,
-      connectionRetries: 3,
+      connectionRetries: retries,
       retryDelay: 500,
       requestRetries: 1,
       timeout: 5,
@@ -124,6 +125,11 @@ class Suite {
       baseLogger: new Logger('none'),
     });
     this.clients.push(c);
+    return c;
+  }
+
+  async client() {
+    const c = this.newClient(3);
     await withTimeout(c.connect(), STEP_TIMEOUT_MS, 'connect');
     expect(c.connected, `could not connect to 127.0.0.1:${this.port}`);
     return c;
@@ -221,15 +227,41 @@ class Suite {
       return `+${n.allowed_later} (on the allowlist, which closed sign-up ignores): PHONE_NUMBER_UNOCCUPIED`;
     });
   }
+
+  async key_pinned() {
+    await check('a client that pinned the key logs in', async () => {
+      const me = await this.login(this.numbers.allowed, 'unused');
+      return `user ${me.id} through key ${pinnedFingerprint}`;
+    });
+  }
+
+  async key_refused() {
+    await check('a client that pinned only a retired key is refused', async () => {
+      const c = this.newClient(1);
+      let failure = null;
+      c.onError = async (e) => {
+        failure = e;
+      };
+      const connected = await withTimeout(c.connect(), STEP_TIMEOUT_MS, 'connect');
+      expect(!connected && !c.connected, 'connected, though the server should no longer offer the pinned key');
+      expect(failure && /could not find a valid key/.test(failure.message),
+        `connect failed (${failure && failure.message}) but not for want of a key`);
+      return failure.message;
+    });
+  }
 }
+
+let pinnedFingerprint = null;
+const PHASES = ['allowlist', 'closed', 'key_pinned', 'key_refused'];
 
 async function main() {
   const [phase, port, dataDir, codesFile, numbers] = process.argv.slice(2);
-  if (!['allowlist', 'closed'].includes(phase) || !numbers) {
-    console.error('usage: gramjs_operating.js allowlist|closed PORT DATA_DIR CODES_FILE NUMBERS_JSON');
+  if (!PHASES.includes(phase) || !numbers) {
+    console.error(`usage: gramjs_operating.js ${PHASES.join('|')} PORT DATA_DIR CODES_FILE NUMBERS_JSON`);
     process.exit(2);
   }
-  addKey(`${dataDir}/server.pub`);
+  // MTCALL_PINNED_KEY: the one public key this client knows (the key phases); else server.pub.
+  pinnedFingerprint = addKey(process.env.MTCALL_PINNED_KEY || `${dataDir}/server.pub`);
   const suite = new Suite(Number(port), codesFile, JSON.parse(numbers));
   try {
     await suite[phase]();

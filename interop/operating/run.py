@@ -11,6 +11,10 @@ For each client, on a fresh data dir:
              Then the server's log must hold none of the codes the command was given.
   closed     the server restarts on the same data with sign-up closed; the `closed` phase: the account
              made before still logs in, a number with no account (on the allowlist too) is refused.
+  keys       while that server runs: `mtcall key add`, SIGHUP; a client that pinned the old key and one
+             given only the new key both log in (`key_pinned`); `mtcall key retire OLD`, SIGHUP; the
+             client with the old key is refused at the key exchange (`key_refused`), the new key still
+             logs in; a restart offers only the new key.
 Each suite line is printed prefixed by the client's name; the last line is `N passed, M failed`.
 
 Usage:
@@ -24,6 +28,7 @@ import random
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +45,8 @@ CHECKS = {
                   "wrong code", "allowlisted number signs up with the hooked code", "existing account signs in",
                   "codes per number limited", "codes per address limited"],
     "closed": ["closed sign-up: existing account signs in", "closed sign-up: new number refused"],
+    "key_pinned": ["a client that pinned the key logs in"],
+    "key_refused": ["a client that pinned only a retired key is refused"],
 }
 PHASE_TIMEOUT = 120
 
@@ -67,6 +74,55 @@ def mtcall(binary, *args):
                        env=harness.client_env(), timeout=30)
     harness.expect(r.returncode == 0, f"mtcall {' '.join(args)}: exit {r.returncode}: {r.stderr.strip()[-300:]}")
     return r.stdout
+
+
+def reload_keys(server, count, timeout=10):
+    """Sends the running server SIGHUP and waits for its `count`-th `keys reloaded:` line, returned."""
+    server.proc.send_signal(signal.SIGHUP)
+    out = server.log.with_suffix(".stdout")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [line for line in out.read_text().splitlines() if line.startswith("keys reloaded:")]
+        if len(lines) >= count:
+            return lines[count - 1]
+        harness.expect(server.proc.poll() is None, f"the server exited on SIGHUP ({server.proc.returncode})")
+        time.sleep(0.1)
+    raise harness.CheckFailed(f"no `keys reloaded:` line {count} within {timeout} s of SIGHUP")
+
+
+def rotate_keys(tally, cmd, env, binary, server, work, args):
+    """The `keys` part: add a key, retire the old one, each picked up on SIGHUP; returns whether the client
+    phases passed."""
+    data = server.data
+    listed = mtcall(binary, "key", "list", "--data", str(data)).split()
+    old_fp = listed[0]
+    old_pub = work / "pinned-old.pub"  # server.pub moves to keys/retired/ when retired
+    shutil.copy(data / "server.pub", old_pub)
+    added = mtcall(binary, "key", "add", "--data", str(data))
+    m = re.match(r"added key (-?[0-9]+) \(public key (.+)\)$", added.strip())
+    harness.expect(m, f"`mtcall key add` printed {added!r}")
+    new_fp, new_pub = m.group(1), Path(m.group(2))
+    line = reload_keys(server, 1)
+    harness.expect(old_fp in line and new_fp in line, f"after `key add` and SIGHUP: {line!r}")
+    tally.ok("mtcall key add, SIGHUP: both keys offered", f"{old_fp}, {new_fp}")
+    ok = harness.run_phase(tally, cmd, "key_pinned", args, CHECKS["key_pinned"],
+                           dict(env, MTCALL_PINNED_KEY=str(old_pub)), PHASE_TIMEOUT)
+    ok &= harness.run_phase(tally, cmd, "key_pinned", args, CHECKS["key_pinned"],
+                            dict(env, MTCALL_PINNED_KEY=str(new_pub)), PHASE_TIMEOUT)
+    mtcall(binary, "key", "retire", "--data", str(data), old_fp)
+    line = reload_keys(server, 2)
+    harness.expect(old_fp not in line and new_fp in line, f"after `key retire` and SIGHUP: {line!r}")
+    tally.ok("mtcall key retire, SIGHUP: only the new key offered", new_fp)
+    ok &= harness.run_phase(tally, cmd, "key_refused", args, CHECKS["key_refused"],
+                            dict(env, MTCALL_PINNED_KEY=str(old_pub)), PHASE_TIMEOUT)
+    ok &= harness.run_phase(tally, cmd, "key_pinned", args, CHECKS["key_pinned"],
+                            dict(env, MTCALL_PINNED_KEY=str(new_pub)), PHASE_TIMEOUT)
+    stop = server.stop()
+    harness.expect(stop is None, stop)
+    banner = server.start()
+    harness.expect(new_fp in banner and old_fp not in banner, f"the startup line after a restart: {banner!r}")
+    tally.ok("restart: the startup line lists only the new key", new_fp)
+    return ok
 
 
 def run_client(tally, client, cmd, env, binary, keep):
@@ -109,6 +165,7 @@ def run_client(tally, client, cmd, env, binary, keep):
         banner = server.start()
         harness.expect("sign-up closed" in banner, f"the startup line: {banner!r}")
         ok &= harness.run_phase(tally, cmd, "closed", args, CHECKS["closed"], env, PHASE_TIMEOUT)
+        ok &= rotate_keys(tally, cmd, env, binary, server, work, args)
         stop = server.stop()
         harness.expect(stop is None, stop)
     except Exception as e:  # noqa: BLE001 - a driver error is one failed check

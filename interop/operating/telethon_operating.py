@@ -10,6 +10,9 @@ Phases (the configuration run.py gives the server for each):
              not exempt
   closed     signup = "closed", the same data: the account made in `allowlist` still logs in, a new
              number does not
+  key_pinned   the client knows only the public key MTCALL_PINNED_KEY names (not server.pub): the account
+               made in `allowlist` logs in through it
+  key_refused  the same with a key the server no longer offers: the key exchange finds no key it knows
 NUMBERS_JSON: {"allowed", "allowed_later", "stranger", "test", "flood_prefix"}.
 Prints `ok NAME [(DETAIL)]` or `FAIL NAME: REASON` per check; exits 0 only if all passed.
 """
@@ -18,9 +21,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 
 from telethon import TelegramClient, connection, errors
+import rsa as pyrsa
 from telethon.crypto import rsa as trsa
 from telethon.sessions import StringSession
 from telethon.tl import functions, types
@@ -205,14 +210,62 @@ class Suite:
         await check("closed sign-up: new number refused", new_number_refused())
 
 
+    # ------------------------------------------------------------------------------------ keys
+    async def key_pinned(self):
+        async def pinned_logs_in():
+            _, me = await self.login(self.numbers["allowed"])
+            return f"user {me.id} through key {PINNED_FINGERPRINT}"
+
+        await check("a client that pinned the key logs in", pinned_logs_in())
+
+    async def key_refused(self):
+        async def refused():
+            seen = KeyWarnings()
+            logging.getLogger("telethon.network.mtprotosender").addHandler(seen)
+            try:
+                await self.client()
+            except ConnectionError as e:
+                failure = e
+            else:
+                raise CheckFailed("connected, though the server should no longer offer the pinned key")
+            finally:
+                logging.getLogger("telethon.network.mtprotosender").removeHandler(seen)
+            expect(seen.messages, f"connect failed ({failure}) but not for want of a key")
+            expect(str(PINNED_FINGERPRINT) not in seen.messages[0],
+                   f"the server still offers the pinned key: {seen.messages[0]}")
+            return seen.messages[0].split(": ", 1)[-1]
+
+        await check("a client that pinned only a retired key is refused", refused())
+
+
+class KeyWarnings(logging.Handler):
+    """Telethon's warnings that a key exchange found no key it knows among the server's fingerprints."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        text = record.getMessage()
+        if "could not find a valid key" in text:
+            self.messages.append(text)
+
+
+PINNED_FINGERPRINT = None
+PHASES = ("allowlist", "closed", "key_pinned", "key_refused")
+
+
 async def main():
-    if len(sys.argv) != 6 or sys.argv[1] not in ("allowlist", "closed"):
+    global PINNED_FINGERPRINT
+    if len(sys.argv) != 6 or sys.argv[1] not in PHASES:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     phase, port, data_dir, codes_file, numbers = sys.argv[1:]
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
-    with open(f"{data_dir}/server.pub") as f:
-        trsa.add_key(f.read(), old=False)
+    with open(os.environ.get("MTCALL_PINNED_KEY") or f"{data_dir}/server.pub") as f:
+        pem = f.read()
+    trsa.add_key(pem, old=False)
+    PINNED_FINGERPRINT = trsa._compute_fingerprint(pyrsa.PublicKey.load_pkcs1(pem))
     suite = Suite(int(port), codes_file, json.loads(numbers))
     try:
         await getattr(suite, phase)()

@@ -153,6 +153,14 @@ enum Command {
         #[command(subcommand)]
         action: BotAction,
     },
+    /// The data directory's RSA keys: `key add` creates the next, `key retire FP` stops
+    /// accepting one, `key list` prints them. Running servers read them again on SIGHUP.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Logs in to a server as a client and saves the session file.
     Login {
         /// The server's address.
@@ -258,6 +266,20 @@ enum UsersAction {
 }
 
 #[derive(Subcommand)]
+enum KeyAction {
+    /// Creates the next key (`keys/N.key`, `keys/N.pub`); servers offer it besides the others.
+    Add,
+    /// Moves a key to `keys/retired/`: clients that pinned only it can no longer connect.
+    Retire {
+        /// Its fingerprint, as the startup line or `key list` prints it (decimal or 0x hex).
+        #[arg(allow_negative_numbers = true)]
+        fingerprint: String,
+    },
+    /// Prints the active keys: fingerprint, in hex, public key file.
+    List,
+}
+
+#[derive(Subcommand)]
 enum BotAction {
     /// Creates a bot and prints its token `ID:SECRET`.
     Create {
@@ -357,6 +379,14 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     name,
                 },
         } => crate::admin::create_bot(&load_config(&common)?, &username, name.as_deref()).await,
+        Command::Key { action, common } => {
+            let data = load_config(&common)?.data_dir;
+            match action {
+                KeyAction::Add => crate::key_cli::add(&data),
+                KeyAction::Retire { fingerprint } => crate::key_cli::retire(&data, &fingerprint),
+                KeyAction::List => crate::key_cli::list(&data),
+            }
+        }
         Command::Login {
             server,
             key,
@@ -414,25 +444,19 @@ pub async fn run(cli: Cli) -> Result<(), String> {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let data_dir = config.data_dir.clone();
     let logins = config.auth.summary(config.listen.ip());
+    let mut signals = crate::signals::Signals::register();
     let server = Server::start(config).await?;
-    let key = data_dir.join("server.pub");
+    let keys = key_summary(&server.keys());
     tracing::info!(
         listen = %server.local_addr(),
-        fingerprint = server.fingerprint(),
-        public_key = %key.display(),
-        "mtcall is serving; add the public key to your client as the README's \"Connect your client\" shows"
+        keys = %keys,
+        "mtcall is serving; add a public key to your client as the README's \"Connect your client\" shows"
     );
     // Before the "listening on" line, which tells scripts the server is up.
     tracing::info!(logins = %logins, "who may log in");
     println!("logins: {logins}");
-    println!(
-        "mtcall listening on {} (RSA key fingerprint {}, public key {})",
-        server.local_addr(),
-        server.fingerprint(),
-        key.display()
-    );
+    println!("mtcall listening on {} ({keys})", server.local_addr());
     if let Some(admin) = server.admin_addr() {
         tracing::info!(admin = %admin, "call inspector and /metrics on the admin address");
         println!("inspector on http://{admin}/");
@@ -440,27 +464,32 @@ async fn serve(config: Config) -> Result<(), String> {
     if let Some(relay) = server.relay_addr() {
         println!("reflector on udp {relay}");
     }
-    wait_for_signal().await;
+    while signals.next().await == crate::signals::Signal::Reload {
+        match server.reload_keys() {
+            Ok(keys) => {
+                let keys = key_summary(&keys);
+                tracing::info!(keys = %keys, "RSA keys read again");
+                println!("keys reloaded: {keys}");
+            }
+            Err(e) => tracing::error!(error = %e, "RSA keys not reloaded"),
+        }
+    }
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+/// The keys on offer as the startup line states them: each fingerprint and its public file.
+fn key_summary(keys: &[server::key_ring::KeyInfo]) -> String {
+    let each: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "RSA key fingerprint {}, public key {}",
+                k.fingerprint,
+                k.public_path.display()
+            )
+        })
+        .collect();
+    each.join("; ")
 }

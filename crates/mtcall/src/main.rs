@@ -1,12 +1,14 @@
-//! The `mtcall` command: `serve` runs the server; `code` and `bot` administer its data
-//! directory; `login`, `call` and `answer` are a client on the same protocol crates. See the
-//! README for connecting other clients.
+//! The `mtcall` command: `serve` runs the server; `code`, `bot`, `users` and `key` administer
+//! its data directory; `login`, `call` and `answer` are a client on the same protocol crates.
+//! See the README for connecting other clients.
 
 mod admin;
 mod bench;
 mod cli;
 mod client_cli;
 mod inspect_cli;
+mod key_cli;
+mod signals;
 
 use clap::Parser;
 

@@ -42,7 +42,7 @@ pub struct Config {
     /// the relays offered to calls.
     pub calls: CallSettings,
     /// Who may log in and sign up, and how login codes are delivered (`[auth]`).
-    pub auth: crate::services::AuthSettings,
+    pub auth: crate::auth_settings::AuthSettings,
     /// Flood control (`[limits]`).
     pub limits: crate::limits::LimitSettings,
     /// The admin address: inspector page, its API, `/metrics` (`[admin]`).

@@ -235,7 +235,7 @@ impl Connection {
             return;
         }
         let mut handshake = self.handshake.take().unwrap_or_default();
-        let rsa = self.node.sessions.rsa();
+        let rsa = self.node.sessions.rsa_keys();
         let mut entropy = self.entropy.clone();
         let body = body.to_vec();
         let now = self.node.clock.now_ms() / 1000;

@@ -4,6 +4,7 @@
 //! the clock, and the API methods (one file per family under [`rpc`]).
 
 mod admin;
+pub mod auth_settings;
 mod cache;
 pub mod clock;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod data_dir;
 pub mod entropy;
 pub mod errors;
 pub mod hub;
+pub mod key_ring;
 pub mod limits;
 mod node;
 pub mod observe;
@@ -42,7 +44,7 @@ pub struct Server {
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     relay_addr: Option<SocketAddr>,
-    fingerprint: i64,
+    keys: Arc<key_ring::KeyRing>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -66,7 +68,11 @@ impl Server {
     ) -> Result<Server, String> {
         config.admin.check()?;
         config.check_relays()?;
-        let data = data_dir::DataDir::open(&config.data_dir)?;
+        let mut data = data_dir::DataDir::open(&config.data_dir)?;
+        let keys = Arc::new(key_ring::KeyRing::new(
+            config.data_dir.clone(),
+            std::mem::take(&mut data.keys),
+        ));
         let (store, cluster) = config.open_store(&data.database()).await?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -93,12 +99,12 @@ impl Server {
             Some(r) => Some(r.local_addr().map_err(|e| e.to_string())?),
             None => None,
         };
-        let fingerprint = data.rsa.fingerprint();
         let node = Arc::new(
             node::assemble(
                 config,
                 reflector.clone(),
                 data,
+                keys.clone(),
                 store,
                 cluster,
                 clock,
@@ -134,7 +140,7 @@ impl Server {
             local_addr,
             admin_addr,
             relay_addr,
-            fingerprint,
+            keys,
             stop,
             task,
         })
@@ -155,9 +161,20 @@ impl Server {
         self.relay_addr
     }
 
-    /// The RSA key's fingerprint.
+    /// The first RSA key's fingerprint (clients given `server.pub` know it).
     pub fn fingerprint(&self) -> i64 {
-        self.fingerprint
+        self.keys.list().first().map_or(0, |k| k.fingerprint)
+    }
+
+    /// Every RSA key offered in key exchanges, with its public file.
+    pub fn keys(&self) -> Vec<key_ring::KeyInfo> {
+        self.keys.list()
+    }
+
+    /// Reads the data directory's keys again (added and retired ones); the keys on offer stay
+    /// as they were if that fails.
+    pub fn reload_keys(&self) -> Result<Vec<key_ring::KeyInfo>, String> {
+        self.keys.reload()
     }
 
     /// Stops accepting, lets every connection finish the requests it has read (up to

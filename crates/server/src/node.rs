@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::entropy::Randomness;
+use crate::key_ring::KeyRing;
 use crate::observe::Observer;
 use crate::relay::Reflector;
 use crate::services::{
@@ -34,11 +35,13 @@ pub struct Node {
 }
 
 /// Builds a node over `store` (and `cluster`, when several nodes share the database), with
-/// `reflector` relaying the calls it confirms.
+/// `reflector` relaying the calls it confirms and `keys` offered in key exchanges.
+#[allow(clippy::too_many_arguments)]
 pub async fn assemble(
     config: Config,
     reflector: Option<Arc<Reflector>>,
     data: data_dir::DataDir,
+    keys: Arc<KeyRing>,
     store: Arc<dyn store::Store>,
     cluster: Option<Arc<dyn store::Cluster>>,
     clock: Clock,
@@ -96,13 +99,13 @@ pub async fn assemble(
             code_ttl_secs: config.login_code_ttl_secs,
             test_numbers: config.auth.test_numbers_on(config.listen.ip()),
             signup: config.auth.signup,
-            delivery: config.auth.code_delivery(),
+            delivery: crate::services::CodeDelivery::of(&config.auth),
         },
         CodeLimits::new(&config.auth, config.limits.exempt_loopback),
         entropy.clone(),
     );
     let sessions = Sessions::new(SessionsParts {
-        rsa: data.rsa,
+        keys,
         secret: data.secret,
         store,
         hub,

@@ -54,12 +54,17 @@ async fn fixture_with(adjust: impl FnOnce(&mut Config)) -> Fixture {
         ..Config::default()
     };
     adjust(&mut config);
-    let data = data_dir::DataDir::open(&dir).unwrap();
+    let mut data = data_dir::DataDir::open(&dir).unwrap();
+    let keys = Arc::new(crate::key_ring::KeyRing::new(
+        dir.clone(),
+        std::mem::take(&mut data.keys),
+    ));
     let (store, cluster) = config.open_store(&data.database()).await.unwrap();
     let node = assemble(
         config,
         None,
         data,
+        keys,
         store.clone(),
         cluster,
         Clock::tokio(T0_MS),

@@ -1,5 +1,5 @@
 //! What every client connection shares below the API: admission (how many connections, from
-//! which addresses), flood control, the RSA key and salts of the handshake, the auth keys
+//! which addresses), flood control, the RSA keys and salts of the handshake, the auth keys
 //! (created, stored, loaded back with their login) and the hub registration that lets pushes
 //! reach a logged-in session. Only [`crate::connection`] and the accept loop use it.
 
@@ -15,12 +15,13 @@ use tl::Layer;
 use tokio::sync::mpsc;
 
 use crate::hub::{Hub, Push};
+use crate::key_ring::KeyRing;
 use crate::limits::Limits;
 use crate::rpc::KeyInfo;
 
 /// Sessions and what they are admitted and keyed with.
 pub struct Sessions {
-    rsa: Arc<ServerKey>,
+    keys: Arc<KeyRing>,
     salts: SaltSource,
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
@@ -52,8 +53,8 @@ pub struct LoadedKey {
 
 /// What [`Sessions`] is built from.
 pub struct SessionsParts {
-    /// The handshake's RSA key.
-    pub rsa: ServerKey,
+    /// The handshake's RSA keys.
+    pub keys: Arc<KeyRing>,
     /// The server secret (salts).
     pub secret: [u8; 32],
     /// Auth keys.
@@ -70,7 +71,7 @@ impl Sessions {
     /// Sessions over `parts`.
     pub fn new(parts: SessionsParts) -> Sessions {
         Sessions {
-            rsa: Arc::new(parts.rsa),
+            keys: parts.keys,
             salts: SaltSource::new(parts.secret),
             store: parts.store,
             hub: parts.hub,
@@ -130,9 +131,14 @@ impl Sessions {
             .request(ip, key.perm_key_id, key.user_id, now_ms)
     }
 
-    /// The RSA key the handshake answers with.
-    pub fn rsa(&self) -> Arc<ServerKey> {
-        self.rsa.clone()
+    /// The RSA keys a handshake starting now offers.
+    pub fn rsa_keys(&self) -> Arc<Vec<ServerKey>> {
+        self.keys.current()
+    }
+
+    /// Each RSA key on offer: fingerprint and public file.
+    pub fn rsa_key_list(&self) -> Vec<crate::key_ring::KeyInfo> {
+        self.keys.list()
     }
 
     /// Stores a key the handshake created (before the client hears it exists).

@@ -272,11 +272,17 @@ fn spawn_node(
         .map_err(|e| format!("starting a node: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut reader = std::io::BufReader::new(stdout);
+    // Lines before "mtcall listening on ADDR (RSA key fingerprint …)" (who may log in) are
+    // skipped.
     let mut line = String::new();
-    reader.read_line(&mut line).map_err(|e| e.to_string())?;
+    while !line.starts_with("mtcall listening on ") {
+        line.clear();
+        if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Err("a node exited before it was listening".into());
+        }
+    }
     // Whatever else it prints is read and dropped, so it never writes to a closed pipe.
     std::thread::spawn(move || for _ in reader.lines() {});
-    // "mtcall listening on ADDR (RSA key fingerprint …)"
     let addr = line
         .strip_prefix("mtcall listening on ")
         .and_then(|rest| rest.split_whitespace().next())

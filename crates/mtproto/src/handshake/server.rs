@@ -69,12 +69,14 @@ impl ServerHandshake {
         !matches!(self.state, State::Idle)
     }
 
-    /// Handles one plain message body. The RSA decryption and the two modular exponentiations
-    /// happen here (about 10 ms of CPU): call it off any async reactor.
+    /// Handles one plain message body with the server's RSA `keys` (every one is offered in
+    /// `resPQ`; `req_DH_params` names the one it used, `UnknownFingerprint` if none has that
+    /// fingerprint). The RSA decryption and the two modular exponentiations happen here
+    /// (about 10 ms of CPU): call it off any async reactor.
     pub fn handle(
         &mut self,
         body: &[u8],
-        key: &ServerKey,
+        keys: &[ServerKey],
         now: i32,
         entropy: &mut impl Entropy,
     ) -> Result<Step, HandshakeError> {
@@ -82,15 +84,20 @@ impl ServerHandshake {
         match request {
             Request::ReqPqMulti(tl::functions::ReqPqMulti { nonce })
             | Request::ReqPq(tl::functions::ReqPq { nonce }) => {
-                Ok((self.res_pq(nonce, key, entropy), None))
+                Ok((self.res_pq(nonce, keys, entropy), None))
             }
-            Request::ReqDHParams(req) => self.dh_params(req, key, now, entropy).map(|b| (b, None)),
+            Request::ReqDHParams(req) => self.dh_params(req, keys, now, entropy).map(|b| (b, None)),
             Request::SetClientDHParams(req) => self.set_client_dh(req).map(|(b, k)| (b, Some(k))),
             other => Err(HandshakeError::UnexpectedMessage(constructor_of(&other))),
         }
     }
 
-    fn res_pq(&mut self, nonce: [u8; 16], key: &ServerKey, entropy: &mut impl Entropy) -> Vec<u8> {
+    fn res_pq(
+        &mut self,
+        nonce: [u8; 16],
+        keys: &[ServerKey],
+        entropy: &mut impl Entropy,
+    ) -> Vec<u8> {
         let server_nonce: [u8; 16] = entropy.array();
         let (pq, p, q) = pq::generate(entropy);
         self.state = State::SentResPq {
@@ -104,7 +111,7 @@ impl ServerHandshake {
             nonce,
             server_nonce,
             pq: pq.to_be_bytes().to_vec(),
-            server_public_key_fingerprints: vec![key.fingerprint()],
+            server_public_key_fingerprints: keys.iter().map(ServerKey::fingerprint).collect(),
         })
         .to_bytes(Layer::LATEST)
     }
@@ -112,7 +119,7 @@ impl ServerHandshake {
     fn dh_params(
         &mut self,
         req: tl::functions::ReqDHParams,
-        key: &ServerKey,
+        keys: &[ServerKey],
         now: i32,
         entropy: &mut impl Entropy,
     ) -> Result<Vec<u8>, HandshakeError> {
@@ -136,9 +143,10 @@ impl ServerHandshake {
         if req.p != be_u32(p) || req.q != be_u32(q) {
             return Err(HandshakeError::BadFactors);
         }
-        if req.public_key_fingerprint != key.fingerprint() {
-            return Err(HandshakeError::UnknownFingerprint);
-        }
+        let key = keys
+            .iter()
+            .find(|k| k.fingerprint() == req.public_key_fingerprint)
+            .ok_or(HandshakeError::UnknownFingerprint)?;
         let inner = decrypt_inner_data(key, &req.encrypted_data)?;
         let (i_pq, i_p, i_q, i_nonce, i_server_nonce, new_nonce, dc, expires_in) = match inner {
             enums::PQInnerData::PQInnerData(d) => (

@@ -123,6 +123,10 @@ pub async fn overview(node: &Node) -> Value {
             "store": if node.config.database.is_some() { "postgres" } else { "sqlite" },
             "started_at_ms": node.observe.started_at_ms,
             "now_ms": node.clock.now_ms(),
+            "rsa_keys": node.sessions.rsa_key_list().iter().map(|k| json!({
+                "fingerprint": k.fingerprint.to_string(),
+                "public_key": k.public_path.display().to_string(),
+            })).collect::<Vec<_>>(),
         },
         "sessions": sessions.iter().map(|s| session(s, &names, &busy)).collect::<Vec<_>>(),
         "calls": {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use mtproto::crypto::Entropy;
 use store::{AuthKeyRow, ClientInfo, LoginCode, NewUser, Store, StoreError, User};
 
-use super::auth_policy::{CodeLimits, Signup};
+use super::auth_policy::CodeLimits;
 use super::code_delivery::CodeDelivery;
+use crate::auth_settings::Signup;
 use crate::entropy::Randomness;
 use crate::errors::RpcError;
 

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
+use crate::auth_settings::AuthSettings;
+
 /// Where codes go.
 #[derive(Clone, Debug)]
 pub enum CodeDelivery {
@@ -55,6 +57,17 @@ impl std::fmt::Display for DeliveryError {
 const STDERR_KEPT: usize = 512;
 
 impl CodeDelivery {
+    /// Where the `[auth]` settings send codes.
+    pub fn of(settings: &AuthSettings) -> Self {
+        match &settings.code_command {
+            Some(command) => CodeDelivery::Command {
+                command: command.clone(),
+                timeout: Duration::from_secs(settings.code_command_timeout_secs.max(1)),
+            },
+            None => CodeDelivery::Log,
+        }
+    }
+
     /// Whether the code goes somewhere other than the log (then the log never shows it).
     pub fn is_hook(&self) -> bool {
         matches!(self, CodeDelivery::Command { .. })

@@ -18,8 +18,9 @@ mod users;
 
 use std::sync::Arc;
 
+pub use crate::auth_settings::{AuthSettings, Signup};
 pub use accounts::{Accounts, CodeCheck, LoginSettings};
-pub use auth_policy::{AuthSettings, CodeLimits, Signup};
+pub use auth_policy::CodeLimits;
 pub use calls::{CallIds, Calls, CallsParts, Published};
 pub use code_delivery::{CodeDelivery, DeliveryError};
 pub use updates::Updates;

@@ -403,6 +403,7 @@
     if (n) {
       $('node-version').textContent = n.version;
       $('node-address').textContent = n.mtproto_address;
+      $('node-address').title = 'RSA key fingerprints: ' + (n.rsa_keys || []).map((k) => k.fingerprint).join(', ');
       $('node-store').textContent = n.store;
     }
     tick();
