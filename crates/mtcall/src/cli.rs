@@ -153,6 +153,21 @@ enum Command {
         #[command(subcommand)]
         action: BotAction,
     },
+    /// Writes a consistent copy of the SQLite database to PATH while servers run.
+    Backup {
+        #[command(flatten)]
+        common: Common,
+        /// The copy (a new file).
+        path: PathBuf,
+    },
+    /// Replaces the SQLite database with the backup PATH (no server may be running; the
+    /// database replaced is kept as mtcall.db.before-restore-TIME).
+    Restore {
+        #[command(flatten)]
+        common: Common,
+        /// The backup.
+        path: PathBuf,
+    },
     /// The data directory's RSA keys: `key add` creates the next, `key retire FP` stops
     /// accepting one, `key list` prints them. Running servers read them again on SIGHUP.
     Key {
@@ -379,6 +394,12 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     name,
                 },
         } => crate::admin::create_bot(&load_config(&common)?, &username, name.as_deref()).await,
+        Command::Backup { common, path } => {
+            crate::backup_cli::backup(&load_config(&common)?, &path)
+        }
+        Command::Restore { common, path } => {
+            crate::backup_cli::restore(&load_config(&common)?, &path)
+        }
         Command::Key { action, common } => {
             let data = load_config(&common)?.data_dir;
             match action {

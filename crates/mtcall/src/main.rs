@@ -1,8 +1,9 @@
-//! The `mtcall` command: `serve` runs the server; `code`, `bot`, `users` and `key` administer
-//! its data directory; `login`, `call` and `answer` are a client on the same protocol crates.
-//! See the README for connecting other clients.
+//! The `mtcall` command: `serve` runs the server; `code`, `bot`, `users`, `key`, `backup` and
+//! `restore` administer its data directory; `login`, `call` and `answer` are a client on the
+//! same protocol crates. See the README for connecting other clients.
 
 mod admin;
+mod backup_cli;
 mod bench;
 mod cli;
 mod client_cli;

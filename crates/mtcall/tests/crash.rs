@@ -4,6 +4,10 @@
 //! stored state is at least as far as its last acknowledged step), and every call that was
 //! still going completes: the callee accepts, the caller confirms, then hangs up. Rounds:
 //! `MTCALL_CRASH_ROUNDS` (3 in the test command, 20 for the full run recorded in FUZZING.md).
+//!
+//! Backups under the same load: `mtcall backup` taken while pairs set up calls, restored with
+//! `mtcall restore` into another data directory, holds every transition acknowledged before
+//! the backup began.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -157,39 +161,21 @@ async fn setups(
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// A logged-in caller and callee's auth keys, and the callee as the caller addresses them.
+type Pair = ([u8; 256], [u8; 256], enums::InputUser);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_transitions_survive_sigkill_and_live_calls_complete() {
-    let rounds: usize = std::env::var("MTCALL_CRASH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
-    let dir = std::env::temp_dir().join(format!("mtcall-crash-{}", std::process::id()));
-    let data = dir.join("data");
-    let addr = format!("127.0.0.1:{}", free_port());
-    let socket: std::net::SocketAddr = addr.parse().unwrap();
-    let mut server = start(&data, &addr);
-    let key = PublicKey::from_pkcs1_pem(&std::fs::read_to_string(data.join("server.pub")).unwrap())
-        .unwrap();
-
-    // Logged-in pairs whose keys survive restarts.
+/// Logs in [`PAIRS`] pairs whose keys survive restarts.
+async fn login_pairs(socket: std::net::SocketAddr, key: &PublicKey) -> Vec<Pair> {
     let mut pairs = Vec::new();
     for i in 0..PAIRS {
-        let mut caller = Client::connect(socket, &key, Kind::Full, false)
+        let mut caller = Client::connect(socket, key, Kind::Full, false)
             .await
             .unwrap();
         caller
             .login(&format!("99966{:05}", 95000 + 2 * i), "Caller")
             .await
             .unwrap();
-        let mut callee = Client::connect(socket, &key, Kind::Full, false)
+        let mut callee = Client::connect(socket, key, Kind::Full, false)
             .await
             .unwrap();
         let phone = format!("99966{:05}", 95001 + 2 * i);
@@ -213,19 +199,56 @@ async fn acknowledged_transitions_survive_sigkill_and_live_calls_complete() {
         ));
     }
 
+    pairs
+}
+
+/// Starts call setups for every pair on `socket`, recording what is acknowledged in `acked`.
+async fn load(
+    socket: std::net::SocketAddr,
+    pairs: &[Pair],
+    acked: &Acked,
+) -> tokio::task::JoinSet<Result<(), client::ClientError>> {
+    let mut load = tokio::task::JoinSet::new();
+    for (caller_key, callee_key, user) in pairs {
+        let mut caller = Client::resume(socket, *caller_key).await.unwrap();
+        let mut callee = Client::resume(socket, *callee_key).await.unwrap();
+        for c in [&mut caller, &mut callee] {
+            c.auto_reconnect = false;
+            c.update_wait_limit = Some(Duration::from_secs(5));
+        }
+        callee.sync_update_state().await.unwrap();
+        load.spawn(setups(caller, callee, user.clone(), acked.clone()));
+    }
+    load
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_transitions_survive_sigkill_and_live_calls_complete() {
+    let rounds: usize = std::env::var("MTCALL_CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let dir = std::env::temp_dir().join(format!("mtcall-crash-{}", std::process::id()));
+    let data = dir.join("data");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let socket: std::net::SocketAddr = addr.parse().unwrap();
+    let mut server = start(&data, &addr);
+    let key = PublicKey::from_pkcs1_pem(&std::fs::read_to_string(data.join("server.pub")).unwrap())
+        .unwrap();
+
+    let pairs = login_pairs(socket, &key).await;
+
     for round in 0..rounds {
         let acked: Acked = Arc::default();
-        let mut load = tokio::task::JoinSet::new();
-        for (caller_key, callee_key, user) in &pairs {
-            let mut caller = Client::resume(socket, *caller_key).await.unwrap();
-            let mut callee = Client::resume(socket, *callee_key).await.unwrap();
-            for c in [&mut caller, &mut callee] {
-                c.auto_reconnect = false;
-                c.update_wait_limit = Some(Duration::from_secs(5));
-            }
-            callee.sync_update_state().await.unwrap();
-            load.spawn(setups(caller, callee, user.clone(), acked.clone()));
-        }
+        let mut load = load(socket, &pairs, &acked).await;
         let at = Duration::from_millis(100 + (OsEntropy.i64() as u64 % 900));
         tokio::time::sleep(at).await;
         server.0.kill().unwrap(); // SIGKILL
@@ -366,6 +389,102 @@ async fn acknowledged_transitions_survive_sigkill_and_live_calls_complete() {
             live.len()
         );
     }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn mtcall(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "mtcall {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_under_load_restores_every_call_acknowledged_before_it() {
+    let dir = std::env::temp_dir().join(format!("mtcall-backup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let socket: std::net::SocketAddr = addr.parse().unwrap();
+    let server = start(&data, &addr);
+    let key = PublicKey::from_pkcs1_pem(&std::fs::read_to_string(data.join("server.pub")).unwrap())
+        .unwrap();
+    let pairs = login_pairs(socket, &key).await;
+    let acked: Acked = Arc::default();
+    let mut load = load(socket, &pairs, &acked).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let before = acked.lock().unwrap().clone();
+    let copy = dir.join("backup.db");
+    let said = mtcall(&[
+        "backup".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        copy.as_os_str(),
+    ]);
+    assert!(said.starts_with("backed up"), "{said}");
+    let during = acked.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = acked.lock().unwrap().len();
+    drop(server);
+    while load.join_next().await.is_some() {}
+    assert!(
+        !before.is_empty(),
+        "no setup got anywhere before the backup"
+    );
+    assert!(
+        after > during,
+        "the setups went on while and after the backup was taken ({during} calls then {after})"
+    );
+
+    // Restored into another data directory (with the first one's keys and secret).
+    let restored = dir.join("restored");
+    std::fs::create_dir_all(&restored).unwrap();
+    for file in ["server.key", "server.pub", "server.secret"] {
+        std::fs::copy(data.join(file), restored.join(file)).unwrap();
+    }
+    let said = mtcall(&[
+        "restore".as_ref(),
+        "--data".as_ref(),
+        restored.as_os_str(),
+        copy.as_os_str(),
+    ]);
+    assert!(said.starts_with("restored"), "{said}");
+    let stored: HashMap<i64, String> = {
+        let db = SqliteStore::open(&restored.join("mtcall.db"), Durability::Normal).unwrap();
+        db.load_calls()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.id, c.state))
+            .collect()
+    };
+    for (id, step) in &before {
+        let state = stored.get(id).unwrap_or_else(|| {
+            panic!(
+                "call {id} acknowledged as {} before the backup is not in it",
+                STEPS[*step]
+            )
+        });
+        assert!(
+            step_of(state) >= *step,
+            "call {id} acknowledged as {} before the backup but restored as {state}",
+            STEPS[*step]
+        );
+    }
+
+    // The restored directory serves: a pair's keys still log them in.
+    let server = start(&restored, &addr);
+    let (caller_key, _, _) = &pairs[0];
+    let mut caller = Client::resume(socket, *caller_key).await.unwrap();
+    caller
+        .call(&functions::updates::GetState {})
+        .await
+        .expect("a key stored before the backup works on the restored server");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

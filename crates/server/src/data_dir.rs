@@ -7,6 +7,9 @@
 //! older key keep connecting while new ones are given the newer. [`retire_key`] moves a key
 //! to `keys/retired/`, where no server loads it; the last key is never retired. A directory
 //! with only retired keys is refused rather than given a fresh key that no client knows.
+//!
+//! Servers hold the directory's [`DirLock`] shared while they run; restoring a backup takes
+//! it exclusively.
 
 use std::fs;
 use std::io::Write as _;
@@ -167,6 +170,53 @@ pub fn retire_key(path: &Path, fingerprint: i64) -> Result<PathBuf, String> {
         .map_err(|e| format!("moving {}: {e}", key.private_path.display()))?;
     let _ = fs::rename(&key.public_path, retired.join(format!("{stem}.pub")));
     Ok(private_to)
+}
+
+/// A lock on a data directory (its file `lock`): running servers hold it shared, so several
+/// may share one directory, and `mtcall restore` takes it exclusively, so it never replaces a
+/// database a server has open. Released when dropped (or when the process ends).
+pub struct DirLock {
+    _file: fs::File,
+}
+
+impl DirLock {
+    fn take(path: &Path, exclusive: bool) -> Result<Self, String> {
+        fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        let lock_path = path.join("lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("opening {}: {e}", lock_path.display()))?;
+        let taken = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match taken {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) if exclusive => Err(format!(
+                "a server is running on {}: stop it first",
+                path.display()
+            )),
+            Err(fs::TryLockError::WouldBlock) => Err(format!(
+                "{} is being restored: start the server when that is done",
+                path.display()
+            )),
+            Err(fs::TryLockError::Error(e)) => Err(format!("locking {}: {e}", lock_path.display())),
+        }
+    }
+
+    /// The lock a server holds while it runs.
+    pub fn serving(path: &Path) -> Result<Self, String> {
+        Self::take(path, false)
+    }
+
+    /// The lock that no server holds at the same time.
+    pub fn exclusive(path: &Path) -> Result<Self, String> {
+        Self::take(path, true)
+    }
 }
 
 impl DataDir {

@@ -47,6 +47,8 @@ pub struct Server {
     keys: Arc<key_ring::KeyRing>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// Held while the server lives: no restore replaces its database meanwhile.
+    _lock: data_dir::DirLock,
 }
 
 impl Server {
@@ -68,6 +70,7 @@ impl Server {
     ) -> Result<Server, String> {
         config.admin.check()?;
         config.check_relays()?;
+        let lock = data_dir::DirLock::serving(&config.data_dir)?;
         let mut data = data_dir::DataDir::open(&config.data_dir)?;
         let keys = Arc::new(key_ring::KeyRing::new(
             config.data_dir.clone(),
@@ -143,6 +146,7 @@ impl Server {
             keys,
             stop,
             task,
+            _lock: lock,
         })
     }
 

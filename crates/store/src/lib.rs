@@ -20,6 +20,7 @@ mod postgres_publish;
 mod postgres_rows;
 mod sql;
 mod sqlite;
+mod sqlite_backup;
 mod write;
 
 pub use model::{
@@ -29,6 +30,7 @@ pub use model::{
 pub use postgres::{PgStore, fresh_test_database};
 pub use postgres_cluster::LISTENER_NAME;
 pub use sqlite::{Durability, SqliteStore};
+pub use sqlite_backup::{BackupSummary, backup_sqlite, check_sqlite_backup, restore_sqlite};
 pub use write::{Write, Written};
 
 use std::fmt;

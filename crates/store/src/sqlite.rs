@@ -26,7 +26,7 @@ pub enum Durability {
     Full,
 }
 
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_calls.sql"),
     include_str!("../migrations/sqlite/0003_cluster.sql"),
