@@ -249,10 +249,54 @@ class Suite {
       return failure.message;
     });
   }
+
+  async password() {
+    const phone = this.numbers.allowed;
+    const secret = 'correct horse battery';
+    const startWith = async (c, password) => {
+      let lastError = null;
+      try {
+        await c.start({
+          phoneNumber: phone,
+          phoneCode: async () => hookedCode(this.codesFile, phone),
+          password: async () => password,
+          onError: async (e) => {
+            lastError = e;
+            return true; // stop: GramJS then throws AUTH_USER_CANCEL, the error before it is the answer
+          },
+        });
+      } catch (e) {
+        throw lastError || e;
+      }
+      if (lastError) throw lastError;
+    };
+    await check('cloud password set', async () => {
+      await this.login(phone, 'unused');
+      const c = this.clients[this.clients.length - 1];
+      await c.updateTwoFaSettings({ newPassword: secret, hint: 'the usual' });
+      return 'updateTwoFaSettings: account.getPassword, account.updatePasswordSettings';
+    });
+    await check('wrong cloud password refused', async () => {
+      await rpcError(startWith(await this.client(), 'wrong horse'), 'PASSWORD_HASH_INVALID');
+      return 'SESSION_PASSWORD_NEEDED, then PASSWORD_HASH_INVALID';
+    });
+    await check('cloud password logs in', async () => {
+      const c = await this.client();
+      await startWith(c, secret);
+      const me = await c.getMe();
+      expect(me instanceof Api.User && me.phone === phone, `getMe: ${me && me.phone}`);
+      await c.updateTwoFaSettings({ currentPassword: secret });
+      return `user ${me.id}; then removed with updateTwoFaSettings`;
+    });
+    await check('cloud password removed', async () => {
+      const me = await this.login(phone, 'unused');
+      return `user ${me.id} logs in with the code alone`;
+    });
+  }
 }
 
 let pinnedFingerprint = null;
-const PHASES = ['allowlist', 'closed', 'key_pinned', 'key_refused'];
+const PHASES = ['allowlist', 'closed', 'key_pinned', 'key_refused', 'password'];
 
 async function main() {
   const [phase, port, dataDir, codesFile, numbers] = process.argv.slice(2);

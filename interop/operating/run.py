@@ -15,6 +15,8 @@ For each client, on a fresh data dir:
              given only the new key both log in (`key_pinned`); `mtcall key retire OLD`, SIGHUP; the
              client with the old key is refused at the key exchange (`key_refused`), the new key still
              logs in; a restart offers only the new key.
+  password   on that server: the client's own two-step-verification paths set a cloud password, are
+             refused with a wrong one (PASSWORD_HASH_INVALID), log in with the right one, remove it.
 Each suite line is printed prefixed by the client's name; the last line is `N passed, M failed`.
 
 Usage:
@@ -47,6 +49,8 @@ CHECKS = {
     "closed": ["closed sign-up: existing account signs in", "closed sign-up: new number refused"],
     "key_pinned": ["a client that pinned the key logs in"],
     "key_refused": ["a client that pinned only a retired key is refused"],
+    "password": ["cloud password set", "wrong cloud password refused", "cloud password logs in",
+                 "cloud password removed"],
 }
 PHASE_TIMEOUT = 120
 
@@ -92,7 +96,7 @@ def reload_keys(server, count, timeout=10):
 
 def rotate_keys(tally, cmd, env, binary, server, work, args):
     """The `keys` part: add a key, retire the old one, each picked up on SIGHUP; returns whether the client
-    phases passed."""
+    phases passed, and the new key's public file."""
     data = server.data
     listed = mtcall(binary, "key", "list", "--data", str(data)).split()
     old_fp = listed[0]
@@ -122,7 +126,7 @@ def rotate_keys(tally, cmd, env, binary, server, work, args):
     banner = server.start()
     harness.expect(new_fp in banner and old_fp not in banner, f"the startup line after a restart: {banner!r}")
     tally.ok("restart: the startup line lists only the new key", new_fp)
-    return ok
+    return ok, new_pub
 
 
 def run_client(tally, client, cmd, env, binary, keep):
@@ -165,7 +169,10 @@ def run_client(tally, client, cmd, env, binary, keep):
         banner = server.start()
         harness.expect("sign-up closed" in banner, f"the startup line: {banner!r}")
         ok &= harness.run_phase(tally, cmd, "closed", args, CHECKS["closed"], env, PHASE_TIMEOUT)
-        ok &= rotate_keys(tally, cmd, env, binary, server, work, args)
+        rotated, new_pub = rotate_keys(tally, cmd, env, binary, server, work, args)
+        ok &= rotated
+        ok &= harness.run_phase(tally, cmd, "password", args, CHECKS["password"],
+                                dict(env, MTCALL_PINNED_KEY=str(new_pub)), PHASE_TIMEOUT)
         stop = server.stop()
         harness.expect(stop is None, stop)
     except Exception as e:  # noqa: BLE001 - a driver error is one failed check

@@ -13,6 +13,8 @@ Phases (the configuration run.py gives the server for each):
   key_pinned   the client knows only the public key MTCALL_PINNED_KEY names (not server.pub): the account
                made in `allowlist` logs in through it
   key_refused  the same with a key the server no longer offers: the key exchange finds no key it knows
+  password   the account made in `allowlist` sets a cloud password with Telethon's edit_2fa; start() with
+             a wrong one is refused (PASSWORD_HASH_INVALID), with the right one logs in; edit_2fa removes it
 NUMBERS_JSON: {"allowed", "allowed_later", "stranger", "test", "flood_prefix"}.
 Prints `ok NAME [(DETAIL)]` or `FAIL NAME: REASON` per check; exits 0 only if all passed.
 """
@@ -238,6 +240,40 @@ class Suite:
         await check("a client that pinned only a retired key is refused", refused())
 
 
+    # ------------------------------------------------------------------------------------ password
+    async def password(self):
+        phone, secret = self.numbers["allowed"], "correct horse battery"
+
+        async def set_password():
+            c, _ = await self.login(phone)
+            expect(await c.edit_2fa(new_password=secret, hint="the usual"), "edit_2fa returned False")
+            return "edit_2fa: account.getPassword, account.updatePasswordSettings"
+
+        async def wrong_refused():
+            c = await self.client()
+            await rpc_error(c.start(phone=phone, code_callback=lambda: hooked_code(self.codes_file, phone),
+                                    password="wrong horse", max_attempts=1), errors.PasswordHashInvalidError)
+            return "SESSION_PASSWORD_NEEDED, then PASSWORD_HASH_INVALID"
+
+        async def right_logs_in():
+            c = await self.client()
+            await c.start(phone=phone, code_callback=lambda: hooked_code(self.codes_file, phone), password=secret,
+                          max_attempts=1)
+            me = await c.get_me()
+            expect(me is not None and me.phone == phone, f"get_me: {me and me.phone}")
+            expect(await c.edit_2fa(current_password=secret, new_password=None), "edit_2fa returned False")
+            return f"user {me.id}; then removed with edit_2fa"
+
+        async def removed():
+            _, me = await self.login(phone)
+            return f"user {me.id} logs in with the code alone"
+
+        await check("cloud password set", set_password())
+        await check("wrong cloud password refused", wrong_refused())
+        await check("cloud password logs in", right_logs_in())
+        await check("cloud password removed", removed())
+
+
 class KeyWarnings(logging.Handler):
     """Telethon's warnings that a key exchange found no key it knows among the server's fingerprints."""
 
@@ -252,7 +288,7 @@ class KeyWarnings(logging.Handler):
 
 
 PINNED_FINGERPRINT = None
-PHASES = ("allowlist", "closed", "key_pinned", "key_refused")
+PHASES = ("allowlist", "closed", "key_pinned", "key_refused", "password")
 
 
 async def main():

@@ -63,6 +63,17 @@ pub enum RpcError {
     /// 400: `invokeWithLayer` announced a layer older than every supported one; the message
     /// names the supported range.
     ConnectionLayerInvalid,
+    /// 401: the code was right, and the account has a cloud password to give next
+    /// (`auth.checkPassword`).
+    SessionPasswordNeeded,
+    /// 400: the cloud password's proof is wrong (or no password is set).
+    PasswordHashInvalid,
+    /// 400: the proof answers no open SRP challenge (ask `account.getPassword` again).
+    SrpIdInvalid,
+    /// 400: a new password's algorithm is not the offered one (salts, generator, prime).
+    NewSaltInvalid,
+    /// 400: a new password's verifier is not a valid number.
+    NewSettingsInvalid,
     /// A call error (`CALL_PEER_INVALID`, `CALL_ALREADY_DECLINED`, ...).
     Call(calls::CallError),
 }
@@ -71,7 +82,7 @@ impl RpcError {
     /// The `error_code`.
     pub fn code(&self) -> i32 {
         match self {
-            RpcError::AuthKeyUnregistered => 401,
+            RpcError::AuthKeyUnregistered | RpcError::SessionPasswordNeeded => 401,
             RpcError::FloodWait(_) => 420,
             RpcError::RpcCallFail => 500,
             RpcError::Call(e) => e.code(),
@@ -108,6 +119,11 @@ impl RpcError {
             RpcError::RpcCallFail => "RPC_CALL_FAIL",
             RpcError::RandomLengthInvalid => "RANDOM_LENGTH_INVALID",
             RpcError::ConnectionLayerInvalid => "CONNECTION_LAYER_INVALID",
+            RpcError::SessionPasswordNeeded => "SESSION_PASSWORD_NEEDED",
+            RpcError::PasswordHashInvalid => "PASSWORD_HASH_INVALID",
+            RpcError::SrpIdInvalid => "SRP_ID_INVALID",
+            RpcError::NewSaltInvalid => "NEW_SALT_INVALID",
+            RpcError::NewSettingsInvalid => "NEW_SETTINGS_INVALID",
             RpcError::Call(e) => e.message(),
             RpcError::FloodWait(_) => "FLOOD_WAIT",
             RpcError::InputMethodInvalid(_) => "INPUT_METHOD_INVALID",

@@ -104,6 +104,7 @@ pub async fn assemble(
         CodeLimits::new(&config.auth, config.limits.exempt_loopback),
         entropy.clone(),
     );
+    let passwords = crate::services::Passwords::new(store.clone(), entropy.clone());
     let sessions = Sessions::new(SessionsParts {
         keys,
         secret: data.secret,
@@ -118,6 +119,7 @@ pub async fn assemble(
             users,
             updates,
             accounts,
+            passwords,
             config: config.clone(),
         },
         config,

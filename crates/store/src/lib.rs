@@ -24,8 +24,8 @@ mod sqlite_backup;
 mod write;
 
 pub use model::{
-    AuthKeyRow, CallRow, ClientInfo, LoginCode, NewUpdate, NewUser, Presence, PushCursor, PushRow,
-    StoredPush, UpdateRow, User,
+    AuthKeyRow, CallRow, ClientInfo, CloudPassword, LoginCode, NewUpdate, NewUser, Presence,
+    PushCursor, PushRow, StoredPush, UpdateRow, User,
 };
 pub use postgres::{PgStore, fresh_test_database};
 pub use postgres_cluster::LISTENER_NAME;
@@ -168,6 +168,19 @@ pub trait Store: Send + Sync + 'static {
     fn phone_allowed(&self, phone: &str) -> StoreFuture<'_, bool>;
     /// The allowlist, in order.
     fn allowed_phones(&self) -> StoreFuture<'_, Vec<String>>;
+
+    // ------------------------------------------------------------------ cloud passwords
+
+    /// Sets (or replaces) `user`'s cloud password.
+    fn set_password(&self, user: i64, password: CloudPassword) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::SetPassword(user, password)))
+    }
+    /// Removes `user`'s cloud password.
+    fn clear_password(&self, user: i64) -> StoreFuture<'_, ()> {
+        unit(self.submit(Write::ClearPassword(user)))
+    }
+    /// `user`'s cloud password, if one is set.
+    fn password(&self, user: i64) -> StoreFuture<'_, Option<CloudPassword>>;
 
     // ------------------------------------------------------------------ contacts
 

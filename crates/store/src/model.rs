@@ -93,6 +93,22 @@ pub struct LoginCode {
     pub verified: bool,
 }
 
+/// An account's cloud password (two-step verification), as SRP needs it: never the
+/// password, only the verifier the client computed from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudPassword {
+    /// The first salt, with the client's random part appended.
+    pub salt1: Vec<u8>,
+    /// The second salt.
+    pub salt2: Vec<u8>,
+    /// `v = g^x mod p`, 256 bytes big-endian.
+    pub verifier: Vec<u8>,
+    /// The hint shown when the password is asked for.
+    pub hint: String,
+    /// Unix time it was set.
+    pub set_at: i64,
+}
+
 /// One stored update.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpdateRow {

@@ -20,7 +20,10 @@ use crate::postgres_rows::{
     call_row, code_row, db_error, exec, key_row, one_row, save_call, unavailable, user_row,
 };
 use crate::write::{MAX_BATCH, Write, Written, gather};
-use crate::{AuthKeyRow, CallRow, LoginCode, Store, StoreError, StoreFuture, UpdateRow, User, sql};
+use crate::{
+    AuthKeyRow, CallRow, CloudPassword, LoginCode, Store, StoreError, StoreFuture, UpdateRow, User,
+    sql,
+};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
@@ -30,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0005_presence.sql"),
     include_str!("../migrations/postgres/0006_push_seq.sql"),
     include_str!("../migrations/postgres/0007_allowlist.sql"),
+    include_str!("../migrations/postgres/0008_passwords.sql"),
 ];
 
 /// PostgreSQL's own statements (see `sql.rs` for the shared ones).
@@ -367,6 +371,17 @@ async fn apply(tx: &deadpool_postgres::ClientWrapper, write: Write) -> Result<Wr
         Write::DisallowPhone(phone) => {
             exec(tx, sql::DISALLOW_PHONE, &[&phone]).await?;
         }
+        Write::SetPassword(user, p) => {
+            exec(
+                tx,
+                sql::SET_PASSWORD,
+                &[&user, &p.salt1, &p.salt2, &p.verifier, &p.hint, &p.set_at],
+            )
+            .await?;
+        }
+        Write::ClearPassword(user) => {
+            exec(tx, sql::CLEAR_PASSWORD, &[&user]).await?;
+        }
         Write::AddContact(owner, user, first, last) => {
             exec(tx, sql::UPSERT_CONTACT, &[&owner, &user, &first, &last]).await?;
         }
@@ -445,6 +460,19 @@ impl Store for PgStore {
                 .query_opt(sql::PHONE_ALLOWED, &[&phone], |_| ())
                 .await?
                 .is_some())
+        })
+    }
+
+    fn password(&self, user: i64) -> StoreFuture<'_, Option<CloudPassword>> {
+        Box::pin(async move {
+            self.query_opt(sql::PASSWORD_OF, &[&user], |r| CloudPassword {
+                salt1: r.get(0),
+                salt2: r.get(1),
+                verifier: r.get(2),
+                hint: r.get(3),
+                set_at: r.get(4),
+            })
+            .await
         })
     }
 

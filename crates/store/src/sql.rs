@@ -32,6 +32,11 @@ pub const DISALLOW_PHONE: &str = "DELETE FROM allowed_phones WHERE phone = $1";
 pub const PHONE_ALLOWED: &str = "SELECT 1 FROM allowed_phones WHERE phone = $1";
 pub const ALLOWED_PHONES: &str = "SELECT phone FROM allowed_phones ORDER BY phone";
 
+pub const SET_PASSWORD: &str = "INSERT INTO passwords (user_id, salt1, salt2, verifier, hint, set_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id) DO UPDATE SET salt1 = excluded.salt1, salt2 = excluded.salt2, verifier = excluded.verifier, hint = excluded.hint, set_at = excluded.set_at";
+pub const CLEAR_PASSWORD: &str = "DELETE FROM passwords WHERE user_id = $1";
+pub const PASSWORD_OF: &str =
+    "SELECT salt1, salt2, verifier, hint, set_at FROM passwords WHERE user_id = $1";
+
 pub const UPSERT_CONTACT: &str = "INSERT INTO contacts (owner_id, user_id, first_name, last_name) VALUES ($1, $2, $3, $4) ON CONFLICT (owner_id, user_id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name";
 pub const IS_CONTACT: &str = "SELECT 1 FROM contacts WHERE owner_id = $1 AND user_id = $2";
 pub const CONTACTS_OF: &str = "SELECT user_id FROM contacts WHERE owner_id = $1 ORDER BY user_id";

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::write::{MAX_BATCH, Write, Written, gather};
 use crate::{
-    AuthKeyRow, CallRow, ClientInfo, LoginCode, Store, StoreError, StoreFuture, UpdateRow, User,
-    sql,
+    AuthKeyRow, CallRow, ClientInfo, CloudPassword, LoginCode, Store, StoreError, StoreFuture,
+    UpdateRow, User, sql,
 };
 
 /// How hard a commit is pushed to disk.
@@ -31,6 +31,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_calls.sql"),
     include_str!("../migrations/sqlite/0003_cluster.sql"),
     include_str!("../migrations/sqlite/0004_allowlist.sql"),
+    include_str!("../migrations/sqlite/0005_passwords.sql"),
 ];
 
 /// A store call: runs on the connection and returns how to answer its caller once the
@@ -345,6 +346,16 @@ fn apply(c: &mut Connection, write: Write) -> Result<Written, StoreError> {
         Write::DisallowPhone(phone) => {
             c.exec(sql::DISALLOW_PHONE, [phone]).map_err(unavailable)?;
         }
+        Write::SetPassword(user, p) => {
+            c.exec(
+                sql::SET_PASSWORD,
+                params![user, p.salt1, p.salt2, p.verifier, p.hint, p.set_at],
+            )
+            .map_err(unavailable)?;
+        }
+        Write::ClearPassword(user) => {
+            c.exec(sql::CLEAR_PASSWORD, [user]).map_err(unavailable)?;
+        }
         Write::AddContact(owner, user, first, last) => {
             c.exec(sql::UPSERT_CONTACT, params![owner, user, first, last])
                 .map_err(unavailable)?;
@@ -456,6 +467,22 @@ impl Store for SqliteStore {
                 .optional()
                 .map(|r| r.is_some())
                 .map_err(unavailable)
+        })
+    }
+
+    fn password(&self, user: i64) -> StoreFuture<'_, Option<CloudPassword>> {
+        self.run(move |c| {
+            c.row(sql::PASSWORD_OF, [user], |r| {
+                Ok(CloudPassword {
+                    salt1: r.get(0)?,
+                    salt2: r.get(1)?,
+                    verifier: r.get(2)?,
+                    hint: r.get(3)?,
+                    set_at: r.get(4)?,
+                })
+            })
+            .optional()
+            .map_err(unavailable)
         })
     }
 

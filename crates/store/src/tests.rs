@@ -278,6 +278,46 @@ fn the_sign_up_allowlist_holds_numbers_until_removed() {
 }
 
 #[test]
+fn a_cloud_password_is_kept_replaced_and_cleared() {
+    on_each_backend(|db| async move {
+        let store = db.open().await;
+        let user = store
+            .create_user(
+                NewUser {
+                    phone: Some("15550003".into()),
+                    first_name: "P".into(),
+                    ..Default::default()
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.password(user.id).await.unwrap(), None);
+        let first = CloudPassword {
+            salt1: vec![1; 40],
+            salt2: vec![2; 16],
+            verifier: vec![3; 256],
+            hint: "the usual".into(),
+            set_at: 5,
+        };
+        store.set_password(user.id, first.clone()).await.unwrap();
+        drop(store);
+        let store = db.open().await;
+        assert_eq!(store.password(user.id).await.unwrap(), Some(first));
+        let second = CloudPassword {
+            verifier: vec![4; 256],
+            hint: String::new(),
+            set_at: 6,
+            ..store.password(user.id).await.unwrap().unwrap()
+        };
+        store.set_password(user.id, second.clone()).await.unwrap();
+        assert_eq!(store.password(user.id).await.unwrap(), Some(second));
+        store.clear_password(user.id).await.unwrap();
+        assert_eq!(store.password(user.id).await.unwrap(), None);
+    });
+}
+
+#[test]
 fn login_codes() {
     on_each_backend(|db| async move {
         let s = db.open().await;

@@ -39,6 +39,10 @@ pub enum Write {
     AllowPhone(String, i64),
     /// A phone number no longer allowed to sign up.
     DisallowPhone(String),
+    /// A user's cloud password set or replaced.
+    SetPassword(i64, crate::CloudPassword),
+    /// A user's cloud password removed.
+    ClearPassword(i64),
     /// A contact added or renamed: owner, user, first and last name.
     AddContact(i64, i64, String, String),
     /// An update appended to a user's log: user, pts_count, date, body.

@@ -299,7 +299,7 @@ impl Emitter<'_> {
                         None => self.decode_expr(ty),
                     };
                     if shared {
-                        let _ = writeln!(s, "let f_{} = {value};", p.name);
+                        let _ = writeln!(s, "let f_{} = {value};", p.name.to_lowercase());
                     } else {
                         let _ = writeln!(s, "let _ = {value};");
                     }
@@ -317,7 +317,7 @@ impl Emitter<'_> {
                     && matches!(&q.kind, ParamKind::Value { ty: t, flag: g } if t == ty && g.is_some() == flag.is_some())
             });
             if in_form {
-                let _ = writeln!(s, "{field}: f_{},", p.name);
+                let _ = writeln!(s, "{field}: f_{},", p.name.to_lowercase());
             } else if ty.name == "true" {
                 let _ = writeln!(s, "{field}: false,");
             } else {

@@ -88,12 +88,13 @@ const KEYWORDS: &[&str] = &[
     "virtual", "yield", "try", "gen",
 ];
 
-/// Rust field name for a TL parameter name.
+/// Rust field name for a TL parameter name (snake case: `srp_B` is `srp_b`; the TL name is
+/// kept for serde).
 pub fn field_name(name: &str) -> String {
     match name {
         "self" | "super" | "crate" | "Self" => format!("is_{name}"),
         n if KEYWORDS.contains(&n) => format!("r#{n}"),
-        n => n.to_owned(),
+        n => n.to_lowercase(),
     }
 }
 
@@ -109,6 +110,7 @@ mod tests {
         assert_eq!(pascal("phoneCallWaiting"), "PhoneCallWaiting");
         assert_eq!(field_name("self"), "is_self");
         assert_eq!(field_name("static"), "r#static");
+        assert_eq!(field_name("srp_B"), "srp_b");
         let f = parse_file(
             "phoneCallWaiting#1 = PhoneCall;\nphoneCall#2 = PhoneCall;\nupdateShort#3 = Updates;\nauth.sentCodeSuccess#4 = auth.SentCode;\n",
         )

@@ -61,6 +61,37 @@ pub fn mod_pow(base: &[u8], exp: &[u8; 256]) -> [u8; 256] {
     to_256(&b.pow(&uint(exp)).retrieve())
 }
 
+fn monty(x: &[u8]) -> BoxedMontyForm {
+    BoxedMontyForm::new(uint(x), params())
+}
+
+/// `a · b mod p` for `a`, `b` below p (big-endian), as 256 bytes.
+pub fn mul_mod(a: &[u8], b: &[u8]) -> [u8; 256] {
+    to_256(&(monty(a) * monty(b)).retrieve())
+}
+
+/// `a + b mod p` for `a`, `b` below p (big-endian), as 256 bytes.
+pub fn add_mod(a: &[u8], b: &[u8]) -> [u8; 256] {
+    to_256(&(monty(a) + monty(b)).retrieve())
+}
+
+/// `a - b mod p` for `a`, `b` below p (big-endian), as 256 bytes.
+pub fn sub_mod(a: &[u8], b: &[u8]) -> [u8; 256] {
+    to_256(&(monty(a) - monty(b)).retrieve())
+}
+
+/// Whether `1 < value < p - 1` (big-endian, 256 bytes at most).
+pub fn is_between_one_and_p_minus_one(value: &[u8]) -> bool {
+    let start = value.iter().position(|&b| b != 0).unwrap_or(value.len());
+    if value.len() - start > 256 {
+        return false;
+    }
+    let v = uint(&value[start..]);
+    let one = BoxedUint::one().resize(BITS);
+    let p_minus_one = uint(&DH_PRIME).wrapping_sub(&one);
+    v > one && v < p_minus_one
+}
+
 /// Whether `value` (big-endian) is a safe DH public value:
 /// `1 < v < p - 1` and `2^(2048-64) <= v <= p - 2^(2048-64)`.
 pub fn is_safe_public_value(value: &[u8]) -> bool {

@@ -1,6 +1,7 @@
 //! Cryptography of MTProto 2.0 (`docs/clients.md §1.3`): hashes,
 //! AES-256-IGE, the message-key derivation for both directions, auth keys, the server's RSA
-//! key, Diffie–Hellman over Telegram's 2048-bit safe prime, and the pq factoring puzzle.
+//! key, Diffie–Hellman over Telegram's 2048-bit safe prime, the pq factoring puzzle, and
+//! the server's half of SRP for cloud passwords.
 //! Randomness comes from the caller ([`Entropy`]); nothing here reads a clock.
 
 pub mod aes_ige;
@@ -8,6 +9,7 @@ pub mod auth_key;
 pub mod dh;
 pub mod pq;
 pub mod rsa_key;
+pub mod srp;
 
 pub use auth_key::AuthKey;
 

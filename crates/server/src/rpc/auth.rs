@@ -12,7 +12,7 @@ use tl::{Encode, enums, functions, types};
 use super::RpcCtx;
 use crate::errors::RpcError;
 use crate::render;
-use crate::services::{Accounts, CodeCheck, Users};
+use crate::services::{Accounts, CodeCheck, Passwords, Users};
 
 pub async fn send_code(
     ctx: &mut RpcCtx<'_>,
@@ -61,6 +61,7 @@ async fn log_in(
 pub async fn sign_in(
     ctx: &mut RpcCtx<'_>,
     accounts: &Accounts,
+    passwords: &Passwords,
     users: &Users,
     r: functions::auth::SignIn,
 ) -> Result<Vec<u8>, RpcError> {
@@ -77,6 +78,11 @@ pub async fn sign_in(
         .check_code(&phone, &r.phone_code_hash, &given, ctx.now)
         .await?
     {
+        CodeCheck::Known(user) if passwords.is_set(user.id).await? => {
+            // The code is spent; the key owes the password (`auth.checkPassword`).
+            passwords.owe(ctx.key.perm_key_id, user, ctx.now);
+            Err(RpcError::SessionPasswordNeeded)
+        }
         CodeCheck::Known(user) => log_in(ctx, accounts, users, &user).await,
         CodeCheck::Unknown => {
             let required =
@@ -86,6 +92,17 @@ pub async fn sign_in(
             Ok(required.to_bytes(ctx.key.layer))
         }
     }
+}
+
+pub async fn check_password(
+    ctx: &mut RpcCtx<'_>,
+    accounts: &Accounts,
+    passwords: &Passwords,
+    users: &Users,
+    r: functions::auth::CheckPassword,
+) -> Result<Vec<u8>, RpcError> {
+    let user = super::password::check(ctx, passwords, r).await?;
+    log_in(ctx, accounts, users, &user).await
 }
 
 pub async fn sign_up(

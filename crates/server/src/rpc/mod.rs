@@ -9,6 +9,7 @@ mod contacts;
 mod context;
 mod help;
 mod messages;
+mod password;
 mod phone;
 mod updates;
 mod users;
@@ -135,13 +136,21 @@ async fn dispatch(
         users,
         updates,
         accounts,
+        passwords,
         config,
     } = services;
     match request {
         Request::HelpGetConfig(_) => help::get_config(ctx, config),
         Request::HelpGetNearestDc(_) => help::get_nearest_dc(ctx, config),
         Request::AuthSendCode(r) => auth::send_code(ctx, accounts, r).await,
-        Request::AuthSignIn(r) => auth::sign_in(ctx, accounts, users, r).await,
+        Request::AuthSignIn(r) => auth::sign_in(ctx, accounts, passwords, users, r).await,
+        Request::AuthCheckPassword(r) => {
+            auth::check_password(ctx, accounts, passwords, users, r).await
+        }
+        Request::AccountGetPassword(_) => password::get_password(ctx, passwords).await,
+        Request::AccountUpdatePasswordSettings(r) => {
+            password::update_password_settings(ctx, passwords, r).await
+        }
         Request::AuthSignUp(r) => auth::sign_up(ctx, accounts, users, r).await,
         Request::AuthLogOut(_) => auth::log_out(ctx, accounts).await,
         Request::AuthImportBotAuthorization(r) => {

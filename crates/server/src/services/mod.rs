@@ -6,6 +6,7 @@
 //! - [`Updates`]: each user's durable update log and the pushes to sessions.
 //! - [`Accounts`]: login codes, sign-up, bot tokens, what each auth key is bound to; who may
 //!   log in ([`AuthSettings`]) and how codes reach phones ([`CodeDelivery`]).
+//! - [`Passwords`]: cloud passwords (two-step verification, SRP).
 //!
 //! A handler takes the ones it uses; the router ([`crate::rpc`]) hands them out.
 
@@ -13,6 +14,7 @@ mod accounts;
 mod auth_policy;
 mod calls;
 mod code_delivery;
+mod passwords;
 mod updates;
 mod users;
 
@@ -23,6 +25,7 @@ pub use accounts::{Accounts, CodeCheck, LoginSettings};
 pub use auth_policy::CodeLimits;
 pub use calls::{CallIds, Calls, CallsParts, Published};
 pub use code_delivery::{CodeDelivery, DeliveryError};
+pub use passwords::{NewPassword, PasswordOffer, PasswordProof, Passwords};
 pub use updates::Updates;
 pub use users::Users;
 
@@ -38,6 +41,8 @@ pub struct Services {
     pub updates: Arc<Updates>,
     /// Logins and auth keys.
     pub accounts: Accounts,
+    /// Cloud passwords.
+    pub passwords: Passwords,
     /// What `help.getConfig` tells clients.
     pub config: Arc<Config>,
 }
