@@ -140,8 +140,6 @@ pub struct Effects<R> {
     pub pushes: Vec<Push>,
     /// History entries to write.
     pub history: Vec<HistoryEntry>,
-    /// Tombstones to delete from storage.
-    pub forget: Vec<i64>,
     /// What happened, in order.
     pub events: Vec<CallEvent>,
 }
@@ -154,7 +152,6 @@ impl<R> Effects<R> {
             persist: Vec::new(),
             pushes: Vec::new(),
             history: Vec::new(),
-            forget: Vec::new(),
             events: Vec::new(),
         }
     }
@@ -166,16 +163,12 @@ impl<R> Effects<R> {
             persist: self.persist,
             pushes: self.pushes,
             history: self.history,
-            forget: self.forget,
             events: self.events,
         }
     }
 
     /// Whether something must be persisted or sent besides the result.
     pub fn is_empty(&self) -> bool {
-        self.persist.is_empty()
-            && self.pushes.is_empty()
-            && self.history.is_empty()
-            && self.forget.is_empty()
+        self.persist.is_empty() && self.pushes.is_empty() && self.history.is_empty()
     }
 }

@@ -1,11 +1,19 @@
-//! The call registry: every live call and recent tombstone, each operation of spec §3–§6 as a
-//! method taking the current time and returning [`Effects`].
+//! The call registry: every live call and a bounded set of recently ended ones, each
+//! operation of spec §3–§6 as a method taking the current time and returning [`Effects`].
+//!
+//! Ended calls stay in memory for [`Timeouts::tombstone`] seconds, but never more than
+//! [`CallRegistry::with_recent_capacity`] of them: past that the oldest leave memory (an
+//! eviction; their stored rows stay). Whoever keeps the registry asks
+//! [`CallRegistry::missing`] before an operation, reads what it names from storage and loads
+//! it back ([`CallRegistry::load`]); [`CallRegistry::overtook`] tells whether an eviction made
+//! during that read may have hidden the call from it.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use crate::effects::{CallEvent, Effects, Ending, HistoryEntry, Push, PushTarget};
 use crate::error::CallError;
+use crate::evicted::{Evicted, Lookup};
 use crate::model::{
     Answer, Call, Discard, Keys, Phase, Protocol, Reason, SessionRef, Stage, State,
 };
@@ -36,7 +44,8 @@ pub struct Timeouts {
     pub grace: i32,
     /// A confirmed call longer than this is ended (both clients dead would leave busy forever).
     pub max_duration: i32,
-    /// How long an ended call is remembered for late requests.
+    /// How long an ended call is remembered for late requests (in memory while it is among
+    /// the recent ones, in storage until then).
     pub tombstone: i32,
 }
 
@@ -52,15 +61,29 @@ impl Default for Timeouts {
     }
 }
 
-/// Every call the server knows.
-#[derive(Debug, Default)]
+/// How many ended calls a registry keeps in memory unless told otherwise.
+pub const DEFAULT_RECENT_CAPACITY: usize = 10_000;
+
+/// The live calls and the recently ended ones.
+#[derive(Debug)]
 pub struct CallRegistry {
     calls: HashMap<i64, Call>,
     live_by_user: HashMap<i64, Vec<i64>>,
     by_random: HashMap<(i64, i32), i64>,
-    /// Ended calls by when they are forgotten, soonest first (so timers never scan them).
+    /// Ended calls in memory by when they leave it, soonest first (so timers never scan
+    /// them); one entry per ended call held.
     tombstones: BinaryHeap<Reverse<(i32, i64)>>,
+    /// The most ended calls held at once.
+    recent_capacity: usize,
+    /// What has left memory.
+    evicted: Evicted,
     timeouts: Timeouts,
+}
+
+impl Default for CallRegistry {
+    fn default() -> Self {
+        CallRegistry::new(Timeouts::default())
+    }
 }
 
 type Outcome<R> = Effects<Result<R, CallError>>;
@@ -123,18 +146,92 @@ fn negotiate(caller: &Protocol, callee: &Protocol) -> Result<Protocol, CallError
 }
 
 impl CallRegistry {
-    /// An empty registry.
+    /// An empty registry holding up to [`DEFAULT_RECENT_CAPACITY`] ended calls.
     pub fn new(timeouts: Timeouts) -> Self {
         CallRegistry {
+            calls: HashMap::new(),
+            live_by_user: HashMap::new(),
+            by_random: HashMap::new(),
+            tombstones: BinaryHeap::new(),
+            recent_capacity: DEFAULT_RECENT_CAPACITY,
+            evicted: Evicted::default(),
             timeouts,
-            ..Default::default()
         }
     }
 
-    /// Restores calls read back from storage (live ones and tombstones).
+    /// The same registry holding at most `capacity` ended calls in memory (at least one;
+    /// the bound applies from the next call that ends or the next tick).
+    pub fn with_recent_capacity(mut self, capacity: usize) -> Self {
+        self.recent_capacity = capacity.max(1);
+        self
+    }
+
+    /// Adds calls read back from storage (live ones and ended ones); a call already held is
+    /// kept as held, since memory is never older than storage. Loaded calls stay at least
+    /// until the next call ends or the next [`CallRegistry::tick`], which restore the bound,
+    /// so an operation run right after loading finds them.
     pub fn load(&mut self, calls: impl IntoIterator<Item = Call>) {
         for call in calls {
-            self.insert(call);
+            if !self.calls.contains_key(&call.id) {
+                self.insert(call);
+            }
+        }
+    }
+
+    /// How many ended calls have left memory so far.
+    pub fn evictions(&self) -> u64 {
+        self.evicted.count()
+    }
+
+    /// What must be read from storage before an operation on `scope` can run: a call it names
+    /// that is not held but may be stored. A call leaves memory only after its ended state was
+    /// queued for storage, so a read queued after this answer finds it.
+    pub fn missing(&self, call: Option<i64>, random: Option<(i64, i32)>) -> Option<Lookup> {
+        if let Some(id) = call
+            && !self.calls.contains_key(&id)
+        {
+            return Some(Lookup::Id(id));
+        }
+        let (caller, random_id) = random?;
+        let held = self.by_random.contains_key(&(caller, random_id));
+        (!held && self.evicted.may_hold((caller, random_id)))
+            .then_some(Lookup::Random((caller, random_id)))
+    }
+
+    /// Whether a storage read for `lookup`, queued when [`CallRegistry::evictions`] was
+    /// `seen`, may have missed its call because it left memory since; then read again.
+    pub fn overtook(&self, seen: u64, lookup: Lookup) -> bool {
+        self.evicted.overtook(seen, lookup)
+    }
+
+    /// How many ended calls are held in memory.
+    pub fn recent_len(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// The caller's call with this `random_id`, if held.
+    pub fn by_random(&self, caller: i64, random_id: i32) -> Option<&Call> {
+        self.by_random
+            .get(&(caller, random_id))
+            .and_then(|id| self.calls.get(id))
+    }
+
+    /// Drops an ended call from memory at `now`.
+    fn evict(&mut self, id: i64, now: i32) {
+        if let Some(c) = self.calls.remove(&id) {
+            self.by_random.remove(&(c.admin_id, c.random_id));
+            self.evicted
+                .record(id, (c.admin_id, c.random_id), now, self.timeouts.tombstone);
+        }
+    }
+
+    /// Drops the oldest ended calls while more than the capacity are held.
+    fn evict_over_capacity(&mut self, now: i32) {
+        while self.tombstones.len() > self.recent_capacity {
+            let Some(Reverse((_, id))) = self.tombstones.pop() else {
+                break;
+            };
+            self.evict(id, now);
         }
     }
 
@@ -526,8 +623,11 @@ impl CallRegistry {
                 PushTarget::UserExcept(session.user_id, session.key_id),
             ],
         );
-        let snapshot = self.calls[&id].clone();
-        effects.map(|()| Ok(snapshot))
+        // The ended call as stored (it may already have left memory, at a capacity of one).
+        match effects.persist.last().cloned() {
+            Some(ended) => effects.map(|()| Ok(ended)),
+            None => effects.map(|()| Err(CallError::CallPeerInvalid)),
+        }
     }
 
     /// `phone.sendSignalingData` (spec §5.6): forwarded to the other party's call session.
@@ -640,6 +740,7 @@ impl CallRegistry {
             duration,
             date: now,
         });
+        self.evict_over_capacity(now);
     }
 
     /// The deadline of a live call, if it has one.
@@ -682,7 +783,8 @@ impl CallRegistry {
         live.into_iter().chain(tombstone).min()
     }
 
-    /// Ends every call past its deadline (spec §6.3) and forgets old tombstones.
+    /// Ends every call past its deadline (spec §6.3) and drops from memory the ended calls
+    /// older than [`Timeouts::tombstone`] (their stored rows are the keeper's to delete).
     pub fn tick(&mut self, now: i32) -> Effects<()> {
         let mut effects = Effects::only(());
         let due: Vec<(i64, Reason)> = self
@@ -711,19 +813,13 @@ impl CallRegistry {
                 &notify,
             );
         }
+        self.evict_over_capacity(now);
         while let Some(Reverse((at, id))) = self.tombstones.peek().copied() {
             if at > now {
                 break;
             }
             self.tombstones.pop();
-            let expired = self.calls.get(&id).is_some_and(|c| {
-                c.discard()
-                    .is_some_and(|d| d.at + self.timeouts.tombstone <= now)
-            });
-            if expired && let Some(c) = self.calls.remove(&id) {
-                self.by_random.remove(&(c.admin_id, c.random_id));
-                effects.forget.push(id);
-            }
+            self.evict(id, now);
         }
         effects
     }

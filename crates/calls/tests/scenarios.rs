@@ -1,10 +1,10 @@
 //! Deterministic scenarios of the call state machine with an injected clock and scripted ids:
 //! every cell of `docs/calls.md` §3.2, busy and auto-refuse (§4.3), multi-device
-//! (§5.3), each timeout (§6.3), and a property test of the invariants over random operations.
+//! (§5.3), each timeout (§6.3), the bounded set of ended calls, and a property test of the invariants over random operations.
 
 use calls::{
-    Call, CallError, CallRegistry, Effects, Ids, Protocol, Push, PushTarget, Reason, SessionRef,
-    State, Timeouts,
+    Call, CallError, CallRegistry, Effects, Ids, Lookup, Protocol, Push, PushTarget, Reason,
+    SessionRef, State, Timeouts,
 };
 use sha2::Digest as _;
 
@@ -644,10 +644,11 @@ fn timeouts_end_calls_with_the_spec_reasons() {
         );
         assert_eq!(call_pushes(&e).len(), 2, "both parties are told");
         assert_eq!(e.history[0].reason, Some(reason));
-        // The tombstone is forgotten after an hour.
+        // The tombstone leaves memory after an hour, with nothing to store or send.
         let later = w.reg.tick(due + 3600);
-        assert_eq!(later.forget, vec![id]);
+        assert!(later.is_empty());
         assert!(w.reg.get(id).is_none());
+        assert_eq!(w.reg.evictions(), 1);
     }
 }
 
@@ -964,4 +965,61 @@ fn each_operation_names_what_it_did() {
             answered: false,
         }]
     );
+}
+
+// ------------------------------------------------------------------ the bounded set of ended calls
+
+#[test]
+fn ended_calls_past_the_capacity_leave_memory_and_answer_the_same_once_loaded_back() {
+    let mut w = World::new();
+    w.reg = CallRegistry::new(Timeouts::default()).with_recent_capacity(2);
+    let mut ended = Vec::new();
+    for random_id in 0..5 {
+        let id = w.request(A, 2, random_id).result.unwrap().id;
+        assert_eq!(w.received(B1, id).result, Ok(true));
+        ended.push(w.discard(A, id, Reason::Hangup).result.unwrap());
+        assert!(w.reg.recent_len() <= 2, "never more than the capacity");
+    }
+    assert_eq!(w.reg.evictions(), 3);
+    let oldest = ended[0].clone();
+    let (id, caller_hash, callee_hash) = (oldest.id, oldest.admin_hash, oldest.participant_hash);
+    assert!(w.reg.get(id).is_none(), "the oldest left memory");
+    assert!(w.reg.by_random(A.user_id, 0).is_none());
+    assert!(w.reg.get(ended[4].id).is_some(), "the newest stays");
+    // The keeper is told to read it back; a random_id never used needs no read.
+    assert_eq!(w.reg.missing(Some(id), None), Some(Lookup::Id(id)));
+    assert_eq!(
+        w.reg.missing(None, Some((A.user_id, 0))),
+        Some(Lookup::Random((A.user_id, 0)))
+    );
+    assert_eq!(w.reg.missing(None, Some((A.user_id, 99))), None);
+    assert_eq!(w.reg.missing(Some(ended[4].id), None), None);
+    // Unknown to memory, it is unknown to the rules: the keeper must read it back first.
+    assert_eq!(
+        w.reg.received(B1, id, callee_hash, T0 + 9).result,
+        Err(CallError::CallPeerInvalid)
+    );
+
+    // Read back from storage (its stored form), every late request gets the tombstone's answer.
+    let stored = Call::from_bytes(&oldest.to_bytes()).unwrap();
+    w.reg.load([stored.clone()]);
+    assert_eq!(w.reg.missing(Some(id), Some((A.user_id, 0))), None);
+    let late = w.reg.received(B1, id, callee_hash, T0 + 9);
+    assert_eq!(late.result, Err(CallError::CallAlreadyDeclined));
+    let again = w
+        .reg
+        .discard(A, id, caller_hash, 0, Some(Reason::Hangup), T0 + 9);
+    assert_eq!(
+        again.result,
+        Ok(stored.clone()),
+        "discarding again answers the tombstone"
+    );
+    assert!(again.is_empty(), "and changes nothing");
+    assert_eq!(w.reg.check_participant(2, id, callee_hash), Ok(()));
+    assert_eq!(w.request(A, 2, 0).result, Err(CallError::RandomIdDuplicate));
+    // Loading what memory already holds keeps memory's copy; the next tick restores the bound.
+    w.reg.load([stored]);
+    assert_eq!(w.reg.recent_len(), 3);
+    assert!(w.reg.tick(T0 + 10).is_empty());
+    assert_eq!(w.reg.recent_len(), 2);
 }

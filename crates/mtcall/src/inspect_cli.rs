@@ -114,11 +114,13 @@ async fn names(store: &dyn store::Store) -> Result<(Vec<store::User>, views::Nam
     Ok((users, names))
 }
 
-/// Stored calls as inspector records (no messages), live first then ended newest first.
+/// Stored calls as inspector records (no messages), live first then ended newest first: as
+/// many ended ones as the inspector keeps.
 async fn stored_calls(config: &Config) -> Result<(Vec<CallRecord>, views::Names), String> {
     let store = open_store(config).await?;
     let (_, names) = names(store.as_ref()).await?;
-    let rows = store.load_calls().await.map_err(|e| e.to_string())?;
+    let kept = u32::try_from(config.admin.inspector().recent_calls).unwrap_or(u32::MAX);
+    let rows = store.load_calls(kept).await.map_err(|e| e.to_string())?;
     let mut records: Vec<CallRecord> = server::topology::decode(&rows)
         .into_iter()
         .map(CallRecord::stored)

@@ -260,7 +260,7 @@ async fn acknowledged_transitions_survive_sigkill_and_live_calls_complete() {
         assert!(!acked.is_empty(), "round {round}: no setup got anywhere");
         let stored: HashMap<i64, String> = {
             let db = SqliteStore::open(&data.join("mtcall.db"), Durability::Normal).unwrap();
-            db.load_calls()
+            db.load_calls(u32::MAX)
                 .await
                 .unwrap()
                 .into_iter()
@@ -371,7 +371,7 @@ async fn acknowledged_transitions_survive_sigkill_and_live_calls_complete() {
         }
         let db = SqliteStore::open(&data.join("mtcall.db"), Durability::Normal).unwrap();
         let still_live: Vec<_> = db
-            .load_calls()
+            .load_calls(u32::MAX)
             .await
             .unwrap()
             .into_iter()
@@ -456,7 +456,7 @@ async fn a_backup_under_load_restores_every_call_acknowledged_before_it() {
     assert!(said.starts_with("restored"), "{said}");
     let stored: HashMap<i64, String> = {
         let db = SqliteStore::open(&restored.join("mtcall.db"), Durability::Normal).unwrap();
-        db.load_calls()
+        db.load_calls(u32::MAX)
             .await
             .unwrap()
             .into_iter()

@@ -142,6 +142,9 @@ pub struct CallSettings {
     pub webrtc: Vec<WebrtcServer>,
     /// When the two clients may send media to each other directly (`phoneCall.p2p_allowed`).
     pub p2p: P2pPolicy,
+    /// Ended calls one node keeps in memory for late requests; older ones (up to an hour) are
+    /// read back from the database when a request names them.
+    pub recent_ended_calls: usize,
 }
 
 /// When a call's clients may talk directly rather than through a relay.
@@ -226,6 +229,7 @@ impl Default for CallSettings {
             reflectors: Vec::new(),
             webrtc: Vec::new(),
             p2p: P2pPolicy::Always,
+            recent_ended_calls: calls::DEFAULT_RECENT_CAPACITY,
         }
     }
 }

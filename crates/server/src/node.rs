@@ -54,8 +54,13 @@ pub async fn assemble(
     let cache = Arc::new(cache::Cache::default());
     let topology = match cluster {
         None => {
-            let (topology, restored) =
-                topology::Topology::single(store.clone(), timeouts, hub.clone()).await?;
+            let (topology, restored) = topology::Topology::single(
+                store.clone(),
+                timeouts,
+                config.calls.recent_ended_calls,
+                hub.clone(),
+            )
+            .await?;
             if !restored.is_empty() {
                 tracing::info!(calls = restored.len(), "calls restored");
             }

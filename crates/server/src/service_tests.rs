@@ -179,7 +179,7 @@ async fn a_request_commits_then_rings_the_callee() {
     let (bob, mut bob_rx) = user(&f, "15550102", 2).await;
     let call = request(&f.node, alice, bob.user_id).await;
     // Stored before anyone heard of it.
-    let stored = f.store.load_calls().await.unwrap();
+    let stored = f.store.load_calls(u32::MAX).await.unwrap();
     assert!(
         stored
             .iter()

@@ -510,3 +510,162 @@ async fn a_confirmed_call_lists_the_configured_relays() {
     };
     assert_eq!(theirs.connections, call.connections);
 }
+
+/// The answers to late requests about the first of four ended calls, on a server that holds
+/// `held` ended calls in memory, before and after a restart.
+async fn late_answers(held: usize) -> (Vec<String>, String) {
+    let mut config = server::Config::default();
+    config.calls.recent_ended_calls = held;
+    let mut server = TestServer::start_with(config).await;
+    let mut alice = connect(&server, Kind::Full, false).await;
+    alice.login("9996620051", "Alice").await.unwrap();
+    let mut bob = connect(&server, Kind::Full, false).await;
+    bob.login("9996620052", "Bob").await.unwrap();
+    let callee = user_of(&mut alice, "9996620052").await;
+    let mut first = None;
+    for random_id in 1..=4 {
+        let w = request(&mut alice, callee.clone(), &keypair(), random_id).await;
+        // Bob hears of each earlier call's end before the next one rings.
+        let r = loop {
+            match next_call_update(&mut bob).await {
+                enums::PhoneCall::Requested(r) => break r,
+                enums::PhoneCall::Discarded(_) => continue,
+                other => panic!("Bob's device rings, not {other:?}"),
+            }
+        };
+        let peer = input_call(r.id, r.access_hash);
+        assert!(
+            bob.call(&functions::phone::ReceivedCall { peer })
+                .await
+                .unwrap()
+        );
+        alice
+            .call(&functions::phone::DiscardCall {
+                video: false,
+                peer: input_call(w.id, w.access_hash),
+                duration: 0,
+                reason: types::PhoneCallDiscardReasonHangup {}.into(),
+                connection_id: 0,
+            })
+            .await
+            .unwrap();
+        first.get_or_insert((w, r));
+    }
+    let (w, r) = first.unwrap();
+    let (alice_peer, bob_peer) = (
+        input_call(w.id, w.access_hash),
+        input_call(r.id, r.access_hash),
+    );
+    let mut answers = Vec::new();
+    answers.push(
+        bob.call(&functions::phone::ReceivedCall {
+            peer: bob_peer.clone(),
+        })
+        .await
+        .rpc_err()
+        .1,
+    );
+    let again = alice
+        .call(&functions::phone::DiscardCall {
+            video: false,
+            peer: alice_peer.clone(),
+            duration: 0,
+            reason: types::PhoneCallDiscardReasonHangup {}.into(),
+            connection_id: 0,
+        })
+        .await
+        .unwrap();
+    let enums::Updates::Updates(u) = again else {
+        panic!("discardCall answers updates")
+    };
+    answers.push(format!("{:?}", u.updates));
+    let rated = bob
+        .call(&functions::phone::SetCallRating {
+            user_initiative: false,
+            peer: bob_peer.clone(),
+            rating: 5,
+            comment: String::new(),
+        })
+        .await;
+    answers.push(format!("rating accepted: {}", rated.is_ok()));
+    let debug = bob
+        .call(&functions::phone::SaveCallDebug {
+            peer: bob_peer.clone(),
+            debug: types::DataJSON { data: "{}".into() }.into(),
+        })
+        .await
+        .unwrap();
+    answers.push(format!("debug saved: {debug}"));
+    let repeated = alice
+        .call(&functions::phone::RequestCall {
+            video: false,
+            user_id: callee,
+            random_id: 1,
+            g_a_hash: sha256(&[&keypair().public]).to_vec(),
+            protocol: protocol(),
+        })
+        .await
+        .rpc_err()
+        .1;
+    answers.push(repeated);
+    let (_, metrics) = http_get(server.admin_addr(), "/metrics", "").await;
+    let figure = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    };
+    if held == 1 {
+        // The latest, and the first read back until the timer's next tick restores the bound.
+        let ended_held = figure("mtcall_calls_ended_in_memory ");
+        assert!(
+            (1..=2).contains(&ended_held),
+            "{ended_held} ended calls held"
+        );
+        assert_eq!(figure("mtcall_calls_evicted_total "), 3);
+        assert!(
+            figure("mtcall_calls_read_back_total ") >= 1,
+            "the first call was read back from the store"
+        );
+    } else {
+        assert_eq!(figure("mtcall_calls_evicted_total "), 0);
+    }
+
+    server.restart().await;
+    bob.reconnect().await.unwrap();
+    let after_restart = bob
+        .call(&functions::phone::ReceivedCall { peer: bob_peer })
+        .await
+        .rpc_err()
+        .1;
+    (answers, after_restart)
+}
+
+#[tokio::test]
+async fn late_requests_about_calls_no_longer_held_get_the_same_answers() {
+    // Holding one ended call, the first of four has left memory; holding the default, it has
+    // not. A late request about it is answered the same either way, and after a restart.
+    let (held, held_restart) =
+        late_answers(server::Config::default().calls.recent_ended_calls).await;
+    let (evicted, evicted_restart) = late_answers(1).await;
+    assert_eq!(held[0], "CALL_ALREADY_DECLINED");
+    assert!(held[1].contains("Discarded"), "{}", held[1]);
+    assert!(!held[1].contains("NewMessage"), "no second history message");
+    assert_eq!(
+        held[2..],
+        [
+            "rating accepted: true",
+            "debug saved: true",
+            "RANDOM_ID_DUPLICATE"
+        ]
+    );
+    assert_eq!(held_restart, "CALL_ALREADY_DECLINED");
+    // The ids differ between the two servers; the answers' shapes must not.
+    let shape = |a: &[String]| -> Vec<String> {
+        a.iter()
+            .map(|s| s.split(|c: char| c.is_ascii_digit()).collect::<String>())
+            .collect()
+    };
+    assert_eq!(shape(&evicted), shape(&held));
+    assert_eq!(evicted_restart, held_restart);
+}

@@ -188,7 +188,7 @@ async fn postgres_restarted_under_load_loses_nothing_acknowledged() {
     // Everything acknowledged is there.
     let store = store::PgStore::connect(&url).await.unwrap();
     let stored: std::collections::HashMap<i64, String> = store
-        .load_calls()
+        .load_calls(u32::MAX)
         .await
         .unwrap()
         .into_iter()

@@ -241,12 +241,17 @@ pub trait Store: Send + Sync + 'static {
     fn save_call(&self, call: CallRow) -> StoreFuture<'_, ()> {
         unit(self.submit(Write::SaveCall(call)))
     }
-    /// Every stored call (live ones and tombstones), to restore after a restart.
-    fn load_calls(&self) -> StoreFuture<'_, Vec<CallRow>>;
-    /// Deletes a call's tombstone.
-    fn delete_call(&self, id: i64) -> StoreFuture<'_, ()> {
-        unit(self.submit(Write::DeleteCall(id)))
-    }
+    /// Every live call and the `recent` most recently ended ones (newest first), to restore
+    /// after a restart; ordered by id.
+    fn load_calls(&self, recent: u32) -> StoreFuture<'_, Vec<CallRow>>;
+    /// One stored call, live or ended. Like every store call it runs after the writes queued
+    /// before it (the SQLite backend's one thread; PostgreSQL's writer has committed them
+    /// before their futures resolve).
+    fn call(&self, id: i64) -> StoreFuture<'_, Option<CallRow>>;
+    /// The caller's stored call made with `random_id`, if any.
+    fn call_by_random(&self, admin_id: i64, random_id: i32) -> StoreFuture<'_, Option<CallRow>>;
+    /// Deletes ended calls last changed before `before` (Unix seconds); returns how many.
+    fn forget_calls_before(&self, before: i64) -> StoreFuture<'_, u64>;
 }
 
 /// A write's answer when it gives back nothing.
@@ -281,8 +286,6 @@ pub enum CallScope {
 pub struct CallChanges {
     /// Calls to insert or replace.
     pub save: Vec<CallRow>,
-    /// Tombstones to delete.
-    pub delete: Vec<i64>,
     /// Updates for the users' logs, numbered from the pts the transition was given.
     pub updates: Vec<NewUpdate>,
     /// Pushes to the users in scope (numbered by the store).
@@ -343,8 +346,6 @@ pub trait Cluster: Send + Sync + 'static {
     fn live_calls(&self, user_id: i64) -> StoreFuture<'_, Vec<CallRow>>;
     /// Ids of live calls whose deadline is at or before `now`.
     fn due_calls(&self, now: i32, limit: u32) -> StoreFuture<'_, Vec<i64>>;
-    /// Deletes ended calls last changed before `before` (Unix seconds); returns how many.
-    fn forget_calls_before(&self, before: i64) -> StoreFuture<'_, u64>;
     /// Appends pushes outside a call transition (under their users' row locks) and wakes the
     /// nodes present for their users (at commit).
     fn publish(&self, pushes: Vec<PushRow>, now: i64) -> StoreFuture<'_, ()>;

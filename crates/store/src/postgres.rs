@@ -399,9 +399,6 @@ async fn apply(tx: &deadpool_postgres::ClientWrapper, write: Write) -> Result<Wr
             return Ok(Written::Update(pts, body));
         }
         Write::SaveCall(c) => save_call(tx, &c).await?,
-        Write::DeleteCall(id) => {
-            exec(tx, sql::DELETE_CALL, &[&id]).await?;
-        }
     }
     Ok(Written::Nothing)
 }
@@ -525,7 +522,29 @@ impl Store for PgStore {
         })
     }
 
-    fn load_calls(&self) -> StoreFuture<'_, Vec<CallRow>> {
-        Box::pin(async move { self.query_all(sql::LOAD_CALLS, &[], call_row).await })
+    fn load_calls(&self, recent: u32) -> StoreFuture<'_, Vec<CallRow>> {
+        let recent = i64::from(recent);
+        Box::pin(async move { self.query_all(sql::LOAD_CALLS, &[&recent], call_row).await })
+    }
+
+    fn call(&self, id: i64) -> StoreFuture<'_, Option<CallRow>> {
+        Box::pin(async move { self.query_opt(sql::CALL_BY_ID, &[&id], call_row).await })
+    }
+
+    fn call_by_random(&self, admin_id: i64, random_id: i32) -> StoreFuture<'_, Option<CallRow>> {
+        Box::pin(async move {
+            self.query_opt(sql::CALL_BY_RANDOM, &[&admin_id, &random_id], call_row)
+                .await
+        })
+    }
+
+    fn forget_calls_before(&self, before: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            client
+                .execute(sql::FORGET_CALLS, &[&before])
+                .await
+                .map_err(db_error)
+        })
     }
 }

@@ -62,7 +62,6 @@ fn calls_in_scope(users: &str, call: &str, random: &str) -> String {
 const SAVE_CALLS: &str = "INSERT INTO calls (id, admin_id, participant_id, state, body, updated_at, random_id, deadline)
      SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bytea[], $6::bigint[], $7::integer[], $8::integer[])
      ON CONFLICT (id) DO UPDATE SET state = excluded.state, body = excluded.body, updated_at = excluded.updated_at, deadline = excluded.deadline";
-const DELETE_CALLS: &str = "DELETE FROM calls WHERE id = ANY($1)";
 
 impl PgStore {
     /// One transition in two round trips: `BEGIN`, the users' row locks, their counters and
@@ -95,10 +94,6 @@ impl PgStore {
         let log = LogStatements::prepare(client).await?;
         let in_scope = client.prepare_cached(&in_scope).await.map_err(db_error)?;
         let save = client.prepare_cached(SAVE_CALLS).await.map_err(db_error)?;
-        let delete = client
-            .prepare_cached(DELETE_CALLS)
-            .await
-            .map_err(db_error)?;
         let set_live = client
             .prepare_cached(SET_LIVE_CALLS)
             .await
@@ -157,17 +152,16 @@ impl PgStore {
             .filter(|c| was_live.get(&c.id).copied().unwrap_or(false) != is_live(c))
             .collect();
         let client = pipeline.client();
-        let (saved, live, deleted, logged, committed) = tokio::join!(
+        let (saved, live, logged, committed) = tokio::join!(
             save_calls(client, &save, &saved),
             set_live_calls(client, &set_live, &became),
-            delete_calls(client, &delete, &changes.delete),
             write(client, &log, &logged, now),
             client.batch_execute("COMMIT"),
         );
         committed.map_err(db_error)?;
         // After a failed write the database answered `COMMIT` by rolling back.
         pipeline.finish();
-        first_error([saved, live, deleted, logged]).map_err(db_error)
+        first_error([saved, live, logged]).map_err(db_error)
     }
 }
 
@@ -237,18 +231,6 @@ async fn save_calls(
         .map(drop)
 }
 
-/// Deletes the calls `ids`, if there are any.
-async fn delete_calls(
-    client: &tokio_postgres::Client,
-    statement: &tokio_postgres::Statement,
-    ids: &[i64],
-) -> Result<(), tokio_postgres::Error> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    client.execute(statement, &[&ids]).await.map(drop)
-}
-
 impl Cluster for PgStore {
     fn transact_calls<'a>(
         &'a self,
@@ -282,19 +264,6 @@ impl Cluster for PgStore {
                 |r| r.get(0),
             )
             .await
-        })
-    }
-
-    fn forget_calls_before(&self, before: i64) -> StoreFuture<'_, u64> {
-        Box::pin(async move {
-            let client = self.pool.get().await.map_err(unavailable)?;
-            client
-                .execute(
-                    "DELETE FROM calls WHERE state = 'discarded' AND updated_at < $1",
-                    &[&before],
-                )
-                .await
-                .map_err(db_error)
         })
     }
 

@@ -50,7 +50,12 @@ pub const UPDATES_AFTER: &str = "SELECT pts, pts_count, date, body FROM updates 
 pub const SAVE_CALL: &str = "INSERT INTO calls (id, admin_id, participant_id, state, body, updated_at, random_id, deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET state = excluded.state, body = excluded.body, updated_at = excluded.updated_at, deadline = excluded.deadline";
 pub const CALL_COLUMNS: &str =
     "id, admin_id, participant_id, state, body, updated_at, random_id, deadline";
-pub const LOAD_CALLS: &str = "SELECT id, admin_id, participant_id, state, body, updated_at, random_id, deadline FROM calls ORDER BY id";
-pub const DELETE_CALL: &str = "DELETE FROM calls WHERE id = $1";
+/// Live calls and the `$1` most recently ended (through the partial index `calls_ended`).
+pub const LOAD_CALLS: &str = "SELECT id, admin_id, participant_id, state, body, updated_at, random_id, deadline FROM calls WHERE state <> 'discarded'
+     UNION ALL SELECT * FROM (SELECT id, admin_id, participant_id, state, body, updated_at, random_id, deadline FROM calls WHERE state = 'discarded' ORDER BY updated_at DESC, id DESC LIMIT $1) AS recent
+     ORDER BY id";
+pub const CALL_BY_ID: &str = "SELECT id, admin_id, participant_id, state, body, updated_at, random_id, deadline FROM calls WHERE id = $1";
+pub const CALL_BY_RANDOM: &str = "SELECT id, admin_id, participant_id, state, body, updated_at, random_id, deadline FROM calls WHERE admin_id = $1 AND random_id = $2 ORDER BY updated_at DESC LIMIT 1";
+pub const FORGET_CALLS: &str = "DELETE FROM calls WHERE state = 'discarded' AND updated_at < $1";
 /// The state of a call that has ended (its row stays as a tombstone for a while).
 pub const ENDED_STATE: &str = "discarded";

@@ -32,12 +32,27 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_cluster.sql"),
     include_str!("../migrations/sqlite/0004_allowlist.sql"),
     include_str!("../migrations/sqlite/0005_passwords.sql"),
+    include_str!("../migrations/sqlite/0006_ended_calls.sql"),
 ];
 
 /// A store call: runs on the connection and returns how to answer its caller once the
 /// transaction it ran in has committed (or failed to).
 type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// A stored call from its row.
+fn call_row(r: &Row<'_>) -> rusqlite::Result<CallRow> {
+    Ok(CallRow {
+        id: r.get("id")?,
+        admin_id: r.get("admin_id")?,
+        participant_id: r.get("participant_id")?,
+        state: r.get("state")?,
+        body: r.get("body")?,
+        updated_at: r.get("updated_at")?,
+        random_id: r.get("random_id")?,
+        deadline: r.get("deadline")?,
+    })
+}
 
 /// The database thread: runs jobs in arrival order, each waiting batch in one transaction.
 fn serve_jobs(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
@@ -391,9 +406,6 @@ fn apply(c: &mut Connection, write: Write) -> Result<Written, StoreError> {
             )
             .map_err(unavailable)?;
         }
-        Write::DeleteCall(id) => {
-            c.exec(sql::DELETE_CALL, [id]).map_err(unavailable)?;
-        }
     }
     Ok(Written::Nothing)
 }
@@ -511,24 +523,35 @@ impl Store for SqliteStore {
         })
     }
 
-    fn load_calls(&self) -> StoreFuture<'_, Vec<CallRow>> {
+    fn load_calls(&self, recent: u32) -> StoreFuture<'_, Vec<CallRow>> {
         self.run(move |c| {
             let mut stmt = c.prepare_cached(sql::LOAD_CALLS).map_err(unavailable)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(CallRow {
-                        id: r.get("id")?,
-                        admin_id: r.get("admin_id")?,
-                        participant_id: r.get("participant_id")?,
-                        state: r.get("state")?,
-                        body: r.get("body")?,
-                        updated_at: r.get("updated_at")?,
-                        random_id: r.get("random_id")?,
-                        deadline: r.get("deadline")?,
-                    })
-                })
-                .map_err(unavailable)?;
+            let rows = stmt.query_map([recent], call_row).map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+    }
+
+    fn call(&self, id: i64) -> StoreFuture<'_, Option<CallRow>> {
+        self.run(move |c| {
+            c.row(sql::CALL_BY_ID, [id], call_row)
+                .optional()
+                .map_err(unavailable)
+        })
+    }
+
+    fn call_by_random(&self, admin_id: i64, random_id: i32) -> StoreFuture<'_, Option<CallRow>> {
+        self.run(move |c| {
+            c.row(sql::CALL_BY_RANDOM, params![admin_id, random_id], call_row)
+                .optional()
+                .map_err(unavailable)
+        })
+    }
+
+    fn forget_calls_before(&self, before: i64) -> StoreFuture<'_, u64> {
+        self.run(move |c| {
+            c.exec(sql::FORGET_CALLS, [before])
+                .map(|n| n as u64)
+                .map_err(unavailable)
         })
     }
 

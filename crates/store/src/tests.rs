@@ -248,10 +248,50 @@ fn keys_and_updates_survive_reopening() {
         );
         assert_eq!(s.pts(8).await.unwrap(), 0);
         assert!(s.auth_key(43).await.unwrap().is_none());
-        let calls = s.load_calls().await.unwrap();
+        let calls = s.load_calls(u32::MAX).await.unwrap();
         assert_eq!((calls.len(), calls[0].state.as_str()), (1, "received"));
-        s.delete_call(5).await.unwrap();
-        assert!(s.load_calls().await.unwrap().is_empty());
+    });
+}
+
+#[test]
+fn live_calls_load_with_the_latest_ended_and_old_ended_ones_are_deleted() {
+    on_each_backend(|db| async move {
+        let s = db.open().await;
+        let call = |id: i64, state: &str, updated_at: i64| CallRow {
+            id,
+            admin_id: 1,
+            participant_id: 2,
+            state: state.into(),
+            body: vec![id as u8],
+            updated_at,
+            random_id: id as i32 * 10,
+            deadline: None,
+        };
+        for row in [
+            call(1, "confirmed", 5),
+            call(2, sql::ENDED_STATE, 50),
+            call(3, sql::ENDED_STATE, 80),
+            call(4, sql::ENDED_STATE, 10),
+        ] {
+            s.save_call(row).await.unwrap();
+        }
+        let ids = |rows: Vec<CallRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.load_calls(2).await.unwrap()), [1, 2, 3]);
+        assert_eq!(ids(s.load_calls(0).await.unwrap()), [1]);
+        assert_eq!(ids(s.load_calls(u32::MAX).await.unwrap()), [1, 2, 3, 4]);
+        assert_eq!(
+            s.call(3).await.unwrap(),
+            Some(call(3, sql::ENDED_STATE, 80))
+        );
+        assert_eq!(s.call(9).await.unwrap(), None);
+        assert_eq!(
+            s.call_by_random(1, 40).await.unwrap(),
+            Some(call(4, sql::ENDED_STATE, 10))
+        );
+        assert_eq!(s.call_by_random(2, 40).await.unwrap(), None);
+        // Ended calls last changed before 60 go; a live one never does, however old.
+        assert_eq!(s.forget_calls_before(60).await.unwrap(), 2);
+        assert_eq!(ids(s.load_calls(u32::MAX).await.unwrap()), [1, 3]);
     });
 }
 

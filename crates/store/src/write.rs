@@ -49,8 +49,6 @@ pub enum Write {
     AppendUpdate(i64, i32, i32, UpdateBody),
     /// A call saved (inserted or replaced).
     SaveCall(CallRow),
-    /// A call's tombstone deleted.
-    DeleteCall(i64),
 }
 
 /// What a write gives back.

@@ -17,7 +17,8 @@ use crate::observe::views::{Names, call_summary, display_name, event, session, u
 /// since), including calls only other nodes handled (without their messages).
 pub async fn calls(node: &Node) -> (Vec<CallRecord>, Vec<CallRecord>) {
     let (live, recent) = node.observe.inspector.calls();
-    let Some(stored) = node.services.calls.stored_calls().await else {
+    let kept = u32::try_from(node.config.admin.inspector().recent_calls).unwrap_or(u32::MAX);
+    let Some(stored) = node.services.calls.stored_calls(kept).await else {
         return (live, recent);
     };
     let mut records: HashMap<i64, CallRecord> = live
@@ -101,6 +102,7 @@ pub async fn render_metrics(node: &Node) -> String {
     gauges.busy_users = busy_in(&live).len() as u64;
     gauges.users_online = node.services.users.online_here() as u64;
     gauges.relay = node.services.calls.reflector().map(|r| r.figures());
+    gauges.memory = node.services.calls.memory().await;
     node.observe.metrics.render(&gauges)
 }
 

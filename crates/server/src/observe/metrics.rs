@@ -157,6 +157,19 @@ pub struct Gauges {
     pub users_online: u64,
     /// This node's reflector, if it runs one.
     pub relay: Option<RelayFigures>,
+    /// Ended calls held in memory, when this node holds calls in memory (one node).
+    pub memory: Option<CallMemory>,
+}
+
+/// What one node's in-memory call registry holds and has let go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallMemory {
+    /// Ended calls held for late requests.
+    pub ended_held: u64,
+    /// Ended calls that have left memory since the start.
+    pub evicted: u64,
+    /// Store reads for calls a request named that memory no longer held.
+    pub read_back: u64,
 }
 
 /// A reflector's figures at one moment.
@@ -275,6 +288,7 @@ impl Metrics {
             calls_live: gauges.calls_live,
             busy_users: gauges.busy_users,
             users_online: gauges.users_online,
+            memory: gauges.memory,
             relay: gauges.relay.clone(),
             updates_pushed: self
                 .updates_pushed
@@ -322,6 +336,7 @@ struct Scrape {
     calls_live: u64,
     busy_users: u64,
     users_online: u64,
+    memory: Option<CallMemory>,
     updates_pushed: Vec<(&'static str, u64)>,
     store_commit: Vec<(&'static str, Histogram)>,
     relay: Option<RelayFigures>,
@@ -518,6 +533,29 @@ impl Collector for Scrape {
             MetricType::Gauge,
             self.users_online,
         )?;
+        if let Some(m) = self.memory {
+            single(
+                &mut e,
+                "mtcall_calls_ended_in_memory",
+                "Ended calls held in memory for late requests ([calls] recent_ended_calls at most).",
+                MetricType::Gauge,
+                m.ended_held,
+            )?;
+            single(
+                &mut e,
+                "mtcall_calls_evicted",
+                "Ended calls that left memory (their stored rows stay for the tombstone hour).",
+                MetricType::Counter,
+                m.evicted,
+            )?;
+            single(
+                &mut e,
+                "mtcall_calls_read_back",
+                "Store reads for calls a request named that memory no longer held.",
+                MetricType::Counter,
+                m.read_back,
+            )?;
+        }
         counters(
             &mut e,
             "mtcall_updates_pushed",

@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use crate::cache::Cache;
 use crate::errors::RpcError;
 use crate::hub::Hub;
+use crate::observe::metrics::CallMemory;
 
 /// The future the topology's methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -89,16 +90,20 @@ pub trait CallBackend: Send + Sync {
     fn live_calls_of(&self, user_id: i64) -> BoxFuture<'_, Result<Vec<Call>, RpcError>>;
     /// Every call that has not ended.
     fn live_calls(&self) -> BoxFuture<'_, Result<Vec<Call>, RpcError>>;
-    /// Every stored call in its current state, when other nodes may have changed it (several
-    /// nodes); `None` on one node, whose own record is complete.
-    fn stored_calls(&self) -> BoxFuture<'_, Option<Vec<Call>>>;
+    /// Every live stored call and the `recent` latest ended ones in their current state, when
+    /// other nodes may have changed them (several nodes); `None` on one node, whose own record
+    /// is complete.
+    fn stored_calls(&self, recent: u32) -> BoxFuture<'_, Option<Vec<Call>>>;
     /// Ends the calls past their deadline at `now`; what each ending changed, to publish.
     fn expire<'a>(&'a self, now: i32, renderer: &'a dyn Renderer) -> BoxFuture<'a, Vec<Committed>>;
-    /// Housekeeping due at `now` (several nodes: forgetting old calls and pushes).
+    /// Housekeeping due at `now`: deleting ended calls past the tombstone time (and, with
+    /// several nodes, old pushes).
     fn tidy(&self, now: i32) -> BoxFuture<'_, ()>;
     /// Waits until the timer may have work: the next deadline or a change (one node), the
     /// next poll (several).
     fn wait_for_work(&self, now: i32) -> BoxFuture<'_, ()>;
+    /// What this node holds in memory (one node); `None` where the database holds the calls.
+    fn memory(&self) -> BoxFuture<'_, Option<CallMemory>>;
 }
 
 /// How pushes reach the sessions they are for.
@@ -120,13 +125,15 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// One node: calls in memory, restored from `store` (returned, for the inspector).
+    /// One node: live calls and the `recent` latest ended ones in memory, restored from
+    /// `store` (returned, for the inspector).
     pub async fn single(
         store: Arc<dyn store::Store>,
         timeouts: Timeouts,
+        recent: usize,
         hub: Arc<Hub>,
     ) -> Result<(Topology, Vec<Call>), String> {
-        let (calls, restored) = single::LocalCalls::restore(store, timeouts).await?;
+        let (calls, restored) = single::LocalCalls::restore(store, timeouts, recent).await?;
         let topology = Topology {
             calls: Box::new(calls),
             delivery: Arc::new(single::LocalDelivery::new(hub)),

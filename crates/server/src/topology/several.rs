@@ -49,6 +49,10 @@ impl SharedCalls {
 }
 
 impl CallBackend for SharedCalls {
+    fn memory(&self) -> BoxFuture<'_, Option<crate::observe::metrics::CallMemory>> {
+        Box::pin(async { None })
+    }
+
     fn run<'a>(
         &'a self,
         scope: CallScope,
@@ -81,7 +85,6 @@ impl CallBackend for SharedCalls {
                                             .iter()
                                             .map(|c| row(&registry, c, now))
                                             .collect(),
-                                        delete: effects.forget.clone(),
                                         updates: r.updates,
                                         pushes: r.pushes.into_rows(),
                                     };
@@ -118,7 +121,7 @@ impl CallBackend for SharedCalls {
 
     fn live_calls(&self) -> BoxFuture<'_, Result<Vec<Call>, RpcError>> {
         Box::pin(async move {
-            let rows = self.store.load_calls().await?;
+            let rows = self.store.load_calls(0).await?;
             Ok(decode(&rows)
                 .into_iter()
                 .filter(|c| c.state().is_live())
@@ -126,9 +129,9 @@ impl CallBackend for SharedCalls {
         })
     }
 
-    fn stored_calls(&self) -> BoxFuture<'_, Option<Vec<Call>>> {
+    fn stored_calls(&self, recent: u32) -> BoxFuture<'_, Option<Vec<Call>>> {
         Box::pin(async move {
-            match self.store.load_calls().await {
+            match self.store.load_calls(recent).await {
                 Ok(rows) => Some(decode(&rows)),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the stored calls");
@@ -171,7 +174,7 @@ impl CallBackend for SharedCalls {
             self.last_tidy.store(now, Ordering::Relaxed);
             let tombstone = i64::from(self.timeouts.tombstone);
             if let Err(e) = self
-                .cluster
+                .store
                 .forget_calls_before(i64::from(now) - tombstone)
                 .await
             {

@@ -1,22 +1,33 @@
 //! One node on its own store: the call registry in memory behind one lock, writes queued in
 //! transition order and committed before the transition returns; pushes straight to this
 //! node's sessions.
+//!
+//! Memory holds every live call and a bounded number of recently ended ones. A request that
+//! names an ended call no longer held (by id, or a `random_id` an evicted call may have used)
+//! reads it from the store first, outside the lock, and loads it back; the read queues behind
+//! every write queued before it, so it finds whatever left memory before it began, and
+//! [`CallRegistry::overtook`] says when one left during it. Ended calls are deleted from the
+//! store a tombstone period after they ended ([`CallBackend::tidy`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use calls::{Call, CallRegistry, Effects, PushTarget, SessionRef, Timeouts};
+use calls::{Call, CallRegistry, Effects, Lookup, PushTarget, SessionRef, State, Timeouts};
 use store::{CallScope, Store};
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Mutex, MutexGuard, Notify, watch};
 
 use super::{
     BoxFuture, CallBackend, Committed, Delivery, Operation, Outbox, Renderer, decode, row,
 };
 use crate::errors::RpcError;
 use crate::hub::Hub;
+use crate::observe::metrics::CallMemory;
 
 /// The longest the timer sleeps without a deadline in sight.
 const IDLE_WAKE_SECS: i32 = 60;
+/// Seconds between deletions of old ended calls from the store.
+const TIDY_EVERY_SECS: i32 = 60;
 
 /// Calls in memory, stored as they change.
 pub struct LocalCalls {
@@ -24,24 +35,93 @@ pub struct LocalCalls {
     store: Arc<dyn Store>,
     /// Woken when a call changes, so the timer recomputes its deadline.
     changed: Notify,
+    /// When old ended calls were last deleted from the store.
+    last_tidy: AtomicI32,
+    /// Store reads for calls a request named that memory no longer held.
+    read_back: AtomicU64,
 }
 
 impl LocalCalls {
-    /// The registry with every stored call loaded; also returns those calls.
+    /// The registry with every live stored call and the `recent` latest ended ones loaded;
+    /// also returns those calls.
     pub async fn restore(
         store: Arc<dyn Store>,
         timeouts: Timeouts,
+        recent: usize,
     ) -> Result<(LocalCalls, Vec<Call>), String> {
-        let rows = store.load_calls().await.map_err(|e| e.to_string())?;
+        let rows = store
+            .load_calls(u32::try_from(recent).unwrap_or(u32::MAX))
+            .await
+            .map_err(|e| e.to_string())?;
         let calls = decode(&rows);
-        let mut registry = CallRegistry::new(timeouts);
+        let mut registry = CallRegistry::new(timeouts).with_recent_capacity(recent);
         registry.load(calls.clone());
         let local = LocalCalls {
             registry: Mutex::new(registry),
             store,
             changed: Notify::new(),
+            last_tidy: AtomicI32::new(0),
+            read_back: AtomicU64::new(0),
         };
         Ok((local, calls))
+    }
+
+    /// The registry's lock, taken once every call `scope` names that may be stored but is not
+    /// held has been read back from the store.
+    async fn lock_with(&self, scope: &CallScope) -> Result<MutexGuard<'_, CallRegistry>, RpcError> {
+        let (call, random) = match *scope {
+            CallScope::Call(id) => (Some(id), None),
+            CallScope::Request {
+                caller, random_id, ..
+            } => (None, Some((caller, random_id))),
+        };
+        let mut registry = self.registry.lock().await;
+        while let Some(lookup) = registry.missing(call, random) {
+            let seen = registry.evictions();
+            drop(registry);
+            self.read_back.fetch_add(1, Ordering::Relaxed);
+            let row = match lookup {
+                Lookup::Id(id) => self.store.call(id).await?,
+                Lookup::Random((caller, random_id)) => {
+                    self.store.call_by_random(caller, random_id).await?
+                }
+            };
+            registry = self.registry.lock().await;
+            if registry.overtook(seen, lookup) {
+                continue;
+            }
+            // Only ended calls leave memory, so only an ended row is news; memory keeps the
+            // newer copy of anything it holds.
+            let ended = decode(row.as_slice())
+                .into_iter()
+                .filter(|c| c.state() == State::Discarded);
+            registry.load(ended);
+            break;
+        }
+        Ok(registry)
+    }
+
+    /// Runs `op` under the lock `registry` and commits what it changed.
+    async fn apply(
+        &self,
+        mut registry: MutexGuard<'_, CallRegistry>,
+        op: Operation,
+        now: i64,
+    ) -> Result<Committed, RpcError> {
+        let effects = op(&mut registry);
+        let writes = self.queue_writes(&registry, &effects, now);
+        drop(registry);
+        let started = Instant::now();
+        writes.await?;
+        let commit_time = (!effects.persist.is_empty()).then(|| started.elapsed());
+        if !effects.is_empty() {
+            self.changed.notify_one();
+        }
+        Ok(Committed {
+            effects,
+            commit_time,
+            published: None,
+        })
     }
 
     /// Queues the writes of what an operation changed and returns the wait for their commit.
@@ -55,12 +135,11 @@ impl LocalCalls {
         effects: &Effects<()>,
         now: i64,
     ) -> impl std::future::Future<Output = Result<(), RpcError>> + Send + '_ {
-        let mut writes: Vec<store::StoreFuture<'_, ()>> = effects
+        let writes: Vec<store::StoreFuture<'_, ()>> = effects
             .persist
             .iter()
             .map(|call| self.store.save_call(row(registry, call, now)))
             .collect();
-        writes.extend(effects.forget.iter().map(|id| self.store.delete_call(*id)));
         async move {
             for write in writes {
                 write.await?;
@@ -71,34 +150,30 @@ impl LocalCalls {
 }
 
 impl CallBackend for LocalCalls {
+    fn memory(&self) -> BoxFuture<'_, Option<CallMemory>> {
+        Box::pin(async move {
+            let registry = self.registry.lock().await;
+            Some(CallMemory {
+                ended_held: registry.recent_len() as u64,
+                evicted: registry.evictions(),
+                read_back: self.read_back.load(Ordering::Relaxed),
+            })
+        })
+    }
+
     /// Publishing is left to the caller: history goes through the store's writer, which
     /// numbers it, and pushes straight to this node's sessions.
     fn run<'a>(
         &'a self,
-        _scope: CallScope,
+        scope: CallScope,
         op: Operation,
         _renderer: &'a dyn Renderer,
         _requester: Option<SessionRef>,
         now: i64,
     ) -> BoxFuture<'a, Result<Committed, RpcError>> {
         Box::pin(async move {
-            let (effects, writes) = {
-                let mut registry = self.registry.lock().await;
-                let effects = op(&mut registry);
-                let writes = self.queue_writes(&registry, &effects, now);
-                (effects, writes)
-            };
-            let started = Instant::now();
-            writes.await?;
-            let commit_time = (!effects.persist.is_empty()).then(|| started.elapsed());
-            if !effects.is_empty() {
-                self.changed.notify_one();
-            }
-            Ok(Committed {
-                effects,
-                commit_time,
-                published: None,
-            })
+            let registry = self.lock_with(&scope).await?;
+            self.apply(registry, op, now).await
         })
     }
 
@@ -117,17 +192,19 @@ impl CallBackend for LocalCalls {
         Box::pin(async move { Ok(self.registry.lock().await.live_calls().cloned().collect()) })
     }
 
-    fn stored_calls(&self) -> BoxFuture<'_, Option<Vec<Call>>> {
+    fn stored_calls(&self, _recent: u32) -> BoxFuture<'_, Option<Vec<Call>>> {
         Box::pin(async { None })
     }
 
-    fn expire<'a>(&'a self, now: i32, renderer: &'a dyn Renderer) -> BoxFuture<'a, Vec<Committed>> {
+    fn expire<'a>(
+        &'a self,
+        now: i32,
+        _renderer: &'a dyn Renderer,
+    ) -> BoxFuture<'a, Vec<Committed>> {
         Box::pin(async move {
             let op: Operation = Box::new(move |r| r.tick(now));
-            match self
-                .run(CallScope::Call(0), op, renderer, None, i64::from(now))
-                .await
-            {
+            let registry = self.registry.lock().await;
+            match self.apply(registry, op, i64::from(now)).await {
                 Ok(c) if !c.effects.is_empty() => vec![c],
                 Ok(_) => Vec::new(),
                 Err(e) => {
@@ -138,9 +215,24 @@ impl CallBackend for LocalCalls {
         })
     }
 
-    fn tidy(&self, _now: i32) -> BoxFuture<'_, ()> {
-        // Tombstones leave the registry in `tick`, and their rows with them.
-        Box::pin(async {})
+    fn tidy(&self, now: i32) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let last = self.last_tidy.load(Ordering::Relaxed);
+            if now - last < TIDY_EVERY_SECS {
+                return;
+            }
+            self.last_tidy.store(now, Ordering::Relaxed);
+            let tombstone = self.registry.lock().await.timeouts().tombstone;
+            match self
+                .store
+                .forget_calls_before(i64::from(now) - i64::from(tombstone))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(calls = n, "ended calls deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete old ended calls"),
+            }
+        })
     }
 
     fn wait_for_work(&self, now: i32) -> BoxFuture<'_, ()> {

@@ -173,10 +173,16 @@ impl Calls {
         self.backend.live_calls().await
     }
 
-    /// Every stored call as the database holds it now, when other nodes may have changed
-    /// it; `None` on one node, whose own record is complete.
-    pub async fn stored_calls(&self) -> Option<Vec<Call>> {
-        self.backend.stored_calls().await
+    /// Every live stored call and the `recent` latest ended ones as the database holds them
+    /// now, when other nodes may have changed them; `None` on one node, whose own record is
+    /// complete.
+    pub async fn stored_calls(&self, recent: u32) -> Option<Vec<Call>> {
+        self.backend.stored_calls(recent).await
+    }
+
+    /// What this node holds in memory (one node); `None` where the database holds the calls.
+    pub async fn memory(&self) -> Option<crate::observe::metrics::CallMemory> {
+        self.backend.memory().await
     }
 
     /// This node's reflector, if it runs one.
