@@ -283,6 +283,18 @@ impl Client {
         self.wait_push(Some(TIMEOUT)).await
     }
 
+    /// The next pushed message if one arrives within `limit`.
+    pub async fn next_push_within(
+        &mut self,
+        limit: Duration,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        match self.wait_push(Some(limit)).await {
+            Ok(p) => Ok(Some(p)),
+            Err(ClientError::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The next pushed message, waiting up to `limit` (for ever when `None`), pinging the
     /// server after [`KEEPALIVE`] of silence; a ping left unanswered for as long again means
     /// the connection is lost ([`ClientError::NoPong`]).

@@ -242,6 +242,17 @@ enum Command {
         #[arg(long)]
         port: u16,
     },
+    /// The MTProto echo `mtcall bench received|setup` compare against (run by them beside
+    /// node processes).
+    #[command(hide = true)]
+    BenchMtprotoEcho {
+        /// Port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+        /// The auth keys it knows: one `HEX_KEY SALT` a line.
+        #[arg(long)]
+        keys: PathBuf,
+    },
     /// Waits for a call, acknowledges and accepts it; Ctrl-C hangs up.
     Answer {
         /// The session file from `mtcall login`.
@@ -460,6 +471,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Answer { session } => crate::client_cli::answer(&session).await,
         Command::Bench { scenario, options } => crate::bench::run(scenario, options).await,
         Command::BenchEchoServer { port } => crate::bench::echo_server(port).await,
+        Command::BenchMtprotoEcho { port, keys } => {
+            crate::bench::mtproto_echo_server(port, keys).await
+        }
         Command::Invoke { request, session } => crate::client_cli::invoke(&session, &request).await,
     }
 }

@@ -21,7 +21,7 @@ use tokio::io::AsyncWriteExt;
 use super::{Options, Progress};
 
 /// A child process killed when dropped.
-struct Process(Child);
+pub(super) struct Process(pub(super) Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -30,13 +30,13 @@ impl Drop for Process {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub(super) fn free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 /// Starts `mtcall ARGS…` and waits for a stdout line containing `ready`.
-fn spawn(args: &[&str], ready: &str) -> Result<Process, String> {
+pub(super) fn spawn(args: &[&str], ready: &str) -> Result<Process, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
         .args(args)

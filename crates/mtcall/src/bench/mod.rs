@@ -5,13 +5,16 @@
 //! the load generator and the server share the machine, as the figures say.
 
 mod cgroup;
+mod counts;
 mod cpu;
+mod echo;
 mod handshake;
 mod idle;
 mod latency;
 mod received;
 mod relay;
 mod setup;
+mod setup_pattern;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +46,10 @@ pub struct Options {
     /// Seconds to measure.
     #[arg(long, default_value_t = 10, global = true)]
     pub seconds: u64,
+    /// Seconds for each of `setup`'s baselines, trivial RPCs and the MTProto echo (default:
+    /// half of `--seconds`).
+    #[arg(long, global = true)]
+    pub baseline_seconds: Option<u64>,
     /// Concurrent clients (or caller/callee pairs).
     #[arg(long, default_value_t = 8, global = true)]
     pub concurrency: usize,
@@ -66,10 +73,19 @@ pub struct Options {
     /// (each pair's caller and callee on different nodes when there are several).
     #[arg(long, default_value_t = 1, global = true)]
     pub nodes: usize,
-    /// Run the nodes as `mtcall serve` processes of their own (with `--database`), so each
-    /// node's CPU is its own and not the load generator's.
+    /// Run the nodes as `mtcall serve` processes of their own (several need `--database`;
+    /// one runs on SQLite without it), so each node's CPU is its own and not the load
+    /// generator's.
     #[arg(long, global = true)]
     pub node_processes: bool,
+    /// Count system calls, context switches and allocations in the node processes while
+    /// measuring (`perf stat`, root), printed per operation; with `--node-processes`.
+    #[arg(long, global = true)]
+    pub count: bool,
+    /// Pin the node processes to the first core and this process (the load generator) to the
+    /// others (`taskset`), so they do not compete for one core; with `--node-processes`.
+    #[arg(long, global = true)]
+    pub pin: bool,
     /// Cap each node process at this many cores (0.25: a quarter of one), each in a cgroup of
     /// its own (cgroup v1 `cpu`, as root), so the nodes bind rather than the database or the
     /// load generator; with `--node-processes`.
@@ -144,20 +160,32 @@ impl Target {
         if o.node_cpu.is_some() && !o.node_processes {
             return Err("--node-cpu caps node processes: add --node-processes".into());
         }
+        if o.pin && !o.node_processes {
+            return Err("--pin places node processes: add --node-processes".into());
+        }
         if o.node_processes {
-            let url = config
-                .database
-                .clone()
-                .ok_or("--node-processes needs --database (nodes share PostgreSQL)")?;
+            let url = config.database.clone();
+            if url.is_none() && o.nodes > 1 {
+                return Err(
+                    "several node processes need --database (they share PostgreSQL)".into(),
+                );
+            }
             for _ in 0..o.nodes.max(1) {
                 // One after the other: the first creates the key files the others read.
-                let (child, addr) = spawn_node(&dir, &url, o.no_record)?;
+                let (child, addr) = spawn_node(&dir, url.as_deref(), o.no_record)?;
+                if o.pin {
+                    pin(child.id(), "0")?;
+                }
                 if let Some(cores) = o.node_cpu {
                     let name = format!("mtcall-bench-{}-{}", std::process::id(), children.len());
                     caps.push(cgroup::CpuCap::apply(&name, child.id(), cores)?);
                 }
                 children.push(child);
                 addrs.push(addr);
+            }
+            if o.pin {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                pin(std::process::id(), &format!("1-{}", cores.max(2) - 1))?;
             }
         } else {
             for _ in 0..o.nodes.max(1) {
@@ -243,16 +271,32 @@ impl Target {
 
 /// Starts `mtcall serve` on `url` with the data directory `dir`, on a free loopback port, and
 /// waits for the address it prints.
+/// Pins every thread of process `pid` (and those it starts later) to `cores` (`taskset`'s
+/// list syntax).
+pub(super) fn pin(pid: u32, cores: &str) -> Result<(), String> {
+    let status = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cores, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("taskset: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("taskset -c {cores} for {pid}: {status}"))
+    }
+}
+
 fn spawn_node(
     dir: &std::path::Path,
-    url: &str,
+    url: Option<&str>,
     no_record: bool,
 ) -> Result<(std::process::Child, SocketAddr), String> {
     use std::io::BufRead;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let config = dir.join("node.toml");
+    let database = url.map_or(String::new(), |u| format!("database = {u:?}\n"));
     let toml = format!(
-        "database = {url:?}\n[admin]\nenabled = false\nrecord_messages = {}\n[relay]\nenabled = false\n",
+        "{database}[admin]\nenabled = false\nrecord_messages = {}\n[relay]\nenabled = false\n",
         !no_record
     );
     std::fs::write(&config, toml).map_err(|e| e.to_string())?;
@@ -332,11 +376,18 @@ pub async fn run(scenario: Scenario, o: Options) -> Result<(), String> {
         o.concurrency,
         match (target.servers.len() + target.children.len(), &o.database) {
             (0, _) => "external".to_owned(),
-            (n, _) if o.node_processes => match o.node_cpu {
-                Some(cores) =>
-                    format!("{n} node process(es) on PostgreSQL, each capped at {cores} cores"),
-                None => format!("{n} node process(es) on PostgreSQL"),
-            },
+            (n, db) if o.node_processes => {
+                let store = if db.is_some() { "PostgreSQL" } else { "SQLite" };
+                let cap = o
+                    .node_cpu
+                    .map_or(String::new(), |c| format!(", each capped at {c} cores"));
+                let pinned = if o.pin {
+                    ", pinned to core 0; the load generator to the other cores"
+                } else {
+                    ""
+                };
+                format!("{n} node process(es) on {store}{cap}{pinned}")
+            }
             (1, None) => "in this process (SQLite)".to_owned(),
             (n, _) => format!("{n} node(s) in this process on PostgreSQL"),
         }
@@ -351,6 +402,12 @@ pub async fn run(scenario: Scenario, o: Options) -> Result<(), String> {
     };
     target.close().await;
     result
+}
+
+/// The MTProto echo in a process of its own (a hidden command, run by `received` and `setup`
+/// beside node processes).
+pub async fn mtproto_echo_server(port: u16, keys: PathBuf) -> Result<(), String> {
+    echo::serve_file(port, &keys).await
 }
 
 /// The baseline server of the `idle` scenario (a hidden command).

@@ -1,7 +1,10 @@
 //! `received`: many connections, each the callee of a live call it has acknowledged, sending
 //! `phone.receivedCall` pipelined (a window of requests in flight) — the method the server
-//! exists for, on its idempotent path. The baseline is a plain tokio server answering frames
-//! of the same sizes over the same number of connections with the same window, in this run.
+//! exists for, on its idempotent path. Two baselines in the same run, over the same number of
+//! connections with the same window: the MTProto echo (`echo.rs`: the same clients, keys and
+//! encrypted frames of the same sizes, decrypted, checked and answered by mtcall's session
+//! layer and nothing else), and a plain tokio server answering frames of the same sizes with
+//! no cryptography.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +16,7 @@ use mtproto::session::ServerMessage;
 use tl::{Encode, Layer, enums, functions, types};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Options, Progress, Target};
+use super::{Options, Progress, Target, counts, echo};
 
 /// A callee connection with a ringing call, and the encoded `phone.receivedCall` for it.
 struct Ringing {
@@ -81,19 +84,22 @@ async fn send(c: &mut Client, body: &[u8], n: usize) -> Result<usize, String> {
 }
 
 /// Keeps `window` requests in flight until `deadline`; returns (answers, request frame size,
-/// mean bytes per answer — the server packs several answers into one container).
+/// mean bytes per answer — the server packs several answers into one container) and the
+/// ringing call, for the next run.
 async fn pipeline(
     mut r: Ringing,
     window: usize,
     deadline: Instant,
     count: Arc<AtomicU64>,
-) -> Result<(u64, usize, usize), String> {
+) -> Result<((u64, usize, usize), Ringing), String> {
     let c = &mut r.callee;
     let request_size = send(c, &r.request, window).await?;
     let mut in_flight = window;
     let mut answers = 0;
     let mut answer_bytes = 0;
+    // The echo answers with as many bytes as boolTrue has.
     let bool_true = true.to_bytes(Layer::LATEST);
+    let echoed = vec![0u8; bool_true.len()];
     while in_flight > 0 {
         let packet = c.raw.recv_packet().await.map_err(|e| e.to_string())?;
         answer_bytes += packet.len() + 4;
@@ -101,7 +107,7 @@ async fn pipeline(
         for m in c.session.decrypt(&packet).map_err(|e| e.to_string())? {
             if let ServerMessage::RpcResult { result, .. } = m {
                 let body = result.map_err(|(code, m)| format!("rpc_error {code} {m}"))?;
-                if body != bool_true {
+                if body != bool_true && body != echoed {
                     return Err("receivedCall did not answer boolTrue".into());
                 }
                 done += 1;
@@ -116,10 +122,46 @@ async fn pipeline(
         }
     }
     Ok((
-        answers,
-        request_size,
-        answer_bytes / answers.max(1) as usize,
+        (
+            answers,
+            request_size,
+            answer_bytes / answers.max(1) as usize,
+        ),
+        r,
     ))
+}
+
+/// Drives every ringing call's pipeline for `seconds`; returns answers per second, the
+/// answers, the largest request frame, the largest mean answer size, and the calls back.
+async fn measure(
+    calls: Vec<Ringing>,
+    window: usize,
+    seconds: u64,
+    what: &str,
+) -> Result<(f64, u64, usize, usize, Vec<Ringing>), String> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let count = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = calls
+        .into_iter()
+        .map(|r| tokio::spawn(pipeline(r, window, deadline, count.clone())))
+        .collect();
+    let mut progress = Progress::new();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        progress.tick(what, count.load(Ordering::Relaxed));
+    }
+    let (mut answers, mut request, mut answer) = (0, 0, 0);
+    let mut back = Vec::new();
+    for task in tasks {
+        let ((n, req, ans), r) = task.await.map_err(|e| e.to_string())??;
+        answers += n;
+        request = request.max(req);
+        answer = answer.max(ans);
+        back.push(r);
+    }
+    let rate = answers as f64 / started.elapsed().as_secs_f64();
+    Ok((rate, answers, request, answer, back))
 }
 
 /// The baseline: a tokio server that answers each `request`-byte frame with an
@@ -212,35 +254,41 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
         calls.push(ringing(t, i).await?);
     }
     eprintln!("  {} calls ringing; measuring", calls.len());
-    let deadline = Instant::now() + Duration::from_secs(o.seconds);
-    let started = Instant::now();
-    let count = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = calls
-        .into_iter()
-        .map(|r| tokio::spawn(pipeline(r, window, deadline, count.clone())))
-        .collect();
-    let mut progress = Progress::new();
-    while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        progress.tick("acknowledgements", count.load(Ordering::Relaxed));
+    let counting = match o.count {
+        true => Some(counts::Counting::start(&t.node_pids())?),
+        false => None,
+    };
+    let (rate, answered, request, answer, mut calls) =
+        measure(calls, window, o.seconds, "acknowledgements").await?;
+    if let Some(counting) = counting {
+        counting.finish(answered, "phone.receivedCall")?;
     }
-    let (mut answers, mut request, mut answer) = (0, 0, 0);
-    for task in tasks {
-        let (n, req, ans) = task.await.map_err(|e| e.to_string())??;
-        answers += n;
-        request = request.max(req);
-        answer = answer.max(ans);
+
+    // The MTProto echo: the same clients with the same keys on the echo, sending requests of
+    // the same size that ask for answers of boolTrue's size.
+    let server = echo::launch(echo::keys_of(calls.iter().map(|r| &r.callee)), o).await?;
+    for r in &mut calls {
+        echo::move_to(&mut r.callee, server.addr()).await?;
+        let size = r.request.len();
+        r.request = echo::request(size, true.to_bytes(Layer::LATEST).len(), &[]);
     }
-    let rate = answers as f64 / started.elapsed().as_secs_f64();
-    let echo = echo_baseline(o.concurrency, window, request, answer, o.seconds).await?;
+    let (mtproto_echo, ..) = measure(calls, window, o.seconds, "echoes").await?;
+    let plain = echo_baseline(o.concurrency, window, request, answer, o.seconds).await?;
     println!(
         "phone.receivedCall: {rate:.0}/s over {} connections, {window} in flight each ({request}-byte requests, {answer}-byte answers)",
         o.concurrency
     );
-    println!("baseline: {echo:.0} answers/s from a plain tokio server, same frames and window");
     println!(
-        "ratio: {:.2} of the baseline",
-        rate / echo.max(f64::MIN_POSITIVE)
+        "baseline: {mtproto_echo:.0} answers/s from the MTProto echo (decrypt, check, encrypted answer; same clients, frames and window)"
+    );
+    println!(
+        "baseline: {plain:.0} answers/s from a plain tokio server, same frame sizes and window"
+    );
+    let ratio = |base: f64| rate / base.max(f64::MIN_POSITIVE);
+    println!(
+        "ratio: {:.2} of the MTProto echo, {:.2} of the plain server",
+        ratio(mtproto_echo),
+        ratio(plain)
     );
     Ok(())
 }

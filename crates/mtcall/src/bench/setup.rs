@@ -1,13 +1,15 @@
 //! `setup`: complete call setups per second (request → received → accept → confirm →
-//! discard, each side waiting for the push it needs), against trivial RPCs per second over the
-//! same connections, measured in the same run.
+//! discard, each side waiting for the push it needs), against two baselines measured in the
+//! same run: trivial RPCs per second over the same connections, and the same setup's messages
+//! — its requests, answers and pushes, recorded from one real setup — replayed on the MTProto
+//! echo (`setup_pattern.rs`), the ceiling of any MTProto server doing these setups.
 
 use std::time::{Duration, Instant};
 
 use client::Client;
 use tl::{enums, functions, types};
 
-use super::{Options, Progress, Target};
+use super::{Options, Progress, Target, counts, echo, setup_pattern};
 
 fn protocol() -> enums::PhoneCallProtocol {
     client::calls::default_protocol()
@@ -106,8 +108,8 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
         pairs.push(t.pair(20000 + 2 * i).await.map_err(|e| e.to_string())?);
     }
     // Baseline over the same connections.
-    let half = Duration::from_secs(o.seconds.div_ceil(2));
-    let deadline = Instant::now() + half;
+    let baseline = o.baseline_seconds.unwrap_or(o.seconds.div_ceil(2)).max(1);
+    let deadline = Instant::now() + Duration::from_secs(baseline);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (mut caller, callee, user) in pairs {
@@ -134,6 +136,10 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
 
     let deadline = Instant::now() + Duration::from_secs(o.seconds);
     let started = Instant::now();
+    let counting = match o.count {
+        true => Some(counts::Counting::start(&t.node_pids())?),
+        false => None,
+    };
     let before = Cpu::now(t);
     let throttled_before = t.throttled();
     let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -147,7 +153,7 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
                 n += 1;
                 count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            Ok::<_, String>(())
+            Ok::<_, String>((caller, callee))
         }));
     }
     let mut progress = Progress::new();
@@ -155,21 +161,31 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         progress.tick("setups", count.load(std::sync::atomic::Ordering::Relaxed));
     }
+    let mut done = Vec::new();
     for task in tasks {
-        task.await.map_err(|e| e.to_string())??;
+        done.push(task.await.map_err(|e| e.to_string())??);
     }
     let spent = Cpu::now(t).since(&before);
     let setups = count.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(counting) = counting {
+        counting.finish(setups, "call setup")?;
+    }
     let rate = setups as f64 / started.elapsed().as_secs_f64();
+    let pairs: Vec<_> = done.into_iter().collect();
+    let (ceiling, messages) = echo_ceiling(t, o, pairs, baseline).await?;
     println!(
         "baseline: {rpc_rate:.0} trivial RPCs/s (help.getNearestDc) over the same connections"
     );
     println!(
-        "call setups: {rate:.0}/s (request, received, accept, confirm, discard; 8 pushes, 2 history writes; durable)"
+        "call setups: {rate:.0}/s (request, received, accept, confirm, discard, each push awaited; durable)"
     );
     println!(
-        "ratio: one setup costs {:.1} trivial round trips",
-        rpc_rate / rate.max(f64::MIN_POSITIVE)
+        "baseline: {ceiling:.0} setups/s on the MTProto echo ({messages} messages per setup as recorded: the same requests, answers and pushes, decrypted, checked and encrypted, nothing else)"
+    );
+    println!(
+        "ratio: one setup costs {:.1} trivial round trips; {:.2} of the MTProto echo's setups/s",
+        rpc_rate / rate.max(f64::MIN_POSITIVE),
+        rate / ceiling.max(f64::MIN_POSITIVE)
     );
     spent.print(setups.max(1), t.node_pids().is_empty());
     let throttled: Vec<String> = t
@@ -187,6 +203,52 @@ pub async fn run(t: &Target, o: &Options) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The same pairs' setups replayed on the MTProto echo for `seconds`: setups per second, and
+/// the messages (requests and pushes) one setup is.
+async fn echo_ceiling(
+    t: &Target,
+    o: &Options,
+    pairs: Vec<(Client, Client)>,
+    seconds: u64,
+) -> Result<(f64, usize), String> {
+    let (a, b, user) = t.pair(19000).await.map_err(|e| e.to_string())?;
+    let steps = setup_pattern::record(a, b, user).await?;
+    for s in &steps {
+        eprintln!(
+            "  recorded: {} sends {} bytes, answer {} bytes, pushes {:?} (to caller?, bytes)",
+            if s.by_caller { "caller" } else { "callee" },
+            s.request,
+            s.answer,
+            s.pushes
+        );
+    }
+    let echo = echo::launch(echo::keys_of(pairs.iter().flat_map(|(a, b)| [a, b])), o).await?;
+    let server = echo.addr();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (mut caller, mut callee) in pairs {
+        let steps = steps.clone();
+        tasks.push(tokio::spawn(async move {
+            echo::move_to(&mut caller, server).await?;
+            echo::move_to(&mut callee, server).await?;
+            setup_pattern::pair_on_echo(&mut caller, &mut callee).await?;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                setup_pattern::replay(&mut caller, &mut callee, &steps).await?;
+                n += 1;
+            }
+            Ok::<_, String>(n)
+        }));
+    }
+    let mut setups = 0;
+    for task in tasks {
+        setups += task.await.map_err(|e| e.to_string())??;
+    }
+    let rate = setups as f64 / started.elapsed().as_secs_f64();
+    Ok((rate, setup_pattern::messages(&steps)))
 }
 
 /// CPU seconds so far: this process, each node process, PostgreSQL.
