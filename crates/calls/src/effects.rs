@@ -1,5 +1,7 @@
 //! What a call operation asks the server to do: persist calls, push updates, write history.
 
+use std::sync::Arc;
+
 use crate::{Call, Reason, SessionRef};
 
 /// Which sessions an update goes to.
@@ -22,8 +24,9 @@ pub enum Push {
         target: PushTarget,
         /// Whose view of the call.
         viewer: i64,
-        /// The call at the time of the push.
-        call: Box<Call>,
+        /// The call at the time of the push (shared with the other pushes and the write of
+        /// the same transition: one copy per transition, not per use).
+        call: Arc<Call>,
     },
     /// `updatePhoneCall(phoneCallDiscarded)` without a reason: the call was answered on another
     /// device (spec §5.3).
@@ -135,7 +138,7 @@ pub struct Effects<R> {
     /// The answer to the request.
     pub result: R,
     /// Calls whose new state must be committed before anything is sent.
-    pub persist: Vec<Call>,
+    pub persist: Vec<Arc<Call>>,
     /// Updates to deliver after the answer.
     pub pushes: Vec<Push>,
     /// History entries to write.

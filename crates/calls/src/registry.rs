@@ -10,6 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 
 use crate::effects::{CallEvent, Effects, Ending, HistoryEntry, Push, PushTarget};
 use crate::error::CallError;
@@ -72,7 +73,10 @@ pub struct CallRegistry {
     by_random: HashMap<(i64, i32), i64>,
     /// Ended calls in memory by when they leave it, soonest first (so timers never scan
     /// them); one entry per ended call held.
-    tombstones: BinaryHeap<Reverse<(i32, i64)>>,
+    tombstones: BinaryHeap<Reverse<(i32, u64, i64)>>,
+    /// Numbers ended calls as they are added, so those that end in the same second leave
+    /// memory in the order they ended.
+    ended_seq: u64,
     /// The most ended calls held at once.
     recent_capacity: usize,
     /// What has left memory.
@@ -153,6 +157,7 @@ impl CallRegistry {
             live_by_user: HashMap::new(),
             by_random: HashMap::new(),
             tombstones: BinaryHeap::new(),
+            ended_seq: 0,
             recent_capacity: DEFAULT_RECENT_CAPACITY,
             evicted: Evicted::default(),
             timeouts,
@@ -228,7 +233,7 @@ impl CallRegistry {
     /// Drops the oldest ended calls while more than the capacity are held.
     fn evict_over_capacity(&mut self, now: i32) {
         while self.tombstones.len() > self.recent_capacity {
-            let Some(Reverse((_, id))) = self.tombstones.pop() else {
+            let Some(Reverse((_, _, id))) = self.tombstones.pop() else {
                 break;
             };
             self.evict(id, now);
@@ -247,18 +252,23 @@ impl CallRegistry {
         self.by_random
             .insert((call.admin_id, call.random_id), call.id);
         if let Some(d) = call.discard() {
-            self.tombstones
-                .push(Reverse((d.at + self.timeouts.tombstone, call.id)));
+            self.ended_seq += 1;
+            self.tombstones.push(Reverse((
+                d.at + self.timeouts.tombstone,
+                self.ended_seq,
+                call.id,
+            )));
         }
         self.calls.insert(call.id, call);
     }
 
-    /// Ids of the live calls (each once), in no particular order.
-    fn live_ids(&self) -> Vec<i64> {
-        let mut ids: Vec<i64> = self.live_by_user.values().flatten().copied().collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+    /// The live calls, each once per party (so twice), in no particular order; without
+    /// allocating, since the timer asks after every change.
+    fn live_twice(&self) -> impl Iterator<Item = &Call> {
+        self.live_by_user
+            .values()
+            .flatten()
+            .filter_map(|id| self.calls.get(id))
     }
 
     /// The call with this id.
@@ -366,11 +376,12 @@ impl CallRegistry {
         }
         let mut effects = Effects::only(Ok(call.clone()));
         effects.events.push(CallEvent::Created { call_id: id });
-        effects.persist.push(call.clone());
+        let snapshot = Arc::new(call.clone());
+        effects.persist.push(snapshot.clone());
         effects.pushes.push(Push::Call {
             target: PushTarget::User(callee),
             viewer: callee,
-            call: Box::new(call.clone()),
+            call: snapshot,
         });
         self.insert(call);
         effects
@@ -423,14 +434,14 @@ impl CallRegistry {
             State::Requested => {
                 let call = self.calls.get_mut(&id).expect("found above");
                 call.phase = Phase::Live(Stage::Received { at: now });
-                let snapshot = call.clone();
+                let snapshot = Arc::new(call.clone());
                 let mut effects = Effects::only(Ok(true));
                 effects.events.push(CallEvent::Acknowledged { call_id: id });
                 effects.persist.push(snapshot.clone());
                 effects.pushes.push(Push::Call {
                     target: PushTarget::User(snapshot.admin_id),
                     viewer: snapshot.admin_id,
-                    call: Box::new(snapshot),
+                    call: snapshot,
                 });
                 effects
             }
@@ -486,14 +497,14 @@ impl CallRegistry {
                 date: now,
             },
         });
-        let snapshot = call.clone();
-        let mut effects = Effects::only(Ok(snapshot.clone()));
+        let snapshot = Arc::new(call.clone());
+        let mut effects = Effects::only(Ok(Call::clone(&snapshot)));
         effects.events.push(CallEvent::Answered { call_id: id });
         effects.persist.push(snapshot.clone());
         effects.pushes.push(Push::Call {
             target: PushTarget::User(snapshot.admin_id),
             viewer: snapshot.admin_id,
-            call: Box::new(snapshot.clone()),
+            call: snapshot.clone(),
         });
         effects.pushes.push(Push::AnsweredElsewhere {
             target: PushTarget::UserExcept(session.user_id, session.key_id),
@@ -564,8 +575,8 @@ impl CallRegistry {
                 date: now,
             },
         });
-        let snapshot = call.clone();
-        let mut effects = Effects::only(Ok(snapshot.clone()));
+        let snapshot = Arc::new(call.clone());
+        let mut effects = Effects::only(Ok(Call::clone(&snapshot)));
         effects.events.push(CallEvent::Confirmed { call_id: id });
         effects.persist.push(snapshot.clone());
         let target = snapshot
@@ -576,7 +587,7 @@ impl CallRegistry {
         effects.pushes.push(Push::Call {
             target,
             viewer: snapshot.participant_id,
-            call: Box::new(snapshot),
+            call: snapshot,
         });
         effects
     }
@@ -624,7 +635,7 @@ impl CallRegistry {
             ],
         );
         // The ended call as stored (it may already have left memory, at a capacity of one).
-        match effects.persist.last().cloned() {
+        match effects.persist.last().map(|c| Call::clone(c)) {
             Some(ended) => effects.map(|()| Ok(ended)),
             None => effects.map(|()| Err(CallError::CallPeerInvalid)),
         }
@@ -708,9 +719,10 @@ impl CallRegistry {
         call.phase = match std::mem::replace(&mut call.phase, Phase::Live(Stage::Requested)) {
             Phase::Live(stage) | Phase::Ended(stage, _) => Phase::Ended(stage, discard),
         };
-        let snapshot = call.clone();
+        let snapshot = Arc::new(call.clone());
+        self.ended_seq += 1;
         self.tombstones
-            .push(Reverse((now + self.timeouts.tombstone, id)));
+            .push(Reverse((now + self.timeouts.tombstone, self.ended_seq, id)));
         for user in [snapshot.admin_id, snapshot.participant_id] {
             if let Some(list) = self.live_by_user.get_mut(&user) {
                 list.retain(|c| *c != id);
@@ -728,7 +740,7 @@ impl CallRegistry {
             effects.pushes.push(Push::Call {
                 target: *target,
                 viewer,
-                call: Box::new(snapshot.clone()),
+                call: snapshot.clone(),
             });
         }
         effects.history.push(HistoryEntry {
@@ -774,12 +786,10 @@ impl CallRegistry {
     /// soonest tombstone, so it costs the same however many ended calls are remembered.
     pub fn next_deadline(&self) -> Option<i32> {
         let live = self
-            .live_ids()
-            .into_iter()
-            .filter_map(|id| self.calls.get(&id))
+            .live_twice()
             .filter_map(|c| self.deadline(c).map(|(d, _)| d))
             .min();
-        let tombstone = self.tombstones.peek().map(|Reverse((at, _))| *at);
+        let tombstone = self.tombstones.peek().map(|Reverse((at, _, _))| *at);
         live.into_iter().chain(tombstone).min()
     }
 
@@ -787,16 +797,16 @@ impl CallRegistry {
     /// older than [`Timeouts::tombstone`] (their stored rows are the keeper's to delete).
     pub fn tick(&mut self, now: i32) -> Effects<()> {
         let mut effects = Effects::only(());
-        let due: Vec<(i64, Reason)> = self
-            .live_ids()
-            .into_iter()
-            .filter_map(|id| self.calls.get(&id))
+        let mut due: Vec<(i64, Reason)> = self
+            .live_twice()
             .filter_map(|c| {
                 self.deadline(c)
                     .filter(|(d, _)| *d <= now)
                     .map(|(_, r)| (c.id, r))
             })
             .collect();
+        due.sort_unstable_by_key(|(id, _)| *id);
+        due.dedup_by_key(|(id, _)| *id);
         for (id, reason) in due {
             let call = &self.calls[&id];
             let notify = [
@@ -814,7 +824,7 @@ impl CallRegistry {
             );
         }
         self.evict_over_capacity(now);
-        while let Some(Reverse((at, id))) = self.tombstones.peek().copied() {
+        while let Some(Reverse((at, _, id))) = self.tombstones.peek().copied() {
             if at > now {
                 break;
             }

@@ -4,20 +4,21 @@
 //! others [`Cache::forget`] what they hold of that user (`topology/several.rs`).
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use store::{Store, StoreError, User};
 
 /// Cached users and contact links.
 #[derive(Default)]
 pub struct Cache {
-    users: RwLock<HashMap<i64, User>>,
+    /// Shared, so a render takes a reference count rather than a copy of the strings.
+    users: RwLock<HashMap<i64, Arc<User>>>,
     contacts: RwLock<HashMap<(i64, i64), bool>>,
 }
 
 impl Cache {
     /// The user with this id.
-    pub async fn user(&self, store: &dyn Store, id: i64) -> Result<Option<User>, StoreError> {
+    pub async fn user(&self, store: &dyn Store, id: i64) -> Result<Option<Arc<User>>, StoreError> {
         if let Some(u) = self
             .users
             .read()
@@ -26,7 +27,7 @@ impl Cache {
         {
             return Ok(Some(u.clone()));
         }
-        let found = store.user(id).await?;
+        let found = store.user(id).await?.map(Arc::new);
         if let Some(u) = &found {
             self.users
                 .write()
@@ -41,7 +42,7 @@ impl Cache {
         self.users
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(user.id, user);
+            .insert(user.id, Arc::new(user));
     }
 
     /// Whether `user` is in `owner`'s contacts.

@@ -622,10 +622,11 @@ async fn late_answers(held: usize) -> (Vec<String>, String) {
             (1..=2).contains(&ended_held),
             "{ended_held} ended calls held"
         );
-        assert_eq!(figure("mtcall_calls_evicted_total "), 3);
+        // Three left as later ones ended; the one read back may have left again since.
+        assert!(figure("mtcall_calls_evicted_total ") >= 3);
         assert!(
             figure("mtcall_calls_read_back_total ") >= 1,
-            "the first call was read back from the store"
+            "the first call was read back from the store: {answers:?}\n{metrics}"
         );
     } else {
         assert_eq!(figure("mtcall_calls_evicted_total "), 0);

@@ -3,6 +3,7 @@
 //! the page's views, and `/metrics` with the gauges of this moment.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -32,7 +33,7 @@ pub async fn calls(node: &Node) -> (Vec<CallRecord>, Vec<CallRecord>) {
                 if record.ended_at_ms.is_none() {
                     record.ended_at_ms = call.discard().map(|d| i64::from(d.at) * 1000);
                 }
-                record.call = call;
+                record.call = Arc::new(call);
             }
             None => {
                 records.insert(call.id, CallRecord::stored(call));

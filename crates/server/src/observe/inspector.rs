@@ -155,8 +155,8 @@ impl KeyedInfo {
 /// A call and what happened to it.
 #[derive(Clone, Debug)]
 pub struct CallRecord {
-    /// The call as last committed.
-    pub call: Call,
+    /// The call as last committed (shared with the transition that committed it).
+    pub call: Arc<Call>,
     /// When this node first saw it, Unix ms.
     pub seen_at_ms: i64,
     /// When it ended, Unix ms.
@@ -177,7 +177,7 @@ impl CallRecord {
             ended_at_ms: call.discard().map(|d| i64::from(d.at) * 1000),
             outcome: Outcome::of_stored(&call).or(answered),
             events: Timeline::default(),
-            call,
+            call: Arc::new(call),
         }
     }
 }
@@ -415,7 +415,7 @@ impl Inspector {
     pub fn restore(&self, calls: &[Call], now_ms: i64) {
         let mut state = self.state();
         for call in calls {
-            self.upsert(&mut state, call, now_ms);
+            self.upsert(&mut state, &Arc::new(call.clone()), now_ms);
         }
     }
 
@@ -423,7 +423,7 @@ impl Inspector {
     /// setups they created and the outcomes they settled, for the metrics.
     pub fn calls_committed(
         &self,
-        calls: &[Call],
+        calls: &[Arc<Call>],
         events: &[CallEvent],
         now_ms: i64,
     ) -> (u64, Vec<Outcome>) {
@@ -541,7 +541,12 @@ impl Inspector {
         (setups, outcomes)
     }
 
-    fn upsert<'a>(&self, state: &'a mut State, call: &Call, now_ms: i64) -> &'a mut CallRecord {
+    fn upsert<'a>(
+        &self,
+        state: &'a mut State,
+        call: &Arc<Call>,
+        now_ms: i64,
+    ) -> &'a mut CallRecord {
         let ended_now = !call.state().is_live()
             && state
                 .calls
@@ -562,7 +567,9 @@ impl Inspector {
             outcome: None,
             events: Timeline::default(),
         });
-        record.call = call.clone();
+        if !Arc::ptr_eq(&record.call, call) {
+            record.call = call.clone();
+        }
         if ended_now {
             record.ended_at_ms = Some(now_ms);
         }

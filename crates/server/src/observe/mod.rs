@@ -30,7 +30,12 @@ impl Observer {
     }
 
     /// Committed call changes and their events: the inspector's record, setups and outcomes.
-    pub fn calls_committed(&self, calls: &[calls::Call], events: &[calls::CallEvent], now_ms: i64) {
+    pub fn calls_committed(
+        &self,
+        calls: &[std::sync::Arc<calls::Call>],
+        events: &[calls::CallEvent],
+        now_ms: i64,
+    ) {
         if calls.is_empty() && events.is_empty() {
             return;
         }

@@ -41,7 +41,9 @@ pub async fn update_username(
     if user.username.as_deref().map(str::to_lowercase) == wanted.as_deref().map(str::to_lowercase) {
         return Err(RpcError::UsernameNotModified);
     }
-    let user = users.set_username(user, wanted.clone()).await?;
+    let user = users
+        .set_username(store::User::clone(&user), wanted.clone())
+        .await?;
     let usernames = wanted
         .iter()
         .map(|u| {

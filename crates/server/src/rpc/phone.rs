@@ -50,11 +50,11 @@ pub async fn request_call(
     r: functions::phone::RequestCall,
 ) -> Result<Vec<u8>, RpcError> {
     let me = session(ctx)?;
-    let callee = users.resolve(me.user_id, &r.user_id).await?;
+    let callee = users.resolve(me.user_id, &r.user_id).await?.id;
     let now = ctx.now as i32;
     let scope = CallScope::Request {
         caller: me.user_id,
-        callee: callee.id,
+        callee,
         random_id: r.random_id,
     };
     let protocol = protocol_from_tl(&r.protocol);
@@ -63,7 +63,7 @@ pub async fn request_call(
         .run(scope, None, move |reg| {
             reg.request(
                 me,
-                callee.id,
+                callee,
                 r.random_id,
                 r.g_a_hash,
                 protocol,
@@ -82,7 +82,7 @@ pub async fn request_call(
     tracing::info!(
         call_id = call.id,
         caller = me.user_id,
-        callee = callee.id,
+        callee,
         busy,
         "call requested"
     );

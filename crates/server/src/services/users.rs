@@ -47,7 +47,7 @@ impl Users {
     }
 
     /// The user with this id.
-    pub async fn get(&self, id: i64) -> Result<Option<User>, StoreError> {
+    pub async fn get(&self, id: i64) -> Result<Option<Arc<User>>, StoreError> {
         self.cache.user(self.store.as_ref(), id).await
     }
 
@@ -145,7 +145,11 @@ impl Users {
     }
 
     /// The user an `InputUser` names for `viewer`, checking its access hash.
-    pub async fn resolve(&self, viewer: i64, input: &enums::InputUser) -> Result<User, RpcError> {
+    pub async fn resolve(
+        &self,
+        viewer: i64,
+        input: &enums::InputUser,
+    ) -> Result<Arc<User>, RpcError> {
         let (id, hash) = match input {
             enums::InputUser::InputUserSelf(_) => (viewer, None),
             enums::InputUser::InputUser(u) => (u.user_id, Some(u.access_hash)),
