@@ -174,7 +174,7 @@ impl ClientSession {
             .key
             .decrypt(&packet[8..], Direction::ServerToClient)
             .ok_or(SessionError::BadMsgKey)?;
-        let pt = parse_plaintext(&plain)?;
+        let pt = parse_plaintext(plain)?;
         let mut out = Vec::new();
         if pt.body.get(..4) == Some(&tl::service::MSG_CONTAINER_ID.to_le_bytes()) {
             for m in tl::service::read_container(&pt.body)? {

@@ -80,8 +80,9 @@ pub(crate) struct Plaintext {
 }
 
 /// Splits a decrypted packet, checking the MTProto 2.0 bounds (12–1024 bytes of padding).
-pub(crate) fn parse_plaintext(plain: &[u8]) -> Result<Plaintext, SessionError> {
-    let mut r = tl::Reader::new(plain);
+/// The body keeps the packet's allocation (the header and padding are cut off it).
+pub(crate) fn parse_plaintext(mut plain: Vec<u8>) -> Result<Plaintext, SessionError> {
+    let mut r = tl::Reader::new(&plain);
     let salt = r.read_i64()?;
     let session_id = r.read_i64()?;
     let msg_id = r.read_i64()?;
@@ -95,13 +96,14 @@ pub(crate) fn parse_plaintext(plain: &[u8]) -> Result<Plaintext, SessionError> {
     if !(12..=1024).contains(&padding) {
         return Err(SessionError::BadPlaintext);
     }
-    let body = r.read_exact(len)?.to_vec();
+    plain.truncate(32 + len);
+    plain.drain(..32);
     Ok(Plaintext {
         salt,
         session_id,
         msg_id,
         seqno,
-        body,
+        body: plain,
     })
 }
 

@@ -152,7 +152,7 @@ impl ServerSession {
         let token_hash = sha256(&[&self.key.bytes()[88..120], &plain]);
         let quick_ack_token =
             u32::from_le_bytes(token_hash[..4].try_into().expect("4")) | 0x8000_0000;
-        let pt = parse_plaintext(&plain)?;
+        let pt = parse_plaintext(plain)?;
         if self.session_id != Some(pt.session_id) {
             self.start_session(pt.session_id);
         }
@@ -502,19 +502,13 @@ impl ServerSession {
             );
         }
         // Number the messages, then group them into containers of bounded size; an error result
-        // closes its container.
+        // closes its container. The outbox is taken whole: an idle session keeps no capacity.
         let mut groups: Vec<Vec<tl::service::Message>> = vec![Vec::new()];
         let mut group_bytes = 0;
         let mut closed = false;
         for m in std::mem::take(&mut self.outbox) {
             let msg_id = self.ids.next(now_ms, if m.response { 1 } else { 3 });
             let seqno = self.next_seqno(m.content);
-            if m.content {
-                if self.sent_log.len() >= RESEND_LOG {
-                    self.sent_log.pop_front();
-                }
-                self.sent_log.push_back((msg_id, m.body.clone()));
-            }
             let current = groups.last_mut().expect("never empty");
             if !current.is_empty()
                 && (closed
@@ -541,25 +535,41 @@ impl ServerSession {
             .current(self.key.id(), now_ms.div_euclid(1000));
         let mut packets = Vec::new();
         for mut group in groups {
-            let (msg_id, seqno, body) = match group.len() {
+            match group.len() {
                 0 => continue,
                 1 => {
                     let m = group.pop().expect("one");
-                    (m.msg_id, m.seqno, m.body)
+                    let plain =
+                        build_plaintext(salt, session_id, m.msg_id, m.seqno, &m.body, entropy);
+                    packets.push(self.key.encrypt(plain, Direction::ServerToClient));
+                    self.log_sent(m);
                 }
                 _ => {
                     let container = tl::service::MsgContainer { messages: group };
-                    (
-                        self.ids.next(now_ms, 3),
-                        self.next_seqno(false),
-                        container.to_bytes(Layer::LATEST),
-                    )
+                    let (msg_id, seqno) = (self.ids.next(now_ms, 3), self.next_seqno(false));
+                    let body = container.to_bytes(Layer::LATEST);
+                    let plain = build_plaintext(salt, session_id, msg_id, seqno, &body, entropy);
+                    packets.push(self.key.encrypt(plain, Direction::ServerToClient));
+                    for m in container.messages {
+                        self.log_sent(m);
+                    }
                 }
-            };
-            let plain = build_plaintext(salt, session_id, msg_id, seqno, &body, entropy);
-            packets.push(self.key.encrypt(plain, Direction::ServerToClient));
+            }
         }
         packets
+    }
+
+    /// Keeps a sent content message (odd seqno) for `msg_resend_req`: moved, not copied, and
+    /// trimmed to its length (it may be kept as long as the session idles).
+    fn log_sent(&mut self, mut m: tl::service::Message) {
+        if m.seqno % 2 == 0 {
+            return;
+        }
+        if self.sent_log.len() >= RESEND_LOG {
+            self.sent_log.pop_front();
+        }
+        m.body.shrink_to_fit();
+        self.sent_log.push_back((m.msg_id, m.body));
     }
 
     fn next_seqno(&mut self, content: bool) -> i32 {
