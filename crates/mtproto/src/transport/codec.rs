@@ -203,7 +203,9 @@ impl Padding {
 /// The server side of one connection: detects the transport, then splits frames.
 pub struct ServerTransport {
     kind: Option<Kind>,
-    obfuscation: Option<Obfuscation>,
+    /// Boxed: most connections are not obfuscated, and the two ciphers' state would make
+    /// every connection a kilobyte larger.
+    obfuscation: Option<Box<Obfuscation>>,
     dc: Option<i16>,
     raw: Pending,
     pending: Pending,
@@ -282,7 +284,7 @@ impl ServerTransport {
             let header: [u8; 64] = d[..64].try_into().expect("64");
             let (obfuscation, kind, dc) =
                 Obfuscation::accept(&header).map_err(TransportError::BadObfuscationTag)?;
-            self.obfuscation = Some(obfuscation);
+            self.obfuscation = Some(Box::new(obfuscation));
             self.dc = Some(dc);
             (kind, 64)
         };
