@@ -329,7 +329,10 @@ impl Connection {
             return;
         };
         let now = self.node.clock.now_ms();
-        let received = match keyed.session.receive(packet, now, &mut self.entropy) {
+        let received = match keyed
+            .session
+            .receive(packet, quick_ack, now, &mut self.entropy)
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(conn = self.conn_id, error = %e, "packet refused");
@@ -337,9 +340,8 @@ impl Connection {
                 return;
             }
         };
-        if quick_ack {
-            self.transport
-                .encode_quick_ack(received.quick_ack_token, &mut self.out);
+        if let Some(token) = received.quick_ack_token {
+            self.transport.encode_quick_ack(token, &mut self.out);
         }
         keyed.info.session_id = keyed.session.session_id().unwrap_or(0);
         for request in received.requests {

@@ -63,8 +63,9 @@ pub struct Request {
 pub struct Received {
     /// Requests for the RPC layer, in order.
     pub requests: Vec<Request>,
-    /// The quick-ack token of the packet (sent only if the transport asked).
-    pub quick_ack_token: u32,
+    /// The quick-ack token of the packet, when the transport asked for one (it costs a
+    /// SHA-256 of the whole packet, so it is computed only then).
+    pub quick_ack_token: Option<u32>,
 }
 
 const REMEMBERED_IDS: usize = 4096;
@@ -132,11 +133,13 @@ impl ServerSession {
         self.disconnect_at_ms
     }
 
-    /// Decrypts and processes one packet (auth_key_id included). Service messages are answered
-    /// in the outbox; requests are returned.
+    /// Decrypts and processes one packet (auth_key_id included); with `quick_ack`, also
+    /// computes its quick-ack token. Service messages are answered in the outbox; requests
+    /// are returned.
     pub fn receive(
         &mut self,
         packet: &[u8],
+        quick_ack: bool,
         now_ms: i64,
         entropy: &mut impl Entropy,
     ) -> Result<Received, SessionError> {
@@ -149,9 +152,10 @@ impl ServerSession {
             .key
             .decrypt(&packet[8..], Direction::ClientToServer)
             .ok_or(SessionError::BadMsgKey)?;
-        let token_hash = sha256(&[&self.key.bytes()[88..120], &plain]);
-        let quick_ack_token =
-            u32::from_le_bytes(token_hash[..4].try_into().expect("4")) | 0x8000_0000;
+        let quick_ack_token = quick_ack.then(|| {
+            let token_hash = sha256(&[&self.key.bytes()[88..120], &plain]);
+            u32::from_le_bytes(token_hash[..4].try_into().expect("4")) | 0x8000_0000
+        });
         let pt = parse_plaintext(plain)?;
         if self.session_id != Some(pt.session_id) {
             self.start_session(pt.session_id);

@@ -37,7 +37,7 @@ fn round(
 ) -> (Vec<Request>, Vec<ServerMessage>, Vec<i64>) {
     let (ids, packet) = client.encrypt(bodies, now, &mut OsEntropy);
     let received = server
-        .receive(&packet, now, &mut OsEntropy)
+        .receive(&packet, false, now, &mut OsEntropy)
         .expect("packet accepted");
     let mut replies = Vec::new();
     for p in server.flush(now, &mut OsEntropy) {
@@ -82,9 +82,9 @@ fn salt_dance_then_rpc_result() {
         NOW + 20,
         &mut OsEntropy,
     );
-    let got = s.receive(&packet, NOW + 20, &mut OsEntropy).unwrap();
+    let got = s.receive(&packet, true, NOW + 20, &mut OsEntropy).unwrap();
     assert_eq!(got.requests[0].msg_id, ids[0]);
-    assert!(got.quick_ack_token & 0x8000_0000 != 0);
+    assert!(got.quick_ack_token.is_some_and(|t| t & 0x8000_0000 != 0));
     s.push_result(ids[0], &true.to_bytes(Layer::LATEST));
     s.rpc_error(ids[0] + 4, 401, "AUTH_KEY_UNREGISTERED");
     let mut replies = Vec::new();
@@ -253,8 +253,9 @@ fn bad_message_ids_and_seqnos_are_notified() {
     ];
     for (msg_id, seqno, body, code) in cases {
         let packet = c.encrypt_message(msg_id, seqno, &body, &mut OsEntropy);
-        let got = s.receive(&packet, now, &mut OsEntropy).unwrap();
+        let got = s.receive(&packet, false, now, &mut OsEntropy).unwrap();
         assert!(got.requests.is_empty(), "{code:?}");
+        assert_eq!(got.quick_ack_token, None, "not asked for, not computed");
         let replies: Vec<_> = s
             .flush(now, &mut OsEntropy)
             .iter()
@@ -271,14 +272,14 @@ fn bad_message_ids_and_seqnos_are_notified() {
     // A replayed message is ignored (acknowledged again, not dispatched twice).
     let (ids, packet) = c.encrypt(std::slice::from_ref(&req), now, &mut OsEntropy);
     assert_eq!(
-        s.receive(&packet, now, &mut OsEntropy)
+        s.receive(&packet, false, now, &mut OsEntropy)
             .unwrap()
             .requests
             .len(),
         1
     );
     assert!(
-        s.receive(&packet, now, &mut OsEntropy)
+        s.receive(&packet, false, now, &mut OsEntropy)
             .unwrap()
             .requests
             .is_empty()
@@ -306,7 +307,7 @@ fn bad_message_ids_and_seqnos_are_notified() {
         &mut OsEntropy,
     );
     assert!(
-        s.receive(&packet, now, &mut OsEntropy)
+        s.receive(&packet, false, now, &mut OsEntropy)
             .unwrap()
             .requests
             .is_empty()
@@ -333,16 +334,16 @@ fn forged_packets_are_refused() {
     let n = packet.len();
     packet[n - 1] ^= 1;
     assert_eq!(
-        s.receive(&packet, NOW + 30, &mut OsEntropy),
+        s.receive(&packet, false, NOW + 30, &mut OsEntropy),
         Err(SessionError::BadMsgKey)
     );
     packet[0] ^= 1;
     assert_eq!(
-        s.receive(&packet, NOW + 30, &mut OsEntropy),
+        s.receive(&packet, false, NOW + 30, &mut OsEntropy),
         Err(SessionError::WrongAuthKey)
     );
     assert_eq!(
-        s.receive(&packet[..20], NOW + 30, &mut OsEntropy),
+        s.receive(&packet[..20], false, NOW + 30, &mut OsEntropy),
         Err(SessionError::WrongAuthKey)
     );
 }
@@ -383,13 +384,13 @@ fn service_messages_are_served_at_either_seqno_parity() {
         &body(&functions::Ping { ping_id: 5 }),
         &mut OsEntropy,
     );
-    s.receive(&packet, now, &mut OsEntropy).unwrap();
+    s.receive(&packet, false, now, &mut OsEntropy).unwrap();
     // mtcute's acknowledgement: written as content, so an odd seqno.
     let (ack_id, seqno) = c.next_id(now, true);
     let ack =
         tl::enums::MsgsAck::from(tl::types::MsgsAck { msg_ids: vec![1] }).to_bytes(Layer::LATEST);
     let packet = c.encrypt_message(ack_id, seqno, &ack, &mut OsEntropy);
-    s.receive(&packet, now, &mut OsEntropy).unwrap();
+    s.receive(&packet, false, now, &mut OsEntropy).unwrap();
     let replies: Vec<_> = s
         .flush(now, &mut OsEntropy)
         .iter()
