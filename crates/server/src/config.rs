@@ -71,6 +71,9 @@ pub struct AdminSettings {
     pub feed_events: usize,
     /// Record each call's messages (off: the inspector lists sessions and calls only).
     pub record_messages: bool,
+    /// Messages recorded per call per second at most; past it a call's messages are counted,
+    /// not kept, so a flood costs the server no more than this.
+    pub messages_per_call_per_sec: u32,
 }
 
 impl Default for AdminSettings {
@@ -84,6 +87,7 @@ impl Default for AdminSettings {
             events_per_call: inspector.events_per_call,
             feed_events: inspector.feed,
             record_messages: inspector.enabled,
+            messages_per_call_per_sec: inspector.per_call_per_sec,
         }
     }
 }
@@ -100,6 +104,7 @@ impl AdminSettings {
             events_per_call: self.events_per_call,
             feed: self.feed_events,
             enabled: self.record_messages,
+            per_call_per_sec: self.messages_per_call_per_sec,
         }
     }
 

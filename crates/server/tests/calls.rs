@@ -27,6 +27,17 @@ async fn next_call_update(c: &mut Client) -> enums::PhoneCall {
     }
 }
 
+/// `phone.discardCall` with reason Hangup.
+fn hang_up(peer: enums::InputPhoneCall, duration: i32) -> functions::phone::DiscardCall {
+    functions::phone::DiscardCall {
+        video: false,
+        peer,
+        duration,
+        reason: types::PhoneCallDiscardReasonHangup {}.into(),
+        connection_id: 0,
+    }
+}
+
 fn input_call(id: i64, access_hash: i64) -> enums::InputPhoneCall {
     types::InputPhoneCall { id, access_hash }.into()
 }
@@ -252,16 +263,7 @@ async fn a_complete_call_with_received_call_busy_and_two_callee_devices() {
     );
 
     // Bob hangs up; Alice is told; both get one history message with pts.
-    let enums::Updates::Updates(result) = bob1
-        .call(&functions::phone::DiscardCall {
-            video: false,
-            peer: bob_peer.clone(),
-            duration: 42,
-            reason: types::PhoneCallDiscardReasonHangup {}.into(),
-            connection_id: 0,
-        })
-        .await
-        .unwrap()
+    let enums::Updates::Updates(result) = bob1.call(&hang_up(bob_peer.clone(), 42)).await.unwrap()
     else {
         panic!()
     };
@@ -540,13 +542,7 @@ async fn late_answers(held: usize) -> (Vec<String>, String) {
                 .unwrap()
         );
         alice
-            .call(&functions::phone::DiscardCall {
-                video: false,
-                peer: input_call(w.id, w.access_hash),
-                duration: 0,
-                reason: types::PhoneCallDiscardReasonHangup {}.into(),
-                connection_id: 0,
-            })
+            .call(&hang_up(input_call(w.id, w.access_hash), 0))
             .await
             .unwrap();
         first.get_or_insert((w, r));
@@ -565,16 +561,7 @@ async fn late_answers(held: usize) -> (Vec<String>, String) {
         .rpc_err()
         .1,
     );
-    let again = alice
-        .call(&functions::phone::DiscardCall {
-            video: false,
-            peer: alice_peer.clone(),
-            duration: 0,
-            reason: types::PhoneCallDiscardReasonHangup {}.into(),
-            connection_id: 0,
-        })
-        .await
-        .unwrap();
+    let again = alice.call(&hang_up(alice_peer.clone(), 0)).await.unwrap();
     let enums::Updates::Updates(u) = again else {
         panic!("discardCall answers updates")
     };

@@ -32,6 +32,8 @@ pub struct InspectorSettings {
     pub feed: usize,
     /// Record messages at all (sessions and calls are always kept).
     pub enabled: bool,
+    /// Messages recorded per call per second at most (past it they are counted as dropped).
+    pub per_call_per_sec: u32,
 }
 
 impl Default for InspectorSettings {
@@ -41,6 +43,7 @@ impl Default for InspectorSettings {
             events_per_call: 256,
             feed: 1000,
             enabled: true,
+            per_call_per_sec: 200,
         }
     }
 }
@@ -190,6 +193,9 @@ pub struct Timeline {
     head: Vec<Arc<Event>>,
     tail: VecDeque<Arc<Event>>,
     dropped: u64,
+    /// The second (Unix) the rate count is for, and messages recorded in it.
+    second: i64,
+    in_second: u32,
 }
 
 impl Timeline {
@@ -222,6 +228,22 @@ impl Timeline {
             return self.tail.pop_front();
         }
         None
+    }
+
+    /// Whether one more message at `at_ms` is within `per_sec`; if not, it is counted as
+    /// dropped (a flood's messages cost a count, not a record).
+    pub fn admit(&mut self, at_ms: i64, per_sec: u32) -> bool {
+        let second = at_ms.div_euclid(1000);
+        if second != self.second {
+            self.second = second;
+            self.in_second = 0;
+        }
+        if self.in_second >= per_sec {
+            self.dropped += 1;
+            return false;
+        }
+        self.in_second += 1;
+        true
     }
 
     /// The kept events, in order.
@@ -387,6 +409,13 @@ impl Inspector {
             return;
         }
         let mut state = self.state();
+        if let Some(record) = event.call_id.and_then(|id| state.calls.get_mut(&id))
+            && !record
+                .events
+                .admit(event.at_ms, self.settings.per_call_per_sec)
+        {
+            return;
+        }
         if let Some(s) = event.conn_id.and_then(|c| state.sessions.get(&c))
             && let Some(k) = &s.keyed
         {
@@ -712,5 +741,14 @@ mod tests {
         assert_eq!(t.dropped(), (92, Some(2)));
         assert_eq!(t.find(96).map(|e| e.seq), Some(96));
         assert!(t.find(50).is_none());
+    }
+
+    #[test]
+    fn a_call_records_at_most_its_rate_per_second_and_counts_the_rest() {
+        let mut t = Timeline::default();
+        let admitted = (0..10).filter(|i| t.admit(5_000 + i * 10, 4)).count();
+        assert_eq!(admitted, 4);
+        assert_eq!(t.dropped().0, 6, "the rest counted as dropped");
+        assert!(t.admit(6_000, 4), "a new second starts a new count");
     }
 }
