@@ -9,13 +9,13 @@ use mtproto::session::{MsgIdGen, ServerSession};
 use mtproto::transport::{Frame, ServerTransport, codes};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::entropy::Randomness;
 use crate::hub::Push;
 use crate::node::Node;
 use crate::observe::inspector::{Event, EventBody, KeyedInfo, call_ids, update_list};
+use crate::push_queue::{PushReceiver, PushSender};
 use crate::rpc::{self, KeyInfo, RpcCtx};
 
 /// An encrypted session on this connection.
@@ -34,7 +34,7 @@ struct Connection {
     handshake: Option<ServerHandshake>,
     keyed: Option<Keyed>,
     plain_ids: MsgIdGen,
-    push_tx: mpsc::Sender<Push>,
+    push_tx: PushSender,
     registered_user: Option<i64>,
     out: Vec<u8>,
     close: bool,
@@ -57,7 +57,7 @@ pub async fn serve(
     node: Arc<Node>,
     stream: TcpStream,
     peer: std::net::SocketAddr,
-    (push_tx, push_rx): (mpsc::Sender<Push>, mpsc::Receiver<Push>),
+    (push_tx, push_rx): (PushSender, PushReceiver),
 ) {
     let _ = stream.set_nodelay(true);
     let conn_id = node.sessions.conn_id();
@@ -90,7 +90,7 @@ pub async fn serve(
 }
 
 impl Connection {
-    async fn run(&mut self, stream: TcpStream, mut push_rx: mpsc::Receiver<Push>) {
+    async fn run(&mut self, stream: TcpStream, mut push_rx: PushReceiver) {
         let (rd, mut wr) = stream.into_split();
         let started = Instant::now();
         let mut last_activity = started;
@@ -123,7 +123,7 @@ impl Connection {
                 },
                 // Requests are handled to the end before the loop comes back here: when `Stop`
                 // arrives, what was read has been answered (and goes out below).
-                Some(push) = push_rx.recv() => self.on_push(push),
+                push = push_rx.recv() => self.on_push(push),
                 _ = tokio::time::sleep_until(deadline) => {
                     tracing::debug!(conn = self.conn_id, "connection timed out");
                     break;

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::push_queue::PushSender;
+
 /// What a connection receives besides its client's bytes: pushes from the hub, and the
 /// server's order to stop.
 #[derive(Clone, Debug)]
@@ -20,7 +22,7 @@ pub enum Push {
 struct Registration {
     conn_id: u64,
     key_id: i64,
-    tx: mpsc::Sender<Push>,
+    tx: PushSender,
 }
 
 /// Live sessions by user.
@@ -37,7 +39,7 @@ pub const QUEUE: usize = 1024;
 
 impl Hub {
     /// Registers connection `conn_id`, on auth key `key_id`, as a live session of `user_id`.
-    pub fn register(&self, user_id: i64, conn_id: u64, key_id: i64, tx: mpsc::Sender<Push>) {
+    pub fn register(&self, user_id: i64, conn_id: u64, key_id: i64, tx: PushSender) {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         if !users.contains_key(&user_id) {
             self.changed(user_id);

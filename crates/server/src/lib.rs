@@ -17,6 +17,7 @@ pub mod key_ring;
 pub mod limits;
 mod node;
 pub mod observe;
+mod push_queue;
 pub mod relay;
 pub mod render;
 mod rpc;
@@ -216,7 +217,7 @@ async fn bind_admin(config: &Config) -> Result<Option<TcpListener>, String> {
 async fn accept_loop(node: Arc<Node>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
     let mut connections = tokio::task::JoinSet::new();
     // Each connection's queue, to tell it to stop (dead ones are pruned as they pile up).
-    let mut open_queues: Vec<tokio::sync::mpsc::WeakSender<hub::Push>> = Vec::new();
+    let mut open_queues: Vec<push_queue::WeakPushSender> = Vec::new();
     node.sessions.set_accepting(true);
     loop {
         tokio::select! {
@@ -233,9 +234,9 @@ async fn accept_loop(node: Arc<Node>, listener: TcpListener, mut stopped: watch:
                         continue;
                     }
                     let node = node.clone();
-                    let queue = tokio::sync::mpsc::channel(hub::QUEUE);
+                    let queue = push_queue::push_queue(hub::QUEUE);
                     if open_queues.len() >= 2 * connections.len() + 64 {
-                        open_queues.retain(|q| q.strong_count() > 0);
+                        open_queues.retain(push_queue::WeakPushSender::is_alive);
                     }
                     open_queues.push(queue.0.downgrade());
                     connections.spawn(async move {

@@ -7,17 +7,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use crate::hub::Hub;
+use crate::key_ring::KeyRing;
+use crate::limits::Limits;
+use crate::push_queue::PushSender;
+use crate::rpc::KeyInfo;
 use mtproto::crypto::AuthKey;
 use mtproto::crypto::rsa_key::ServerKey;
 use mtproto::session::{SaltSource, SessionConfig};
 use store::{AuthKeyRow, Store, StoreError};
 use tl::Layer;
-use tokio::sync::mpsc;
-
-use crate::hub::{Hub, Push};
-use crate::key_ring::KeyRing;
-use crate::limits::Limits;
-use crate::rpc::KeyInfo;
 
 /// Sessions and what they are admitted and keyed with.
 pub struct Sessions {
@@ -185,7 +184,7 @@ impl Sessions {
     }
 
     /// Registers a logged-in session for pushes to `user_id`.
-    pub fn register(&self, user_id: i64, conn_id: u64, key_id: i64, tx: mpsc::Sender<Push>) {
+    pub fn register(&self, user_id: i64, conn_id: u64, key_id: i64, tx: PushSender) {
         self.hub.register(user_id, conn_id, key_id, tx);
     }
 
