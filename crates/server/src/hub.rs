@@ -7,17 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+pub use crate::push_queue::Push;
 use crate::push_queue::PushSender;
-
-/// What a connection receives besides its client's bytes: pushes from the hub, and the
-/// server's order to stop.
-#[derive(Clone, Debug)]
-pub enum Push {
-    /// An `Updates` to deliver (canonical value; the connection encodes it for its layer).
-    Updates(Arc<tl::enums::Updates>),
-    /// The server shuts down: answer what was read, then close.
-    Stop,
-}
 
 struct Registration {
     conn_id: u64,

@@ -8,7 +8,15 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Notify;
 
-use crate::hub::Push;
+/// What a connection receives besides its client's bytes: pushes from the hub, and the
+/// server's order to stop.
+#[derive(Clone, Debug)]
+pub enum Push {
+    /// An `Updates` to deliver (canonical value; the connection encodes it for its layer).
+    Updates(Arc<tl::enums::Updates>),
+    /// The server shuts down: answer what was read, then close.
+    Stop,
+}
 
 struct Shared {
     items: Mutex<VecDeque<Push>>,
