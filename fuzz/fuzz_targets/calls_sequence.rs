@@ -14,6 +14,15 @@
 //! - at the end, a tick 7 hours later ends every call and nobody is busy; one after the last
 //!   tombstone's hour forgets them all.
 //!
+//! The registry holds at most [`RECENT`] ended calls, as one node's does: a model store keeps
+//! every persisted call, the keeper's part is played before each operation (what
+//! `CallRegistry::missing` names is loaded back from it, ended calls only), old rows are swept
+//! at each tick as the server's housekeeping does, and the checks above run on the calls as
+//! memory and store hold them together. Memory never holds more than [`RECENT`] ended calls
+//! plus the one just loaded. Every operation also runs on a registry that holds every call and
+//! never restarts, and must answer the same with the same effects; both timers run whenever a
+//! deadline has passed, as the server's does.
+//!
 //! Input: 4 bytes per operation `[a, b, c, d]` (at most 512 operations):
 //! - a: bits 0-2 the operation: request, received, accept, confirm, discard, signaling, tick,
 //!   restart (every call through its stored form into a new registry); bits 3-4 the user
@@ -42,6 +51,8 @@ use mtproto::crypto::sha256;
 const T0: i32 = 1_764_000_000;
 const USERS: [i64; 4] = [1, 2, 3, 4];
 const UNKNOWN_CALL: i64 = 999;
+/// Ended calls the registry holds.
+const RECENT: usize = 2;
 
 struct SeqIds(i64);
 
@@ -94,6 +105,7 @@ fn rank(s: State) -> u8 {
 }
 
 /// What every operation's effects have in common, for the checks.
+#[derive(Default)]
 struct Seen {
     persist: Vec<std::sync::Arc<Call>>,
     pushes: Vec<Push>,
@@ -109,6 +121,95 @@ fn seen<R>(e: Effects<R>) -> (R, Seen) {
     )
 }
 
+/// One operation's input, as `step` decoded it.
+struct Input {
+    op: u8,
+    session: SessionRef,
+    id: i64,
+    hash: i64,
+    b: u8,
+    d: u8,
+    now: i32,
+}
+
+/// Runs operation `i.op` (not a restart) on `reg`: what it returned when it returns a call,
+/// its answer as text, and its effects.
+fn apply(
+    reg: &mut CallRegistry,
+    ids: &mut SeqIds,
+    i: &Input,
+) -> (Option<Result<Call, CallError>>, String, Seen) {
+    let (session, id, hash, b, d, now) = (i.session, i.id, i.hash, i.b, i.d, i.now);
+    match i.op {
+        0 => {
+            let callee = USERS[(b & 3) as usize];
+            let g_a_hash = match d & 3 {
+                1 => sha256(&[&g_a(1)]).to_vec(),
+                2 => vec![0; 31],
+                _ => sha256(&[&g_a(0)]).to_vec(),
+            };
+            let (result, effects) = seen(reg.request(
+                session,
+                callee,
+                i32::from((b >> 2) & 3),
+                g_a_hash,
+                protocol(b >> 5),
+                b & 16 != 0,
+                now,
+                ids,
+            ));
+            if let Ok(call) = &result {
+                assert_eq!(call.participant_id, callee);
+            }
+            (Some(result.clone()), format!("{result:?}"), effects)
+        }
+        1 => {
+            let (result, effects) = seen(reg.received(session, id, hash, now));
+            if let Ok(ok) = result {
+                assert!(ok);
+            }
+            (None, format!("{result:?}"), effects)
+        }
+        2 => {
+            let g_b = vec![9; if d & 8 != 0 { 255 } else { 256 }];
+            let (result, effects) = seen(reg.accept(session, id, hash, g_b, protocol(d), now));
+            (Some(result.clone()), format!("{result:?}"), effects)
+        }
+        3 => {
+            let g = match d & 3 {
+                0 => g_a(0),
+                1 => g_a(1),
+                2 => vec![1; 255],
+                _ => vec![0; 256],
+            };
+            let (result, effects) = seen(reg.confirm(session, id, hash, g, i64::from(d >> 2), now));
+            (Some(result.clone()), format!("{result:?}"), effects)
+        }
+        4 => {
+            let reason = match d & 7 {
+                0 | 6 | 7 => None,
+                1 => Some(Reason::Missed),
+                2 => Some(Reason::Disconnect),
+                3 => Some(Reason::Hangup),
+                4 => Some(Reason::Busy),
+                _ => Some(Reason::MigrateConferenceCall("slug".into())),
+            };
+            let (result, effects) =
+                seen(reg.discard(session, id, hash, i32::from(d >> 3), reason, now));
+            (Some(result.clone()), format!("{result:?}"), effects)
+        }
+        5 => {
+            let data = vec![d; (d % 8) as usize];
+            let (result, effects) = seen(reg.signaling(session, id, hash, data));
+            if let Ok(ok) = result {
+                assert!(ok);
+            }
+            (None, format!("{result:?}"), effects)
+        }
+        _ => (None, String::new(), seen(reg.tick(now)).1),
+    }
+}
+
 struct World {
     reg: CallRegistry,
     ids: SeqIds,
@@ -118,14 +219,46 @@ struct World {
     forgotten: HashSet<i64>,
     /// Caller-facing Received pushes per call.
     receive_pushes: HashMap<i64, usize>,
+    /// Every call as last persisted (the model store).
+    stored: HashMap<i64, Call>,
+    /// The same operations on a registry that holds every call (never evicts, never restarts).
+    shadow: CallRegistry,
+    shadow_ids: SeqIds,
 }
 
 impl World {
+    /// Every call as memory holds it, or else as the store does.
     fn snapshot(&self) -> HashMap<i64, Call> {
         self.known
             .iter()
-            .filter_map(|id| self.reg.get(*id).map(|c| (*id, c.clone())))
+            .filter_map(|id| self.view(*id).map(|c| (*id, c.clone())))
             .collect()
+    }
+
+    fn view(&self, id: i64) -> Option<&Call> {
+        self.reg.get(id).or_else(|| self.stored.get(&id))
+    }
+
+    /// The keeper's part before an operation: what memory no longer holds but the store may,
+    /// loaded back (ended calls only, as `topology/single.rs` does).
+    fn read_back(&mut self, call: Option<i64>, random: Option<(i64, i32)>) {
+        let Some(lookup) = self.reg.missing(call, random, self.now) else {
+            return;
+        };
+        let row = match lookup {
+            calls::Lookup::Id(id) => self.stored.get(&id),
+            calls::Lookup::Random((caller, r)) => self
+                .stored
+                .values()
+                .filter(|c| c.admin_id == caller && c.random_id == r)
+                .max_by_key(|c| (c.discard().map_or(i32::MAX, |d| d.at), c.id)),
+        };
+        let ended: Vec<Call> = row
+            .filter(|c| c.state() == State::Discarded)
+            .cloned()
+            .into_iter()
+            .collect();
+        self.reg.load(ended, self.now);
     }
 
     fn step(&mut self, [a, b, c, d]: [u8; 4]) {
@@ -142,6 +275,11 @@ impl World {
             _ => i32::from(c & 63) * 600,
         };
         let now = self.now;
+        // The server's timer acts at every deadline; without it a tombstone would outlive its
+        // hour in one registry and not in the other.
+        if self.shadow.next_deadline().is_some_and(|due| due <= now) {
+            self.timer(now);
+        }
         let id = match self.known.len() {
             _ if op == 0 => UNKNOWN_CALL,
             n => self
@@ -150,7 +288,9 @@ impl World {
                 .copied()
                 .unwrap_or(UNKNOWN_CALL),
         };
-        let hash = match self.reg.get(id) {
+        let random = (op == 0).then(|| (user, i32::from((b >> 2) & 3)));
+        self.read_back((op != 0 && op < 6).then_some(id), random);
+        let hash = match self.view(id) {
             Some(call) => match a >> 6 {
                 0 | 1 => call.hash_for(user).unwrap_or(0),
                 2 => call.hash_for(call.other(user)).unwrap_or(0),
@@ -159,106 +299,83 @@ impl World {
             None => 0,
         };
         let before = self.snapshot();
-        let returned: Option<Result<Call, CallError>>;
-        let effects = match op {
-            0 => {
-                let callee = USERS[(b & 3) as usize];
-                let g_a_hash = match d & 3 {
-                    1 => sha256(&[&g_a(1)]).to_vec(),
-                    2 => vec![0; 31],
-                    _ => sha256(&[&g_a(0)]).to_vec(),
-                };
-                let (result, effects) = seen(self.reg.request(
-                    session,
-                    callee,
-                    i32::from((b >> 2) & 3),
-                    g_a_hash,
-                    protocol(b >> 5),
-                    b & 16 != 0,
-                    now,
-                    &mut self.ids,
-                ));
-                if let Ok(call) = &result {
-                    assert_eq!(call.admin_id, user);
-                    assert_eq!(call.participant_id, callee);
-                    if !self.known.contains(&call.id) {
-                        assert!(!before.contains_key(&call.id), "a call id reused");
-                        self.known.push(call.id);
-                    }
-                }
-                returned = None;
-                effects
-            }
-            1 => {
-                let (result, effects) = seen(self.reg.received(session, id, hash, now));
-                if let Ok(ok) = result {
-                    assert!(ok);
-                }
-                returned = None;
-                effects
-            }
-            2 => {
-                let g_b = vec![9; if d & 8 != 0 { 255 } else { 256 }];
-                let (result, effects) =
-                    seen(self.reg.accept(session, id, hash, g_b, protocol(d), now));
-                returned = Some(result);
-                effects
-            }
-            3 => {
-                let g = match d & 3 {
-                    0 => g_a(0),
-                    1 => g_a(1),
-                    2 => vec![1; 255],
-                    _ => vec![0; 256],
-                };
-                let (result, effects) =
-                    seen(
-                        self.reg
-                            .confirm(session, id, hash, g, i64::from(d >> 2), now),
-                    );
-                returned = Some(result);
-                effects
-            }
-            4 => {
-                let reason = match d & 7 {
-                    0 | 6 | 7 => None,
-                    1 => Some(Reason::Missed),
-                    2 => Some(Reason::Disconnect),
-                    3 => Some(Reason::Hangup),
-                    4 => Some(Reason::Busy),
-                    _ => Some(Reason::MigrateConferenceCall("slug".into())),
-                };
-                let (result, effects) =
-                    seen(
-                        self.reg
-                            .discard(session, id, hash, i32::from(d >> 3), reason, now),
-                    );
-                returned = Some(result);
-                effects
-            }
-            5 => {
-                let data = vec![d; (d % 8) as usize];
-                let (result, effects) = seen(self.reg.signaling(session, id, hash, data));
-                if let Ok(ok) = result {
-                    assert!(ok);
-                }
-                returned = None;
-                effects
-            }
-            6 => {
-                returned = None;
-                seen(self.reg.tick(now)).1
+        let (returned, effects) = match op {
+            7 => {
+                self.restart();
+                (None, Seen::default())
             }
             _ => {
-                self.restart();
-                returned = None;
-                Seen {
-                    persist: Vec::new(),
-                    pushes: Vec::new(),
+                let input = Input {
+                    op,
+                    session,
+                    id,
+                    hash,
+                    b,
+                    d,
+                    now,
+                };
+                let (returned, shown, effects) = apply(&mut self.reg, &mut self.ids, &input);
+                // The same operation on a registry that holds every call: the same answer and
+                // the same effects, whatever left memory and was read back.
+                let (_, shadow_shown, shadow) =
+                    apply(&mut self.shadow, &mut self.shadow_ids, &input);
+                assert_eq!(
+                    shown, shadow_shown,
+                    "answer differs from a registry holding every call"
+                );
+                assert_eq!(
+                    format!("{:?}", (&effects.persist, &effects.pushes)),
+                    format!("{:?}", (&shadow.persist, &shadow.pushes)),
+                    "effects differ from a registry holding every call"
+                );
+                if op == 0 {
+                    if let Some(Ok(call)) = &returned {
+                        assert_eq!(call.admin_id, user);
+                        if !self.known.contains(&call.id) {
+                            assert!(!before.contains_key(&call.id), "a call id reused");
+                            self.known.push(call.id);
+                        }
+                    }
+                    (None, effects)
+                } else {
+                    (returned, effects)
                 }
             }
         };
+        self.keep(&effects, op);
         self.check(&before, effects, returned, op);
+        assert!(
+            self.reg.recent_len() <= RECENT + 1,
+            "{} ended calls held",
+            self.reg.recent_len()
+        );
+    }
+
+    /// Both registries' timers at `now`, with the same effects, checked like an explicit tick.
+    fn timer(&mut self, now: i32) {
+        let before = self.snapshot();
+        let effects = seen(self.reg.tick(now)).1;
+        let shadow = seen(self.shadow.tick(now)).1;
+        assert_eq!(
+            format!("{:?}", (&effects.persist, &effects.pushes)),
+            format!("{:?}", (&shadow.persist, &shadow.pushes)),
+            "timers differ from a registry holding every call"
+        );
+        self.keep(&effects, 6);
+        self.check(&before, effects, None, 6);
+    }
+
+    /// The store takes what an operation persisted; a tick also sweeps rows past their hour.
+    fn keep(&mut self, effects: &Seen, op: u8) {
+        for call in &effects.persist {
+            self.stored.insert(call.id, Call::clone(call));
+        }
+        if op == 6 {
+            let tombstone = self.reg.timeouts().tombstone;
+            let now = self.now;
+            self.stored
+                .retain(|_, c| c.discard().is_none_or(|d| d.at + tombstone > now));
+        }
     }
 
     /// Every call through its stored form into a new registry, as after a server restart.
@@ -269,8 +386,17 @@ impl World {
             assert_eq!(stored, call, "stored form round trip");
             calls.push(stored);
         }
-        let mut reg = CallRegistry::new(Timeouts::default());
-        reg.load(calls);
+        // As the server restores: the live calls and the latest ended ones; the rest stay in
+        // the store.
+        let (mut ended, mut loaded): (Vec<Call>, Vec<Call>) = calls
+            .into_iter()
+            .partition(|c| c.state() == State::Discarded);
+        ended.sort_by_key(|c| std::cmp::Reverse((c.discard().map(|d| d.at), c.id)));
+        loaded.extend(ended.into_iter().take(RECENT));
+        let mut reg = CallRegistry::new(Timeouts::default())
+            .with_recent_capacity(RECENT)
+            .restored_at(self.now);
+        reg.load(loaded, self.now);
         self.reg = reg;
     }
 
@@ -309,12 +435,23 @@ impl World {
                 Some(new) => {
                     if old.state() == State::Discarded {
                         assert_eq!(new.state(), State::Discarded, "call {id} left Discarded");
-                        assert_eq!(new.discard(), old.discard(), "call {id}: discard info changed");
+                        assert_eq!(
+                            new.discard(),
+                            old.discard(),
+                            "call {id}: discard info changed"
+                        );
                         assert_eq!(new, old, "call {id} changed after Discarded");
                     }
-                    assert!(rank(new.state()) >= rank(old.state()), "call {id} went back");
+                    assert!(
+                        rank(new.state()) >= rank(old.state()),
+                        "call {id} went back"
+                    );
                     if let Some(r) = old.receive_date() {
-                        assert_eq!(new.receive_date(), Some(r), "call {id}: receive_date changed");
+                        assert_eq!(
+                            new.receive_date(),
+                            Some(r),
+                            "call {id}: receive_date changed"
+                        );
                     }
                     if new != old {
                         let persisted = effects.persist.iter().rev().find(|c| c.id == *id);
@@ -401,12 +538,15 @@ impl World {
 
 fuzz_target!(|data: &[u8]| {
     let mut w = World {
-        reg: CallRegistry::new(Timeouts::default()),
+        reg: CallRegistry::new(Timeouts::default()).with_recent_capacity(RECENT),
         ids: SeqIds(0),
         now: T0,
         known: Vec::new(),
         forgotten: HashSet::new(),
         receive_pushes: HashMap::new(),
+        stored: HashMap::new(),
+        shadow: CallRegistry::new(Timeouts::default()).with_recent_capacity(usize::MAX),
+        shadow_ids: SeqIds(0),
     };
     for op in data.chunks_exact(4).take(512) {
         w.step([op[0], op[1], op[2], op[3]]);
@@ -415,6 +555,13 @@ fuzz_target!(|data: &[u8]| {
     let before = w.snapshot();
     w.now += 7 * 3600;
     let end = seen(w.reg.tick(w.now)).1;
+    let shadow = seen(w.shadow.tick(w.now)).1;
+    assert_eq!(
+        format!("{:?}", (&end.persist, &end.pushes)),
+        format!("{:?}", (&shadow.persist, &shadow.pushes)),
+        "the last timers differ from a registry holding every call"
+    );
+    w.keep(&end, 6);
     w.check(&before, end, None, 6);
     assert_eq!(w.reg.live_calls().count(), 0, "calls left live");
     assert!(USERS.iter().all(|u| !w.reg.busy(*u)), "someone still busy");
@@ -422,6 +569,7 @@ fuzz_target!(|data: &[u8]| {
     let before = w.snapshot();
     w.now += w.reg.timeouts().tombstone + 1;
     let end = seen(w.reg.tick(w.now)).1;
+    w.keep(&end, 6);
     w.check(&before, end, None, 6);
     assert!(w.snapshot().is_empty(), "tombstones left");
     assert_eq!(w.reg.next_deadline(), None);

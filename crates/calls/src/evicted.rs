@@ -70,6 +70,9 @@ pub struct Evicted {
     previous: KeyFilter,
     /// When the current generation began (Unix seconds).
     current_since: Option<i32>,
+    /// Until when any key may belong to a call that ended before this record began (a
+    /// restart: calls ended before it are stored, not held, and were never recorded here).
+    unknown_until: Option<i32>,
 }
 
 impl Evicted {
@@ -89,10 +92,17 @@ impl Evicted {
         self.latest.push_back((id, key));
     }
 
-    /// Whether an evicted call may have been made with `key` (false: certainly not, within
-    /// the last tombstone period).
-    pub fn may_hold(&self, key: RandomKey) -> bool {
-        self.current.may_hold(key) || self.previous.may_hold(key)
+    /// From now until `until`, every key may belong to a stored call this record never saw.
+    pub fn assume_unknown_until(&mut self, until: i32) {
+        self.unknown_until = Some(until);
+    }
+
+    /// Whether an evicted call may have been made with `key` at `now` (false: certainly not,
+    /// within the last tombstone period).
+    pub fn may_hold(&self, key: RandomKey, now: i32) -> bool {
+        self.unknown_until.is_some_and(|until| now < until)
+            || self.current.may_hold(key)
+            || self.previous.may_hold(key)
     }
 
     /// Whether a storage read for `lookup` begun when [`Evicted::count`] was `seen` may have
@@ -143,16 +153,30 @@ mod tests {
         for i in 0..1000 {
             e.record(i, (i, i as i32), 100, 3600);
         }
-        assert!((0..1000).all(|i| e.may_hold((i, i as i32))));
-        let strangers = (5000..105_000).filter(|i| e.may_hold((*i, 7))).count();
+        assert!((0..1000).all(|i| e.may_hold((i, i as i32), 100)));
+        let strangers = (5000..105_000).filter(|i| e.may_hold((*i, 7), 100)).count();
         assert!(strangers < 10, "few false positives: {strangers}");
         // A period later the keys move to the previous generation and are still held...
         e.record(2000, (2000, 0), 100 + 3600, 3600);
-        assert!(e.may_hold((5, 5)));
+        assert!(e.may_hold((5, 5), 100 + 3600));
         // ...and a period after that they are dropped.
         e.record(2001, (2001, 0), 100 + 7200, 3600);
-        assert!(!e.may_hold((5, 5)));
-        assert!(e.may_hold((2000, 0)) && e.may_hold((2001, 0)));
+        assert!(!e.may_hold((5, 5), 100 + 7200));
+        assert!(e.may_hold((2000, 0), 100 + 7200) && e.may_hold((2001, 0), 100 + 7200));
+    }
+
+    #[test]
+    fn after_a_restart_every_key_may_be_stored_for_a_period() {
+        let mut e = Evicted::default();
+        e.assume_unknown_until(500);
+        assert!(
+            e.may_hold((1, 1), 499),
+            "a call ended before the restart may hold it"
+        );
+        assert!(
+            !e.may_hold((1, 1), 500),
+            "past the period only recorded keys"
+        );
     }
 
     #[test]

@@ -172,15 +172,30 @@ impl CallRegistry {
     }
 
     /// Adds calls read back from storage (live ones and ended ones); a call already held is
-    /// kept as held, since memory is never older than storage. Loaded calls stay at least
-    /// until the next call ends or the next [`CallRegistry::tick`], which restore the bound,
-    /// so an operation run right after loading finds them.
-    pub fn load(&mut self, calls: impl IntoIterator<Item = Call>) {
+    /// kept as held, since memory is never older than storage. The bound on ended calls is
+    /// kept by evicting others: the calls just loaded stay, so an operation run right after
+    /// loading finds them (memory holds at most the bound plus what one load brought).
+    pub fn load(&mut self, calls: impl IntoIterator<Item = Call>, now: i32) {
+        let mut loaded = Vec::new();
         for call in calls {
             if !self.calls.contains_key(&call.id) {
+                loaded.push(call.id);
                 self.insert(call);
             }
         }
+        let mut kept = Vec::new();
+        while self.tombstones.len() > self.recent_capacity.max(loaded.len()) {
+            let Some(entry) = self.tombstones.pop() else {
+                break;
+            };
+            let Reverse((_, _, id)) = entry;
+            if loaded.contains(&id) {
+                kept.push(entry);
+            } else {
+                self.evict(id, now);
+            }
+        }
+        self.tombstones.extend(kept);
     }
 
     /// How many ended calls have left memory so far.
@@ -188,10 +203,25 @@ impl CallRegistry {
         self.evicted.count()
     }
 
-    /// What must be read from storage before an operation on `scope` can run: a call it names
-    /// that is not held but may be stored. A call leaves memory only after its ended state was
-    /// queued for storage, so a read queued after this answer finds it.
-    pub fn missing(&self, call: Option<i64>, random: Option<(i64, i32)>) -> Option<Lookup> {
+    /// Storage holds ended calls this registry never held (it was restored with only the
+    /// latest of them, at `now`): until a tombstone period has passed, a new call's
+    /// `random_id` is checked against storage whatever the filter says.
+    pub fn restored_at(mut self, now: i32) -> Self {
+        self.evicted
+            .assume_unknown_until(now.saturating_add(self.timeouts.tombstone));
+        self
+    }
+
+    /// What must be read from storage before an operation at `now` can run: the call it names
+    /// (`call`) or the caller's call with its `random_id` (`random`), when it is not held but
+    /// may be stored. A call leaves memory only after its ended state was queued for storage,
+    /// so a read queued after this answer finds it.
+    pub fn missing(
+        &self,
+        call: Option<i64>,
+        random: Option<(i64, i32)>,
+        now: i32,
+    ) -> Option<Lookup> {
         if let Some(id) = call
             && !self.calls.contains_key(&id)
         {
@@ -199,7 +229,7 @@ impl CallRegistry {
         }
         let (caller, random_id) = random?;
         let held = self.by_random.contains_key(&(caller, random_id));
-        (!held && self.evicted.may_hold((caller, random_id)))
+        (!held && self.evicted.may_hold((caller, random_id), now))
             .then_some(Lookup::Random((caller, random_id)))
     }
 

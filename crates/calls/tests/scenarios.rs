@@ -987,13 +987,14 @@ fn ended_calls_past_the_capacity_leave_memory_and_answer_the_same_once_loaded_ba
     assert!(w.reg.by_random(A.user_id, 0).is_none());
     assert!(w.reg.get(ended[4].id).is_some(), "the newest stays");
     // The keeper is told to read it back; a random_id never used needs no read.
-    assert_eq!(w.reg.missing(Some(id), None), Some(Lookup::Id(id)));
+    let now = T0 + 9;
+    assert_eq!(w.reg.missing(Some(id), None, now), Some(Lookup::Id(id)));
     assert_eq!(
-        w.reg.missing(None, Some((A.user_id, 0))),
+        w.reg.missing(None, Some((A.user_id, 0)), now),
         Some(Lookup::Random((A.user_id, 0)))
     );
-    assert_eq!(w.reg.missing(None, Some((A.user_id, 99))), None);
-    assert_eq!(w.reg.missing(Some(ended[4].id), None), None);
+    assert_eq!(w.reg.missing(None, Some((A.user_id, 99)), now), None);
+    assert_eq!(w.reg.missing(Some(ended[4].id), None, now), None);
     // Unknown to memory, it is unknown to the rules: the keeper must read it back first.
     assert_eq!(
         w.reg.received(B1, id, callee_hash, T0 + 9).result,
@@ -1002,8 +1003,10 @@ fn ended_calls_past_the_capacity_leave_memory_and_answer_the_same_once_loaded_ba
 
     // Read back from storage (its stored form), every late request gets the tombstone's answer.
     let stored = Call::from_bytes(&oldest.to_bytes()).unwrap();
-    w.reg.load([stored.clone()]);
-    assert_eq!(w.reg.missing(Some(id), Some((A.user_id, 0))), None);
+    w.reg.load([stored.clone()], now);
+    assert_eq!(w.reg.recent_len(), 2, "the bound kept by evicting another");
+    assert_eq!(w.reg.evictions(), 4);
+    assert_eq!(w.reg.missing(Some(id), Some((A.user_id, 0)), now), None);
     let late = w.reg.received(B1, id, callee_hash, T0 + 9);
     assert_eq!(late.result, Err(CallError::CallAlreadyDeclined));
     let again = w
@@ -1017,9 +1020,22 @@ fn ended_calls_past_the_capacity_leave_memory_and_answer_the_same_once_loaded_ba
     assert!(again.is_empty(), "and changes nothing");
     assert_eq!(w.reg.check_participant(2, id, callee_hash), Ok(()));
     assert_eq!(w.request(A, 2, 0).result, Err(CallError::RandomIdDuplicate));
-    // Loading what memory already holds keeps memory's copy; the next tick restores the bound.
-    w.reg.load([stored]);
-    assert_eq!(w.reg.recent_len(), 3);
-    assert!(w.reg.tick(T0 + 10).is_empty());
+    // Loading what memory already holds keeps memory's copy.
+    w.reg.load([stored], now);
     assert_eq!(w.reg.recent_len(), 2);
+    assert_eq!(w.reg.evictions(), 4);
+}
+
+#[test]
+fn after_a_restart_new_requests_check_storage_for_their_random_id() {
+    // Restored with none of its ended calls held, a registry cannot know which random_ids
+    // the stored ones took: for a tombstone period it asks.
+    let reg = CallRegistry::new(Timeouts::default())
+        .with_recent_capacity(2)
+        .restored_at(T0);
+    assert_eq!(
+        reg.missing(None, Some((A.user_id, 5)), T0 + 10),
+        Some(Lookup::Random((A.user_id, 5)))
+    );
+    assert_eq!(reg.missing(None, Some((A.user_id, 5)), T0 + 3600), None);
 }

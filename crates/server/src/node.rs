@@ -59,6 +59,7 @@ pub async fn assemble(
                 timeouts,
                 config.calls.recent_ended_calls,
                 hub.clone(),
+                clock.now_secs() as i32,
             )
             .await?;
             if !restored.is_empty() {

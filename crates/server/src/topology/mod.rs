@@ -126,14 +126,15 @@ pub struct Topology {
 
 impl Topology {
     /// One node: live calls and the `recent` latest ended ones in memory, restored from
-    /// `store` (returned, for the inspector).
+    /// `store` at `now` (returned, for the inspector).
     pub async fn single(
         store: Arc<dyn store::Store>,
         timeouts: Timeouts,
         recent: usize,
         hub: Arc<Hub>,
+        now: i32,
     ) -> Result<(Topology, Vec<Call>), String> {
-        let (calls, restored) = single::LocalCalls::restore(store, timeouts, recent).await?;
+        let (calls, restored) = single::LocalCalls::restore(store, timeouts, recent, now).await?;
         let topology = Topology {
             calls: Box::new(calls),
             delivery: Arc::new(single::LocalDelivery::new(hub)),

@@ -74,7 +74,7 @@ impl CallBackend for SharedCalls {
                     Box::new(move |given: InScope| {
                         Box::pin(async move {
                             let mut registry = CallRegistry::new(timeouts);
-                            registry.load(decode(&given.calls));
+                            registry.load(decode(&given.calls), now as i32);
                             let effects = op(&mut registry);
                             let rendered = renderer.render(&effects, requester, &given.pts).await;
                             let (changes, stepped) = match rendered {

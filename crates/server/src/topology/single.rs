@@ -48,14 +48,19 @@ impl LocalCalls {
         store: Arc<dyn Store>,
         timeouts: Timeouts,
         recent: usize,
+        now: i32,
     ) -> Result<(LocalCalls, Vec<Call>), String> {
         let rows = store
             .load_calls(u32::try_from(recent).unwrap_or(u32::MAX))
             .await
             .map_err(|e| e.to_string())?;
         let calls = decode(&rows);
-        let mut registry = CallRegistry::new(timeouts).with_recent_capacity(recent);
-        registry.load(calls.clone());
+        // Older ended calls stay in the store: their random_ids are checked there for a
+        // tombstone period.
+        let mut registry = CallRegistry::new(timeouts)
+            .with_recent_capacity(recent)
+            .restored_at(now);
+        registry.load(calls.clone(), now);
         let local = LocalCalls {
             registry: Mutex::new(registry),
             store,
@@ -68,7 +73,11 @@ impl LocalCalls {
 
     /// The registry's lock, taken once every call `scope` names that may be stored but is not
     /// held has been read back from the store.
-    async fn lock_with(&self, scope: &CallScope) -> Result<MutexGuard<'_, CallRegistry>, RpcError> {
+    async fn lock_with(
+        &self,
+        scope: &CallScope,
+        now: i32,
+    ) -> Result<MutexGuard<'_, CallRegistry>, RpcError> {
         let (call, random) = match *scope {
             CallScope::Call(id) => (Some(id), None),
             CallScope::Request {
@@ -76,7 +85,7 @@ impl LocalCalls {
             } => (None, Some((caller, random_id))),
         };
         let mut registry = self.registry.lock().await;
-        while let Some(lookup) = registry.missing(call, random) {
+        while let Some(lookup) = registry.missing(call, random, now) {
             let seen = registry.evictions();
             drop(registry);
             self.read_back.fetch_add(1, Ordering::Relaxed);
@@ -95,7 +104,7 @@ impl LocalCalls {
             let ended = decode(row.as_slice())
                 .into_iter()
                 .filter(|c| c.state() == State::Discarded);
-            registry.load(ended);
+            registry.load(ended, now);
             break;
         }
         Ok(registry)
@@ -172,7 +181,7 @@ impl CallBackend for LocalCalls {
         now: i64,
     ) -> BoxFuture<'a, Result<Committed, RpcError>> {
         Box::pin(async move {
-            let registry = self.lock_with(&scope).await?;
+            let registry = self.lock_with(&scope, now as i32).await?;
             self.apply(registry, op, now).await
         })
     }
