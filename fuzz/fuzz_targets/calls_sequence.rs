@@ -121,6 +121,15 @@ fn seen<R>(e: Effects<R>) -> (R, Seen) {
     )
 }
 
+/// Asserts that the bounded registry and the shadow changed and pushed the same.
+fn same_effects(bounded: &Seen, shadow: &Seen, what: &str) {
+    assert_eq!(
+        format!("{:?}", (&bounded.persist, &bounded.pushes)),
+        format!("{:?}", (&shadow.persist, &shadow.pushes)),
+        "{what} differ from a registry holding every call"
+    );
+}
+
 /// One operation's input, as `step` decoded it.
 struct Input {
     op: u8,
@@ -323,11 +332,7 @@ impl World {
                     shown, shadow_shown,
                     "answer differs from a registry holding every call"
                 );
-                assert_eq!(
-                    format!("{:?}", (&effects.persist, &effects.pushes)),
-                    format!("{:?}", (&shadow.persist, &shadow.pushes)),
-                    "effects differ from a registry holding every call"
-                );
+                same_effects(&effects, &shadow, "effects");
                 if op == 0 {
                     if let Some(Ok(call)) = &returned {
                         assert_eq!(call.admin_id, user);
@@ -356,11 +361,7 @@ impl World {
         let before = self.snapshot();
         let effects = seen(self.reg.tick(now)).1;
         let shadow = seen(self.shadow.tick(now)).1;
-        assert_eq!(
-            format!("{:?}", (&effects.persist, &effects.pushes)),
-            format!("{:?}", (&shadow.persist, &shadow.pushes)),
-            "timers differ from a registry holding every call"
-        );
+        same_effects(&effects, &shadow, "timers");
         self.keep(&effects, 6);
         self.check(&before, effects, None, 6);
     }
@@ -552,25 +553,13 @@ fuzz_target!(|data: &[u8]| {
         w.step([op[0], op[1], op[2], op[3]]);
     }
     // Every call ends: the longest deadline (a confirmed call's max duration) is 6 h away.
-    let before = w.snapshot();
     w.now += 7 * 3600;
-    let end = seen(w.reg.tick(w.now)).1;
-    let shadow = seen(w.shadow.tick(w.now)).1;
-    assert_eq!(
-        format!("{:?}", (&end.persist, &end.pushes)),
-        format!("{:?}", (&shadow.persist, &shadow.pushes)),
-        "the last timers differ from a registry holding every call"
-    );
-    w.keep(&end, 6);
-    w.check(&before, end, None, 6);
+    w.timer(w.now);
     assert_eq!(w.reg.live_calls().count(), 0, "calls left live");
     assert!(USERS.iter().all(|u| !w.reg.busy(*u)), "someone still busy");
     // And is forgotten an hour after it ended.
-    let before = w.snapshot();
     w.now += w.reg.timeouts().tombstone + 1;
-    let end = seen(w.reg.tick(w.now)).1;
-    w.keep(&end, 6);
-    w.check(&before, end, None, 6);
+    w.timer(w.now);
     assert!(w.snapshot().is_empty(), "tombstones left");
     assert_eq!(w.reg.next_deadline(), None);
 });
