@@ -183,19 +183,7 @@ impl CallRegistry {
                 self.insert(call);
             }
         }
-        let mut kept = Vec::new();
-        while self.tombstones.len() > self.recent_capacity.max(loaded.len()) {
-            let Some(entry) = self.tombstones.pop() else {
-                break;
-            };
-            let Reverse((_, _, id)) = entry;
-            if loaded.contains(&id) {
-                kept.push(entry);
-            } else {
-                self.evict(id, now);
-            }
-        }
-        self.tombstones.extend(kept);
+        self.evict_over_capacity(now, &loaded);
     }
 
     /// How many ended calls have left memory so far.
@@ -260,14 +248,22 @@ impl CallRegistry {
         }
     }
 
-    /// Drops the oldest ended calls while more than the capacity are held.
-    fn evict_over_capacity(&mut self, now: i32) {
-        while self.tombstones.len() > self.recent_capacity {
-            let Some(Reverse((_, _, id))) = self.tombstones.pop() else {
+    /// Drops the oldest ended calls but those in `keep` while more than the capacity (or
+    /// than `keep` holds) are held.
+    fn evict_over_capacity(&mut self, now: i32, keep: &[i64]) {
+        let mut kept = Vec::new();
+        while self.tombstones.len() > self.recent_capacity.max(keep.len()) {
+            let Some(entry) = self.tombstones.pop() else {
                 break;
             };
-            self.evict(id, now);
+            let Reverse((_, _, id)) = entry;
+            if keep.contains(&id) {
+                kept.push(entry);
+            } else {
+                self.evict(id, now);
+            }
         }
+        self.tombstones.extend(kept);
     }
 
     fn insert(&mut self, call: Call) {
@@ -782,7 +778,7 @@ impl CallRegistry {
             duration,
             date: now,
         });
-        self.evict_over_capacity(now);
+        self.evict_over_capacity(now, &[]);
     }
 
     /// The deadline of a live call, if it has one.
@@ -853,7 +849,7 @@ impl CallRegistry {
                 &notify,
             );
         }
-        self.evict_over_capacity(now);
+        self.evict_over_capacity(now, &[]);
         while let Some(Reverse((at, _, id))) = self.tombstones.peek().copied() {
             if at > now {
                 break;

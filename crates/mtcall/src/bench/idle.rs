@@ -214,10 +214,7 @@ async fn measure(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss(pid)?;
     let kernel_before = tcp_kernel_memory();
-    let keys: Vec<(AuthKey, i64)> = keys
-        .iter()
-        .map(|c| (c.session.auth_key().clone(), c.session.salt()))
-        .collect();
+    let keys: Vec<(AuthKey, i64)> = super::echo::keys_of(&keys);
     let mut idle = open_many(n, |i| {
         let (key, salt) = keys[i % keys.len()].clone();
         open_idle(addr, key, salt)
