@@ -255,3 +255,138 @@ fn presence_waits_for_a_transition_holding_its_user() {
         assert_eq!(present.newest, vec![(callee, 1)]);
     });
 }
+
+#[test]
+fn concurrent_transitions_sharing_users_each_see_the_ones_before() {
+    let Some(url) = database() else {
+        return;
+    };
+    block_on(async {
+        let store = std::sync::Arc::new(PgStore::connect(&url).await.unwrap());
+        let mut users = Vec::new();
+        for n in 0..3 {
+            let (a, b) = two_users_numbered(&store, n).await;
+            users.extend([a, b]);
+        }
+        // Pairs that share users with many others, all sent at once: transitions that share
+        // a transaction must not be given the same pts (the log's check would refuse them).
+        let pairs: Vec<(i64, i64)> = (0..60)
+            .map(|k| (users[k % 6], users[(k * 7 + 1) % 6]))
+            .filter(|(a, b)| a != b)
+            .collect();
+        let mut running = Vec::new();
+        for (k, (caller, callee)) in pairs.iter().copied().enumerate() {
+            let store = store.clone();
+            running.push(tokio::spawn(async move {
+                let scope = CallScope::Request {
+                    caller,
+                    callee,
+                    random_id: k as i32,
+                };
+                store
+                    .transact_calls(
+                        scope,
+                        30,
+                        Box::new(move |given: InScope| {
+                            Box::pin(async move {
+                                assert_eq!(given.pts.len(), 2, "both users' pts are given");
+                                tokio::task::yield_now().await;
+                                let updates = given
+                                    .pts
+                                    .iter()
+                                    .map(|(user_id, pts)| NewUpdate {
+                                        user_id: *user_id,
+                                        update: UpdateRow {
+                                            pts: pts + 1,
+                                            pts_count: 1,
+                                            date: 30,
+                                            body: vec![k as u8],
+                                        },
+                                    })
+                                    .collect();
+                                Some(CallChanges {
+                                    updates,
+                                    pushes: vec![push(caller)],
+                                    ..CallChanges::default()
+                                })
+                            })
+                        }),
+                    )
+                    .await
+            }));
+        }
+        for r in running {
+            r.await.unwrap().unwrap();
+        }
+        for u in &users {
+            let involved = pairs.iter().filter(|(a, b)| a == u || b == u).count();
+            assert_eq!(store.pts(*u).await.unwrap(), involved as i32, "user {u}");
+        }
+    });
+}
+
+/// Two new users' ids, with phone numbers of their own for each `n`.
+async fn two_users_numbered(store: &PgStore, n: u32) -> (i64, i64) {
+    let mut ids = [0; 2];
+    for (i, id) in ids.iter_mut().enumerate() {
+        let user = NewUser {
+            phone: Some(format!("4471{n:03}0000{i}")),
+            first_name: format!("User {n}.{i}"),
+            last_name: String::new(),
+            username: None,
+            bot_secret: None,
+        };
+        *id = store.create_user(user, 1).await.unwrap().id;
+    }
+    (ids[0], ids[1])
+}
+
+#[test]
+fn a_step_past_its_deadline_writes_nothing_and_the_others_commit() {
+    let Some(url) = database() else {
+        return;
+    };
+    block_on(async {
+        let store = std::sync::Arc::new(PgStore::connect(&url).await.unwrap());
+        let (slow_user, a) = two_users_numbered(&store, 100).await;
+        let (b, c) = two_users_numbered(&store, 101).await;
+        let run = |caller: i64, callee: i64, pause: Duration| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let scope = CallScope::Request {
+                    caller,
+                    callee,
+                    random_id: 1,
+                };
+                let step: CallStep<'_> = Box::new(move |given: InScope| {
+                    Box::pin(async move {
+                        tokio::time::sleep(pause).await;
+                        let (user_id, pts) = given.pts[0];
+                        Some(CallChanges {
+                            updates: vec![NewUpdate {
+                                user_id,
+                                update: UpdateRow {
+                                    pts: pts + 1,
+                                    pts_count: 1,
+                                    date: 40,
+                                    body: vec![1],
+                                },
+                            }],
+                            ..CallChanges::default()
+                        })
+                    })
+                });
+                store.transact_calls(scope, 40, step).await
+            })
+        };
+        let slow = run(slow_user, a, Duration::from_millis(1_500));
+        let quick = run(b, c, Duration::ZERO);
+        assert!(matches!(
+            slow.await.unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        quick.await.unwrap().unwrap();
+        assert_eq!(store.pts(slow_user.min(a)).await.unwrap(), 0);
+        assert_eq!(store.pts(b.min(c)).await.unwrap(), 1);
+    });
+}

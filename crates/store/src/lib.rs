@@ -18,6 +18,7 @@ mod postgres_log;
 mod postgres_pipeline;
 mod postgres_publish;
 mod postgres_rows;
+mod postgres_transitions;
 mod sql;
 mod sqlite;
 mod sqlite_backup;
@@ -332,9 +333,10 @@ pub enum Wake {
 /// transitions serialised in the database, call timers any node can run once, and a push log
 /// with wake-ups so updates reach sessions on every node.
 pub trait Cluster: Send + Sync + 'static {
-    /// Runs `step` on the calls of `scope` in one transaction that holds both users' row locks
+    /// Runs `step` on the calls of `scope` in a transaction that holds both users' row locks
     /// (so a busy check and the new call are one step across all nodes), and writes its changes
-    /// — calls, history and pushes — in that transaction.
+    /// — calls, history and pushes — in that transaction. The transaction may be shared with
+    /// other transitions on other users; `step` is given only what it would have read alone.
     /// `now` is when its pushes are made.
     fn transact_calls<'a>(
         &'a self,

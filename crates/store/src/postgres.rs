@@ -19,6 +19,7 @@ use crate::postgres_publish::{Publish, publish_loop};
 use crate::postgres_rows::{
     call_row, code_row, db_error, exec, key_row, one_row, save_call, unavailable, user_row,
 };
+use crate::postgres_transitions::{CONCURRENT, Transition, transition_loop};
 use crate::write::{MAX_BATCH, Write, Written, gather};
 use crate::{
     AuthKeyRow, CallRow, CloudPassword, LoginCode, Store, StoreError, StoreFuture, UpdateRow, User,
@@ -51,10 +52,11 @@ struct Queued {
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: Pool,
-    /// Connections for call transitions only. A transition holds its connection while it
-    /// renders, and rendering may read users through `pool`; were both one pool, transitions
-    /// waiting for a connection could hold every one of them.
-    pub(crate) transitions: Pool,
+    /// Call transitions waiting for a transaction of the transition loop, which has a pool of
+    /// its own: a transaction holds its connection while its steps render, and rendering may
+    /// read users through `pool`; were both one pool, transactions waiting for a connection
+    /// could hold every one of them.
+    pub(crate) transition_queue: mpsc::UnboundedSender<Transition>,
     writes: mpsc::UnboundedSender<Queued>,
     /// Where the database is, for the listening connection (not pooled).
     pub(crate) url: String,
@@ -64,8 +66,6 @@ pub struct PgStore {
 
 /// Connections a node keeps for everything but call transitions, at most.
 const POOL_SIZE: usize = 16;
-/// Connections a node keeps for call transitions, at most.
-const TRANSITION_POOL_SIZE: usize = 8;
 
 /// A pool of at most `size` connections to `url`.
 fn connection_pool(url: &str, size: usize) -> Result<Pool, StoreError> {
@@ -90,15 +90,17 @@ impl PgStore {
     /// up to date (one node at a time, under an advisory lock) and starts the writer.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let pool = connection_pool(url, POOL_SIZE)?;
-        let transitions = connection_pool(url, TRANSITION_POOL_SIZE)?;
+        let transitions = connection_pool(url, CONCURRENT)?;
         migrate(&pool).await?;
         let (writes, queue) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(pool.clone(), queue));
         let (publishes, queue) = mpsc::unbounded_channel();
         tokio::spawn(publish_loop(pool.clone(), queue));
+        let (transition_queue, queue) = mpsc::unbounded_channel();
+        tokio::spawn(transition_loop(transitions, queue));
         Ok(PgStore {
             pool,
-            transitions,
+            transition_queue,
             writes,
             url: url.to_owned(),
             publishes,

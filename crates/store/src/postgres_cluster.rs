@@ -1,5 +1,6 @@
 //! PostgreSQL as the meeting point of several mtcall nodes (`docs/design.md`, "Storage
-//! and scale"): call transitions under the row locks of both users, so the busy check
+//! and scale"): call transitions under the row locks of both users (in transactions each
+//! node shares among the transitions waiting, `postgres_transitions.rs`), so the busy check
 //! of `phone.requestCall` is exact whichever node runs it; timers any node may run, made
 //! idempotent by the same locks; and a push log, whose rows wake by LISTEN/NOTIFY only the
 //! nodes present for their user (each on a channel of its own) — the notification carries
@@ -10,19 +11,17 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::postgres_log::{
-    Counters, LogStatements, LogWrites, REQUEST_USERS, lock_users, push_channel, push_wake,
-    read_counters, write,
-};
+use crate::postgres_log::{push_channel, push_wake};
 use crate::postgres_pipeline::{Param, Pipeline, first_error};
 use crate::postgres_publish::Publish;
-use crate::postgres_rows::{SET_LIVE_CALLS, call_row, db_error, is_live, unavailable};
+use crate::postgres_rows::{call_row, db_error, unavailable};
+use crate::postgres_transitions::Transition;
 use crate::{
-    CallRow, CallScope, CallStep, Cluster, InScope, PgStore, Presence, PushCursor, PushRow,
-    StoreFuture, StoredPush, Wake, sql,
+    CallRow, CallScope, CallStep, Cluster, PgStore, Presence, PushCursor, PushRow, StoreFuture,
+    StoredPush, Wake, sql,
 };
 
 /// A push-log row.
@@ -43,192 +42,27 @@ const USER_CHANNEL: &str = "mtcall_user";
 /// The listening connection's name (tests end it to show nothing is lost).
 pub const LISTENER_NAME: &str = "mtcall-listener";
 
-/// Who a call transition is about, in SQL (a request's are `REQUEST_USERS`): the users whose rows it locks and whose live calls it
-/// loads. For a call, its parties are read inside the statements (a call's parties never
-/// change), so its transition needs no round trip before the first.
-const CALL_USERS: &str =
-    "ARRAY(SELECT unnest(ARRAY[admin_id, participant_id]) FROM calls WHERE id = $1)";
-
-/// The calls in a transition's scope: the users' live calls (found by the ids their rows
-/// list), the call itself, and the caller's earlier call with the same `random_id`.
-fn calls_in_scope(users: &str, call: &str, random: &str) -> String {
-    format!(
-        "SELECT {} FROM calls WHERE (id = ANY(ARRAY(SELECT unnest(live_calls) FROM users WHERE id = ANY({users}))) AND state <> 'discarded') OR id = {call} OR ({random})",
-        sql::CALL_COLUMNS
-    )
-}
-
-/// Inserts or replaces several calls in one statement.
-const SAVE_CALLS: &str = "INSERT INTO calls (id, admin_id, participant_id, state, body, updated_at, random_id, deadline)
-     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bytea[], $6::bigint[], $7::integer[], $8::integer[])
-     ON CONFLICT (id) DO UPDATE SET state = excluded.state, body = excluded.body, updated_at = excluded.updated_at, deadline = excluded.deadline";
-
 impl PgStore {
-    /// One transition in two round trips: `BEGIN`, the users' row locks, their counters and
-    /// the calls in scope go out together; then the step decides and renders, and the writes —
-    /// calls, history, pushes — go out with `COMMIT`.
+    /// One transition: it waits for a transaction of this node's transition loop
+    /// (`postgres_transitions.rs`) to hold its users' locks, runs `step` on what is in its
+    /// scope, and is answered once that transaction has committed.
     async fn run_transition(
         &self,
         scope: CallScope,
         now: i64,
         step: CallStep<'_>,
     ) -> Result<(), crate::StoreError> {
-        let pipeline = Pipeline::connect(&self.transitions).await?;
-        let client = pipeline.client();
-        let (lock, counters, in_scope) = match scope {
-            CallScope::Request { .. } => (
-                lock_users(REQUEST_USERS),
-                read_counters(REQUEST_USERS),
-                calls_in_scope(REQUEST_USERS, "0", "admin_id = $2 AND random_id = $3"),
-            ),
-            CallScope::Call(_) => (
-                lock_users(CALL_USERS),
-                read_counters(CALL_USERS),
-                calls_in_scope(CALL_USERS, "$1", "false"),
-            ),
-        };
-        // Prepared (or found in the connection's cache) before anything is sent: a statement
-        // prepared inside the pipeline would be sent only after the ones behind it.
-        let lock = client.prepare_cached(&lock).await.map_err(db_error)?;
-        let counters = client.prepare_cached(&counters).await.map_err(db_error)?;
-        let log = LogStatements::prepare(client).await?;
-        let in_scope = client.prepare_cached(&in_scope).await.map_err(db_error)?;
-        let save = client.prepare_cached(SAVE_CALLS).await.map_err(db_error)?;
-        let set_live = client
-            .prepare_cached(SET_LIVE_CALLS)
-            .await
-            .map_err(db_error)?;
-        let (users, call_id, caller, random_id);
-        let (lock_params, scope_params): (Vec<Param>, Vec<Param>) = match scope {
-            CallScope::Request {
-                caller: c,
-                callee,
-                random_id: r,
-            } => {
-                (users, caller, random_id) = (vec![c, callee], c, r);
-                (vec![&users], vec![&users, &caller, &random_id])
-            }
-            CallScope::Call(id) => {
-                call_id = id;
-                (vec![&call_id], vec![&call_id])
-            }
-        };
-        let (begun, locked, counted, rows) = tokio::join!(
-            client.batch_execute("BEGIN"),
-            client.query(&lock, &lock_params),
-            client.query(&counters, &lock_params),
-            client.query(&in_scope, &scope_params),
-        );
-        let read = first_error([begun])
-            .and(locked)
-            .and_then(|l| Ok((l, counted?, rows?)));
-        let (locked, counted, rows) = match read {
-            Ok(read) => read,
-            Err(e) => return Err(pipeline.abandon(e).await),
-        };
-        let locked: Vec<i64> = locked.iter().map(|r| r.get(0)).collect();
-        let counters = Counters::new(&locked, &counted);
-        let loaded: Vec<CallRow> = rows.iter().map(call_row).collect();
-        let was_live: HashMap<i64, bool> = loaded.iter().map(|c| (c.id, is_live(c))).collect();
-        let given = InScope {
-            calls: loaded,
-            pts: counters.pts(),
-        };
-        let Some(changes) = step(given).await else {
-            let client = pipeline.client();
-            return match client.batch_execute("ROLLBACK").await {
-                Ok(()) => {
-                    pipeline.finish();
-                    Ok(())
-                }
-                Err(e) => Err(db_error(e)),
-            };
-        };
-        let logged = LogWrites::new(counters, changes.updates, changes.pushes)?;
-        let saved = last_of_each(&changes.save);
-        let became: Vec<&CallRow> = saved
-            .iter()
-            .copied()
-            .filter(|c| was_live.get(&c.id).copied().unwrap_or(false) != is_live(c))
-            .collect();
-        let client = pipeline.client();
-        let (saved, live, logged, committed) = tokio::join!(
-            save_calls(client, &save, &saved),
-            set_live_calls(client, &set_live, &became),
-            write(client, &log, &logged, now),
-            client.batch_execute("COMMIT"),
-        );
-        committed.map_err(db_error)?;
-        // After a failed write the database answered `COMMIT` by rolling back.
-        pipeline.finish();
-        first_error([saved, live, logged]).map_err(db_error)
+        let stopped = || unavailable("the call transition loop has stopped");
+        let (given, answer) = oneshot::channel();
+        self.transition_queue
+            .send(Transition { scope, now, given })
+            .map_err(|_| stopped())?;
+        let given = answer.await.map_err(|_| stopped())??;
+        let changes = step(given.in_scope).await;
+        // The transaction waits for this before it commits.
+        let _ = given.changes.send(changes);
+        given.committed.await.map_err(|_| stopped())?
     }
-}
-
-/// The last row of each call id (one statement may not change a row twice).
-fn last_of_each(calls: &[CallRow]) -> Vec<&CallRow> {
-    let mut calls: Vec<&CallRow> = calls.iter().rev().collect();
-    calls.sort_by_key(|c| c.id);
-    calls.dedup_by_key(|c| c.id);
-    calls
-}
-
-/// Adds the calls that began and removes those that ended from their parties' lists of live
-/// calls, if there are any.
-async fn set_live_calls(
-    client: &tokio_postgres::Client,
-    statement: &tokio_postgres::Statement,
-    calls: &[&CallRow],
-) -> Result<(), tokio_postgres::Error> {
-    if calls.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<i64> = calls.iter().map(|c| c.id).collect();
-    let admins: Vec<i64> = calls.iter().map(|c| c.admin_id).collect();
-    let participants: Vec<i64> = calls.iter().map(|c| c.participant_id).collect();
-    let live: Vec<bool> = calls.iter().map(|c| is_live(c)).collect();
-    client
-        .execute(statement, &[&ids, &admins, &participants, &live])
-        .await
-        .map(drop)
-}
-
-/// Inserts or replaces `calls`, if there are any.
-async fn save_calls(
-    client: &tokio_postgres::Client,
-    statement: &tokio_postgres::Statement,
-    calls: &[&CallRow],
-) -> Result<(), tokio_postgres::Error> {
-    if calls.is_empty() {
-        return Ok(());
-    }
-    let column = |f: fn(&CallRow) -> i64| calls.iter().map(|c| f(c)).collect::<Vec<i64>>();
-    let (ids, admins, participants, updated) = (
-        column(|c| c.id),
-        column(|c| c.admin_id),
-        column(|c| c.participant_id),
-        column(|c| c.updated_at),
-    );
-    let states: Vec<&str> = calls.iter().map(|c| c.state.as_str()).collect();
-    let bodies: Vec<&[u8]> = calls.iter().map(|c| c.body.as_slice()).collect();
-    let randoms: Vec<i32> = calls.iter().map(|c| c.random_id).collect();
-    let deadlines: Vec<Option<i32>> = calls.iter().map(|c| c.deadline).collect();
-    client
-        .execute(
-            statement,
-            &[
-                &ids,
-                &admins,
-                &participants,
-                &states,
-                &bodies,
-                &updated,
-                &randoms,
-                &deadlines,
-            ],
-        )
-        .await
-        .map(drop)
 }
 
 impl Cluster for PgStore {

@@ -98,7 +98,7 @@ fn from_hex(hex: &str) -> Option<Vec<u8>> {
 }
 
 /// Each locked user's pts and newest push number, as the transaction found them.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Counters(HashMap<i64, (i32, i64)>);
 
 impl Counters {
@@ -115,10 +115,14 @@ impl Counters {
         Counters(counters)
     }
 
-    /// Each locked user's pts.
-    pub(crate) fn pts(&self) -> Vec<(i64, i32)> {
-        let mut pts: Vec<(i64, i32)> = self.0.iter().map(|(u, (p, _))| (*u, *p)).collect();
+    /// The pts of those of `users` that are locked, in id order.
+    pub(crate) fn pts_of(&self, users: &[i64]) -> Vec<(i64, i32)> {
+        let mut pts: Vec<(i64, i32)> = users
+            .iter()
+            .filter_map(|u| self.0.get(u).map(|(p, _)| (*u, *p)))
+            .collect();
         pts.sort_unstable();
+        pts.dedup();
         pts
     }
 }

@@ -299,7 +299,12 @@ impl PushLog {
     /// presence is not written yet is read when it is.
     async fn read_for(&self, f: &mut Follower, mut batch: Batch) {
         let mut gaps = std::collections::HashSet::new();
-        for row in std::mem::take(&mut batch.carried) {
+        // One transaction's notifications come in the order its statement made them, not
+        // always per user in number order: sorted, a wake-up's pushes leave no gap between
+        // them.
+        let mut carried = std::mem::take(&mut batch.carried);
+        carried.sort_by_key(|row| (row.push.user_id, row.seq));
+        for row in carried {
             let user = row.push.user_id;
             let Some(after) = f.delivered.get(&user).copied() else {
                 continue;
