@@ -60,20 +60,22 @@ fn lock_users() -> String {
     format!("SELECT id, live_calls FROM users WHERE id = ANY({USERS}) ORDER BY id FOR UPDATE")
 }
 
-/// The calls any transition of the transaction may have in scope: the users' live calls, the
-/// calls operated on, and the callers' calls with the requests' `random_id`s (`$3`, `$4`).
-/// Read after the locks are taken, so it sees what the transactions before committed.
-fn calls_in_scope() -> String {
-    format!(
-        "SELECT {columns} FROM calls
-         WHERE (id = ANY(ARRAY(SELECT unnest(live_calls) FROM users WHERE id = ANY({USERS}))) AND state <> 'discarded')
-            OR id = ANY($2::bigint[])
-         UNION ALL
-         SELECT c.* FROM UNNEST($3::bigint[], $4::integer[]) AS r(admin_id, random_id)
-         CROSS JOIN LATERAL (SELECT {columns} FROM calls
-             WHERE admin_id = r.admin_id AND random_id = r.random_id) AS c",
-        columns = sql::CALL_COLUMNS
-    )
+/// The calls any transition of the transaction may have in scope: the users' live calls and the
+/// calls operated on, by id (whether a call is still live is checked when each transition's
+/// scope is made), and with `requests`, the callers' calls with the requests' `random_id`s
+/// (`$3`, `$4`: every pair of a caller and a `random_id` is read, one index range each, and
+/// each transition keeps its own pair). Read after the locks are taken, so it sees what the
+/// transactions before committed.
+fn calls_in_scope(requests: bool) -> String {
+    let by_id = format!(
+        "SELECT {} FROM calls WHERE id = ANY(ARRAY(SELECT unnest(live_calls) FROM users WHERE id = ANY({USERS})) || $2::bigint[])",
+        sql::CALL_COLUMNS
+    );
+    if requests {
+        format!("{by_id} OR (admin_id = ANY($3::bigint[]) AND random_id = ANY($4::integer[]))")
+    } else {
+        by_id
+    }
 }
 
 /// Inserts or replaces several calls in one statement.
@@ -252,8 +254,11 @@ async fn transact(
         .prepare_cached(&read_counters(USERS))
         .await
         .map_err(db_error)?;
+    let requests = transitions
+        .iter()
+        .any(|t| matches!(t.scope, CallScope::Request { .. }));
     let in_scope = client
-        .prepare_cached(&calls_in_scope())
+        .prepare_cached(&calls_in_scope(requests))
         .await
         .map_err(db_error)?;
     let log = LogStatements::prepare(client).await?;
@@ -278,12 +283,16 @@ async fn transact(
         }
     }
     let lock_params: [Param; 2] = [&users, &call_ids];
-    let scope_params: [Param; 4] = [&users, &call_ids, &admins, &randoms];
+    let scope_params: &[Param] = if requests {
+        &[&users, &call_ids, &admins, &randoms]
+    } else {
+        &lock_params
+    };
     let (begun, locked, counted, rows) = tokio::join!(
         client.batch_execute("BEGIN"),
         client.query(&lock, &lock_params),
         client.query(&counters, &lock_params),
-        client.query(&in_scope, &scope_params),
+        client.query(&in_scope, scope_params),
     );
     let read = first_error([begun])
         .and(locked)
