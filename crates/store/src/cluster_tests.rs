@@ -390,3 +390,50 @@ fn a_step_past_its_deadline_writes_nothing_and_the_others_commit() {
         assert_eq!(store.pts(b.min(c)).await.unwrap(), 1);
     });
 }
+
+#[test]
+fn a_request_is_given_the_callers_ended_call_with_its_random_id_and_no_other() {
+    let Some(url) = database() else {
+        return;
+    };
+    block_on(async {
+        let store = PgStore::connect(&url).await.unwrap();
+        let (caller, callee) = two_users_numbered(&store, 200).await;
+        let ended = CallRow {
+            id: 77,
+            admin_id: caller,
+            participant_id: callee,
+            state: sql::ENDED_STATE.to_owned(),
+            body: vec![9],
+            updated_at: 50,
+            random_id: 5,
+            deadline: None,
+        };
+        // The calls each request is given.
+        let given_to = |random_id: i32, save: Option<CallRow>| {
+            let store = &store;
+            async move {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let scope = CallScope::Request {
+                    caller,
+                    callee,
+                    random_id,
+                };
+                let step: CallStep<'_> = Box::new(move |given: InScope| {
+                    Box::pin(async move {
+                        let _ = tx.send(given.calls);
+                        save.map(|call| CallChanges {
+                            save: vec![call],
+                            ..CallChanges::default()
+                        })
+                    })
+                });
+                store.transact_calls(scope, 50, step).await.unwrap();
+                rx.await.unwrap()
+            }
+        };
+        assert_eq!(given_to(5, Some(ended.clone())).await, vec![]);
+        assert_eq!(given_to(5, None).await, vec![ended]);
+        assert_eq!(given_to(6, None).await, vec![]);
+    });
+}

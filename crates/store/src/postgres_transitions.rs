@@ -60,22 +60,26 @@ fn lock_users() -> String {
     format!("SELECT id, live_calls FROM users WHERE id = ANY({USERS}) ORDER BY id FOR UPDATE")
 }
 
-/// The calls any transition of the transaction may have in scope: the users' live calls and the
-/// calls operated on, by id (whether a call is still live is checked when each transition's
-/// scope is made), and with `requests`, the callers' calls with the requests' `random_id`s
-/// (`$3`, `$4`: every pair of a caller and a `random_id` is read, one index range each, and
-/// each transition keeps its own pair). Read after the locks are taken, so it sees what the
-/// transactions before committed.
-fn calls_in_scope(requests: bool) -> String {
-    let by_id = format!(
+/// The calls any transition of the transaction may have in scope by id: the users' live calls
+/// and the calls operated on (whether a call is still live is checked when each transition's
+/// scope is made). Read after the locks are taken, so it sees what the transactions before
+/// committed.
+fn calls_by_id() -> String {
+    format!(
         "SELECT {} FROM calls WHERE id = ANY(ARRAY(SELECT unnest(live_calls) FROM users WHERE id = ANY({USERS})) || $2::bigint[])",
         sql::CALL_COLUMNS
-    );
-    if requests {
-        format!("{by_id} OR (admin_id = ANY($3::bigint[]) AND random_id = ANY($4::integer[]))")
-    } else {
-        by_id
-    }
+    )
+}
+
+/// The callers' calls with the requests' `random_id`s: every pair of a caller and a
+/// `random_id` of the group is read, one index range each, and each transition keeps its own
+/// pair. A statement of its own: joined to the read by id with `OR`, the planner may scan the
+/// whole table when its statistics lag a fast-growing one.
+fn calls_by_random_id() -> String {
+    format!(
+        "SELECT {} FROM calls WHERE admin_id = ANY($1::bigint[]) AND random_id = ANY($2::integer[])",
+        sql::CALL_COLUMNS
+    )
 }
 
 /// Inserts or replaces several calls in one statement.
@@ -254,11 +258,12 @@ async fn transact(
         .prepare_cached(&read_counters(USERS))
         .await
         .map_err(db_error)?;
-    let requests = transitions
-        .iter()
-        .any(|t| matches!(t.scope, CallScope::Request { .. }));
-    let in_scope = client
-        .prepare_cached(&calls_in_scope(requests))
+    let by_id = client
+        .prepare_cached(&calls_by_id())
+        .await
+        .map_err(db_error)?;
+    let by_random = client
+        .prepare_cached(&calls_by_random_id())
         .await
         .map_err(db_error)?;
     let log = LogStatements::prepare(client).await?;
@@ -283,21 +288,23 @@ async fn transact(
         }
     }
     let lock_params: [Param; 2] = [&users, &call_ids];
-    let scope_params: &[Param] = if requests {
-        &[&users, &call_ids, &admins, &randoms]
-    } else {
-        &lock_params
-    };
-    let (begun, locked, counted, rows) = tokio::join!(
+    let random_params: [Param; 2] = [&admins, &randoms];
+    let (begun, locked, counted, rows, random_rows) = tokio::join!(
         client.batch_execute("BEGIN"),
         client.query(&lock, &lock_params),
         client.query(&counters, &lock_params),
-        client.query(&in_scope, scope_params),
+        client.query(&by_id, &lock_params),
+        async {
+            if admins.is_empty() {
+                return Ok(Vec::new());
+            }
+            client.query(&by_random, &random_params).await
+        },
     );
     let read = first_error([begun])
         .and(locked)
-        .and_then(|l| Ok((l, counted?, rows?)));
-    let (locked, counted, rows) = match read {
+        .and_then(|l| Ok((l, counted?, rows?, random_rows?)));
+    let (locked, counted, rows, random_rows) = match read {
         Ok(read) => read,
         Err(e) => return Err(pipeline.abandon(e).await),
     };
@@ -306,7 +313,11 @@ async fn transact(
     let read = Read {
         counters: Counters::new(&locked_ids, &counted),
         live,
-        calls: rows.iter().map(|r| (r.get("id"), call_row(r))).collect(),
+        calls: rows
+            .iter()
+            .chain(&random_rows)
+            .map(|r| (r.get("id"), call_row(r)))
+            .collect(),
     };
 
     // Give each transition its scope, unless an earlier one touches its users.
