@@ -56,13 +56,13 @@ async fn until_listening(
     }
 }
 
-/// Two new users' ids.
-async fn two_users(store: &PgStore) -> (i64, i64) {
+/// Two new users' ids, with phone numbers of their own for each `n`.
+async fn two_users(store: &PgStore, n: u32) -> (i64, i64) {
     let mut ids = [0; 2];
-    for (n, id) in ids.iter_mut().enumerate() {
+    for (i, id) in ids.iter_mut().enumerate() {
         let user = NewUser {
-            phone: Some(format!("4470000000{n}")),
-            first_name: format!("User {n}"),
+            phone: Some(format!("4471{n:03}0000{i}")),
+            first_name: format!("User {n}.{i}"),
             last_name: String::new(),
             username: None,
             bot_secret: None,
@@ -88,7 +88,7 @@ fn a_push_wakes_only_the_nodes_present_for_its_user() {
     };
     block_on(async {
         let store = PgStore::connect(&url).await.unwrap();
-        let (u7, u8) = two_users(&store).await;
+        let (u7, u8) = two_users(&store, 0).await;
         let (a, b) = (store.join(10).await.unwrap(), store.join(10).await.unwrap());
         assert_ne!(a, b);
         let (mut wakes_a, mut wakes_b) = (store.listen(a), store.listen(b));
@@ -212,7 +212,7 @@ fn presence_waits_for_a_transition_holding_its_user() {
     };
     block_on(async {
         let store = std::sync::Arc::new(PgStore::connect(&url).await.unwrap());
-        let (caller, callee) = two_users(&store).await;
+        let (caller, callee) = two_users(&store, 0).await;
         let node = store.join(10).await.unwrap();
         let (release, released) = tokio::sync::oneshot::channel::<()>();
         let (locked, is_locked) = tokio::sync::oneshot::channel::<()>();
@@ -265,7 +265,7 @@ fn concurrent_transitions_sharing_users_each_see_the_ones_before() {
         let store = std::sync::Arc::new(PgStore::connect(&url).await.unwrap());
         let mut users = Vec::new();
         for n in 0..3 {
-            let (a, b) = two_users_numbered(&store, n).await;
+            let (a, b) = two_users(&store, n).await;
             users.extend([a, b]);
         }
         // Pairs that share users with many others, all sent at once: transitions that share
@@ -325,22 +325,6 @@ fn concurrent_transitions_sharing_users_each_see_the_ones_before() {
     });
 }
 
-/// Two new users' ids, with phone numbers of their own for each `n`.
-async fn two_users_numbered(store: &PgStore, n: u32) -> (i64, i64) {
-    let mut ids = [0; 2];
-    for (i, id) in ids.iter_mut().enumerate() {
-        let user = NewUser {
-            phone: Some(format!("4471{n:03}0000{i}")),
-            first_name: format!("User {n}.{i}"),
-            last_name: String::new(),
-            username: None,
-            bot_secret: None,
-        };
-        *id = store.create_user(user, 1).await.unwrap().id;
-    }
-    (ids[0], ids[1])
-}
-
 #[test]
 fn a_step_past_its_deadline_writes_nothing_and_the_others_commit() {
     let Some(url) = database() else {
@@ -348,8 +332,8 @@ fn a_step_past_its_deadline_writes_nothing_and_the_others_commit() {
     };
     block_on(async {
         let store = std::sync::Arc::new(PgStore::connect(&url).await.unwrap());
-        let (slow_user, a) = two_users_numbered(&store, 100).await;
-        let (b, c) = two_users_numbered(&store, 101).await;
+        let (slow_user, a) = two_users(&store, 100).await;
+        let (b, c) = two_users(&store, 101).await;
         let run = |caller: i64, callee: i64, pause: Duration| {
             let store = store.clone();
             tokio::spawn(async move {
@@ -398,7 +382,7 @@ fn a_request_is_given_the_callers_ended_call_with_its_random_id_and_no_other() {
     };
     block_on(async {
         let store = PgStore::connect(&url).await.unwrap();
-        let (caller, callee) = two_users_numbered(&store, 200).await;
+        let (caller, callee) = two_users(&store, 200).await;
         let ended = CallRow {
             id: 77,
             admin_id: caller,
