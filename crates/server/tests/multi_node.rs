@@ -96,6 +96,20 @@ async fn a_call_across_nodes_and_200_callers_to_a_busy_callee() {
             metrics.contains("\nmtcall_calls_live 1\n"),
             "{name}: {metrics}"
         );
+        // Nodes 1 and 2 each ran a transition (the request, the acknowledgement) in a
+        // database transaction of their own.
+        if name != "node 3" {
+            let figure = |metric: &str| -> u64 {
+                let line = metrics.lines().find(|l| l.starts_with(metric));
+                line.and_then(|l| l.split(' ').nth(1)?.parse().ok())
+                    .unwrap_or_else(|| panic!("{name}: no {metric}: {metrics}"))
+            };
+            assert!(figure("mtcall_postgres_transitions_total ") >= 1, "{name}");
+            assert!(
+                figure("mtcall_postgres_transition_groups_total ") >= 1,
+                "{name}"
+            );
+        }
     }
 
     // 200 callers, spread over the three nodes, all at once: every one is refused as busy.

@@ -322,6 +322,11 @@ fn concurrent_transitions_sharing_users_each_see_the_ones_before() {
             let involved = pairs.iter().filter(|(a, b)| a == u || b == u).count();
             assert_eq!(store.pts(*u).await.unwrap(), involved as i32, "user {u}");
         }
+        // They were grouped, and those sharing users waited for later groups.
+        let groups = store.transition_groups();
+        assert_eq!(groups.transitions, pairs.len() as u64);
+        assert!(groups.groups < groups.transitions, "{groups:?}");
+        assert!(groups.held_back > 0, "{groups:?}");
     });
 }
 

@@ -311,6 +311,18 @@ pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Option<CallChanges>> + Sen
 /// registry and renders what the change tells its users; the row locks are held meanwhile).
 pub type CallStep<'a> = Box<dyn FnOnce(InScope) -> StepFuture<'a> + Send + 'a>;
 
+/// How one node's call transitions shared database transactions, since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransitionGroups {
+    /// Transactions that carried call transitions.
+    pub groups: u64,
+    /// Call transitions given their scope in those transactions.
+    pub transitions: u64,
+    /// Times a transition was held back for a later transaction (it shared a user with an
+    /// earlier one in its group).
+    pub held_back: u64,
+}
+
 /// What a node's listener hears from the database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Wake {
@@ -379,4 +391,6 @@ pub trait Cluster: Send + Sync + 'static {
     /// and every user change, arrive on the returned channel for as long as it is kept; a
     /// lost listening connection is reopened and reported as [`Wake::Reconnected`].
     fn listen(&self, node: i64) -> tokio::sync::mpsc::UnboundedReceiver<Wake>;
+    /// How this node's call transitions have shared transactions so far.
+    fn transition_groups(&self) -> TransitionGroups;
 }

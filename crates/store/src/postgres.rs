@@ -8,6 +8,7 @@
 //! database cannot be reached, calls fail with [`StoreError::Unavailable`] within the pool's
 //! timeouts instead of hanging; nothing is answered as done unless it committed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, Runtime, Timeouts};
@@ -19,7 +20,7 @@ use crate::postgres_publish::{Publish, publish_loop};
 use crate::postgres_rows::{
     call_row, code_row, db_error, exec, key_row, one_row, save_call, unavailable, user_row,
 };
-use crate::postgres_transitions::{CONCURRENT, Transition, transition_loop};
+use crate::postgres_transitions::{CONCURRENT, Counted, Transition, transition_loop};
 use crate::write::{MAX_BATCH, Write, Written, gather};
 use crate::{
     AuthKeyRow, CallRow, CloudPassword, LoginCode, Store, StoreError, StoreFuture, UpdateRow, User,
@@ -57,6 +58,8 @@ pub struct PgStore {
     /// read users through `pool`; were both one pool, transactions waiting for a connection
     /// could hold every one of them.
     pub(crate) transition_queue: mpsc::UnboundedSender<Transition>,
+    /// How the transition loop has grouped transitions.
+    pub(crate) transitions_counted: Arc<Counted>,
     writes: mpsc::UnboundedSender<Queued>,
     /// Where the database is, for the listening connection (not pooled).
     pub(crate) url: String,
@@ -97,10 +100,16 @@ impl PgStore {
         let (publishes, queue) = mpsc::unbounded_channel();
         tokio::spawn(publish_loop(pool.clone(), queue));
         let (transition_queue, queue) = mpsc::unbounded_channel();
-        tokio::spawn(transition_loop(transitions, queue));
+        let transitions_counted = Arc::new(Counted::default());
+        tokio::spawn(transition_loop(
+            transitions,
+            queue,
+            transitions_counted.clone(),
+        ));
         Ok(PgStore {
             pool,
             transition_queue,
+            transitions_counted,
             writes,
             url: url.to_owned(),
             publishes,

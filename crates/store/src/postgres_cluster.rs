@@ -21,7 +21,7 @@ use crate::postgres_rows::{call_row, db_error, unavailable};
 use crate::postgres_transitions::Transition;
 use crate::{
     CallRow, CallScope, CallStep, Cluster, PgStore, Presence, PushCursor, PushRow, StoreFuture,
-    StoredPush, Wake, sql,
+    StoredPush, TransitionGroups, Wake, sql,
 };
 
 /// A push-log row.
@@ -258,6 +258,10 @@ impl Cluster for PgStore {
                 .await
                 .map_err(db_error)
         })
+    }
+
+    fn transition_groups(&self) -> TransitionGroups {
+        self.transitions_counted.read()
     }
 
     fn listen(&self, node: i64) -> mpsc::UnboundedReceiver<Wake> {

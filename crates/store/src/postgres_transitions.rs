@@ -14,6 +14,8 @@
 //! are locked in id order in one statement, so transactions of any nodes never deadlock.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
@@ -22,7 +24,7 @@ use tokio::task::JoinSet;
 use crate::postgres_log::{Counters, LogStatements, LogWrites, read_counters, write};
 use crate::postgres_pipeline::{Param, Pipeline, first_error};
 use crate::postgres_rows::{SET_LIVE_CALLS, call_row, db_error, is_live, unavailable};
-use crate::{CallChanges, CallRow, CallScope, InScope, StoreError, sql};
+use crate::{CallChanges, CallRow, CallScope, InScope, StoreError, TransitionGroups, sql};
 
 /// Transactions of call transitions one node keeps open at once (each holds a connection of
 /// the transition pool while its steps render).
@@ -33,6 +35,24 @@ const MOST: usize = 64;
 /// a second in this crate's tests.
 const STEP_TIMEOUT: std::time::Duration =
     std::time::Duration::from_secs(if cfg!(test) { 1 } else { 10 });
+
+/// What [`transition_loop`] counts, read for the metrics.
+#[derive(Default)]
+pub(crate) struct Counted {
+    groups: AtomicU64,
+    transitions: AtomicU64,
+    held_back: AtomicU64,
+}
+
+impl Counted {
+    pub(crate) fn read(&self) -> TransitionGroups {
+        TransitionGroups {
+            groups: self.groups.load(Ordering::Relaxed),
+            transitions: self.transitions.load(Ordering::Relaxed),
+            held_back: self.held_back.load(Ordering::Relaxed),
+        }
+    }
+}
 
 /// A call transition waiting for its transaction.
 pub(crate) struct Transition {
@@ -91,7 +111,11 @@ const SAVE_CALLS: &str = "INSERT INTO calls (id, admin_id, participant_id, state
 /// and every transaction has ended. One transaction at a time reads and runs its steps; the
 /// next starts when it sends its writes, so transitions arriving meanwhile gather into it while
 /// the one before waits for its commit to be durable (at most [`CONCURRENT`] open at once).
-pub(crate) async fn transition_loop(pool: Pool, mut queue: mpsc::UnboundedReceiver<Transition>) {
+pub(crate) async fn transition_loop(
+    pool: Pool,
+    mut queue: mpsc::UnboundedReceiver<Transition>,
+    counted: Arc<Counted>,
+) {
     let mut waiting: VecDeque<Transition> = VecDeque::new();
     let mut open: JoinSet<Vec<Transition>> = JoinSet::new();
     let (read_tx, mut read_rx) = mpsc::unbounded_channel();
@@ -104,7 +128,8 @@ pub(crate) async fn transition_loop(pool: Pool, mut queue: mpsc::UnboundedReceiv
         if !reading && open.len() < CONCURRENT && !waiting.is_empty() {
             reading = true;
             let done = Reading(read_tx.clone());
-            open.spawn(run(pool.clone(), take(&mut waiting), done));
+            let taken = take(&mut waiting, &counted);
+            open.spawn(run(pool.clone(), taken, done, counted.clone()));
         }
         if !receiving && open.is_empty() && waiting.is_empty() {
             return;
@@ -138,19 +163,27 @@ impl Drop for Reading {
 /// The next transaction's transitions: the first waiting, and each later one not known to
 /// clash with them (the same request users or the same call; clashes through calls in scope
 /// show only once they are read).
-fn take(waiting: &mut VecDeque<Transition>) -> Vec<Transition> {
+fn take(waiting: &mut VecDeque<Transition>, counted: &Counted) -> Vec<Transition> {
     let mut taken = Vec::new();
     let mut held = VecDeque::new();
     let (mut users, mut calls) = (HashSet::new(), HashSet::new());
     while let Some(t) = waiting.pop_front() {
-        let clashes = taken.len() == MOST
-            || match t.scope {
-                CallScope::Request { caller, callee, .. } => {
-                    !users.insert(caller) | !users.insert(callee)
+        if taken.len() == MOST {
+            held.push_back(t);
+            continue;
+        }
+        // Only a transition taken counts against the later ones.
+        let clashes = match t.scope {
+            CallScope::Request { caller, callee, .. } => {
+                users.contains(&caller) || users.contains(&callee) || {
+                    users.extend([caller, callee]);
+                    false
                 }
-                CallScope::Call(id) => !calls.insert(id),
-            };
+            }
+            CallScope::Call(id) => !calls.insert(id),
+        };
         if clashes {
+            counted.held_back.fetch_add(1, Ordering::Relaxed);
             held.push_back(t);
         } else {
             taken.push(t);
@@ -161,10 +194,24 @@ fn take(waiting: &mut VecDeque<Transition>) -> Vec<Transition> {
 }
 
 /// Runs one transaction for `transitions`; returns those held back.
-async fn run(pool: Pool, transitions: Vec<Transition>, reading: Reading) -> Vec<Transition> {
+async fn run(
+    pool: Pool,
+    transitions: Vec<Transition>,
+    reading: Reading,
+    counted: Arc<Counted>,
+) -> Vec<Transition> {
     let mut transitions = transitions;
+    let taken = transitions.len() as u64;
     match transact(&pool, &mut transitions, reading).await {
-        Ok(held) => held,
+        Ok(held) => {
+            let held_back = held.len() as u64;
+            counted.groups.fetch_add(1, Ordering::Relaxed);
+            counted
+                .transitions
+                .fetch_add(taken - held_back, Ordering::Relaxed);
+            counted.held_back.fetch_add(held_back, Ordering::Relaxed);
+            held
+        }
         Err(e) => {
             // Nothing was given to anyone yet: all of them hear why.
             for t in transitions {

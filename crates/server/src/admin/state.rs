@@ -104,6 +104,7 @@ pub async fn render_metrics(node: &Node) -> String {
     gauges.users_online = node.services.users.online_here() as u64;
     gauges.relay = node.services.calls.reflector().map(|r| r.figures());
     gauges.memory = node.services.calls.memory().await;
+    gauges.transition_groups = node.services.calls.transition_groups();
     node.observe.metrics.render(&gauges)
 }
 

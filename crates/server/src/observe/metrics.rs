@@ -159,6 +159,8 @@ pub struct Gauges {
     pub relay: Option<RelayFigures>,
     /// Ended calls held in memory, when this node holds calls in memory (one node).
     pub memory: Option<CallMemory>,
+    /// How call transitions shared database transactions (several nodes).
+    pub transition_groups: Option<store::TransitionGroups>,
 }
 
 /// What one node's in-memory call registry holds and has let go.
@@ -289,6 +291,7 @@ impl Metrics {
             busy_users: gauges.busy_users,
             users_online: gauges.users_online,
             memory: gauges.memory,
+            transition_groups: gauges.transition_groups,
             relay: gauges.relay.clone(),
             updates_pushed: self
                 .updates_pushed
@@ -337,6 +340,7 @@ struct Scrape {
     busy_users: u64,
     users_online: u64,
     memory: Option<CallMemory>,
+    transition_groups: Option<store::TransitionGroups>,
     updates_pushed: Vec<(&'static str, u64)>,
     store_commit: Vec<(&'static str, Histogram)>,
     relay: Option<RelayFigures>,
@@ -554,6 +558,29 @@ impl Collector for Scrape {
                 "Store reads for calls a request named that memory no longer held.",
                 MetricType::Counter,
                 m.read_back,
+            )?;
+        }
+        if let Some(g) = self.transition_groups {
+            single(
+                &mut e,
+                "mtcall_postgres_transition_groups",
+                "Database transactions that carried this node's call transitions (several nodes).",
+                MetricType::Counter,
+                g.groups,
+            )?;
+            single(
+                &mut e,
+                "mtcall_postgres_transitions",
+                "Call transitions run in those transactions (divided by the groups: the mean group).",
+                MetricType::Counter,
+                g.transitions,
+            )?;
+            single(
+                &mut e,
+                "mtcall_postgres_transitions_held_back",
+                "Times a call transition waited for a later transaction: it shared a user with an earlier one in its group.",
+                MetricType::Counter,
+                g.held_back,
             )?;
         }
         counters(

@@ -104,6 +104,11 @@ pub trait CallBackend: Send + Sync {
     fn wait_for_work(&self, now: i32) -> BoxFuture<'_, ()>;
     /// What this node holds in memory (one node); `None` where the database holds the calls.
     fn memory(&self) -> BoxFuture<'_, Option<CallMemory>>;
+    /// How this node's transitions have shared database transactions (several nodes);
+    /// `None` where transitions run in memory.
+    fn transition_groups(&self) -> Option<store::TransitionGroups> {
+        None
+    }
 }
 
 /// How pushes reach the sessions they are for.

@@ -53,6 +53,10 @@ impl CallBackend for SharedCalls {
         Box::pin(async { None })
     }
 
+    fn transition_groups(&self) -> Option<store::TransitionGroups> {
+        Some(self.cluster.transition_groups())
+    }
+
     fn run<'a>(
         &'a self,
         scope: CallScope,

@@ -185,6 +185,11 @@ impl Calls {
         self.backend.memory().await
     }
 
+    /// How this node's transitions have shared database transactions (several nodes).
+    pub fn transition_groups(&self) -> Option<store::TransitionGroups> {
+        self.backend.transition_groups()
+    }
+
     /// This node's reflector, if it runs one.
     pub fn reflector(&self) -> Option<&Arc<crate::relay::Reflector>> {
         self.media.reflector()
