@@ -42,7 +42,7 @@ pub enum Echo {
     /// Served by a child process (killed when this is dropped).
     Child {
         /// The process.
-        _process: super::idle::Process,
+        _process: super::process::Process,
         /// Its address.
         addr: SocketAddr,
     },
@@ -72,8 +72,8 @@ pub async fn launch(keys: Vec<(AuthKey, i64)>, o: &super::Options) -> Result<Ech
         })
         .collect();
     std::fs::write(&path, lines).map_err(|e| e.to_string())?;
-    let port = super::idle::free_port()?;
-    let process = super::idle::spawn(
+    let port = super::process::free_port()?;
+    let process = super::process::spawn(
         &[
             "bench-mtproto-echo",
             "--port",

@@ -11,6 +11,7 @@ mod echo;
 mod handshake;
 mod idle;
 mod latency;
+mod process;
 mod received;
 mod relay;
 mod setup;
