@@ -228,6 +228,8 @@ struct Read {
     /// Each locked user's live calls.
     live: HashMap<i64, Vec<i64>>,
     calls: HashMap<i64, CallRow>,
+    /// The call of each caller and `random_id` found.
+    by_random: HashMap<(i64, i32), i64>,
 }
 
 impl Read {
@@ -255,11 +257,7 @@ impl Read {
             .copied()
             .filter(|id| self.calls.get(id).is_some_and(is_live))
             .chain(own.filter(|id| self.calls.contains_key(id)))
-            .chain(
-                self.calls
-                    .values()
-                    .filter_map(|c| (Some((c.admin_id, c.random_id)) == random).then_some(c.id)),
-            )
+            .chain(random.and_then(|pair| self.by_random.get(&pair).copied()))
             .collect();
         ids.sort_unstable();
         ids.dedup();
@@ -283,6 +281,8 @@ struct Joined {
     changes: oneshot::Receiver<Option<CallChanges>>,
     committed: oneshot::Sender<Result<(), StoreError>>,
     now: i64,
+    /// Its step was not done by the deadline.
+    late: bool,
 }
 
 /// One transaction: locks and reads for all of `transitions`, gives each that joins its scope,
@@ -365,6 +365,10 @@ async fn transact(
             .chain(&random_rows)
             .map(|r| (r.get("id"), call_row(r)))
             .collect(),
+        by_random: random_rows
+            .iter()
+            .map(|r| ((r.get("admin_id"), r.get("random_id")), r.get("id")))
+            .collect(),
     };
 
     // Give each transition its scope, unless an earlier one touches its users.
@@ -391,6 +395,7 @@ async fn transact(
                 changes,
                 committed,
                 now: t.now,
+                late: false,
             });
         }
     }
@@ -400,8 +405,7 @@ async fn transact(
     let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
     let mut all = CallChanges::default();
     let mut now = 0;
-    let mut late = Vec::new();
-    for (n, j) in joined.iter_mut().enumerate() {
+    for j in &mut joined {
         match tokio::time::timeout_at(deadline, &mut j.changes).await {
             Ok(Ok(Some(changes))) => {
                 all.save.extend(changes.save);
@@ -410,14 +414,14 @@ async fn transact(
                 now = now.max(j.now);
             }
             Ok(Ok(None) | Err(_)) => {}
-            Err(_) => late.push(n),
+            Err(_) => j.late = true,
         }
     }
     drop(reading);
     let statements = (&save, &set_live, &log);
     let outcome = commit(pipeline, &read, all, now, statements).await;
-    for (n, j) in joined.into_iter().enumerate() {
-        let told = if late.contains(&n) {
+    for j in joined {
+        let told = if j.late {
             Err(unavailable("the call transition's step took too long"))
         } else {
             outcome.clone()
