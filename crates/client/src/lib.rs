@@ -242,17 +242,22 @@ impl Client {
             loop {
                 let packet = self.raw.recv_packet().await?;
                 let mut resend = false;
+                let mut answer = None;
+                // Every message of the packet is taken, the answer or not: a container may
+                // carry updates after the result, and they are kept for `next_push`.
                 for m in self.session.decrypt(&packet)? {
                     match m {
                         ServerMessage::RpcResult { req_msg_id, result } if req_msg_id == ids[0] => {
-                            return result
-                                .map_err(|(code, message)| ClientError::Rpc { code, message });
+                            answer = Some(result);
                         }
                         ServerMessage::BadServerSalt { bad_msg_id, .. } if bad_msg_id == ids[0] => {
                             resend = true
                         }
                         other => self.keep(other),
                     }
+                }
+                if let Some(result) = answer {
+                    return result.map_err(|(code, message)| ClientError::Rpc { code, message });
                 }
                 if resend {
                     break;

@@ -240,24 +240,34 @@ fn login_call_answer_and_hang_up() {
         "{calls}"
     );
     let (timeline, _) = inspect(&["call", "show", &call_id, "--admin", &admin]);
+    // Only what causes what is ordered: each step below waits for the one before it. The
+    // caller's `receive_date` push is queued before `boolTrue` goes out, but the timeline
+    // records it when the caller's connection takes it, which may come after the callee's
+    // next request on a loaded machine.
     let order = [
         "→ server: phone.requestCall ⇒ phone.phoneCall phoneCallWaiting",
         "server → b [",
         "→ server: phone.receivedCall ⇒ boolTrue",
-        "phoneCallWaiting receive_date=",
         "→ server: phone.acceptCall",
         "→ server: phone.confirmCall",
         "→ server: phone.discardCall",
     ];
-    let positions: Vec<usize> = order
-        .iter()
-        .map(|o| {
-            timeline
-                .find(o)
-                .unwrap_or_else(|| panic!("{o:?} in {timeline}"))
-        })
-        .collect();
+    let position = |o: &str| {
+        timeline
+            .find(o)
+            .unwrap_or_else(|| panic!("{o:?} in {timeline}"))
+    };
+    let positions: Vec<usize> = order.iter().map(|o| position(o)).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{timeline}");
+    let ringing = timeline
+        .lines()
+        .position(|l| l.contains("server → a [") && l.contains("phoneCallWaiting receive_date="))
+        .unwrap_or_else(|| panic!("the caller's ringing push in {timeline}"));
+    let received = timeline
+        .lines()
+        .position(|l| l.contains("→ server: phone.receivedCall ⇒ boolTrue"))
+        .unwrap();
+    assert!(received < ringing, "{timeline}");
 
     // One JSON log line per RPC.
     let logged = std::fs::read_to_string(&log).unwrap();
