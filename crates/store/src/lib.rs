@@ -263,6 +263,8 @@ fn unit(written: StoreFuture<'_, Written>) -> StoreFuture<'_, ()> {
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
+mod sqlite_upgrade_tests;
+#[cfg(test)]
 mod tests;
 
 /// Which calls a database call transition locks and loads.

@@ -33,6 +33,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_allowlist.sql"),
     include_str!("../migrations/sqlite/0005_passwords.sql"),
     include_str!("../migrations/sqlite/0006_ended_calls.sql"),
+    include_str!("../migrations/sqlite/0007_live_calls.sql"),
+    include_str!("../migrations/sqlite/0008_calls_in_order.sql"),
 ];
 
 /// A store call: runs on the connection and returns how to answer its caller once the
