@@ -170,7 +170,11 @@ fn apply(
             if let Ok(call) = &result {
                 assert_eq!(call.participant_id, callee);
             }
-            (Some(result.clone()), format!("{result:?}"), effects)
+            (
+                Some(result.clone().map(|c| Call::clone(&c))),
+                format!("{result:?}"),
+                effects,
+            )
         }
         1 => {
             let (result, effects) = seen(reg.received(session, id, hash, now));
@@ -182,7 +186,11 @@ fn apply(
         2 => {
             let g_b = vec![9; if d & 8 != 0 { 255 } else { 256 }];
             let (result, effects) = seen(reg.accept(session, id, hash, g_b, protocol(d), now));
-            (Some(result.clone()), format!("{result:?}"), effects)
+            (
+                Some(result.clone().map(|c| Call::clone(&c))),
+                format!("{result:?}"),
+                effects,
+            )
         }
         3 => {
             let g = match d & 3 {
@@ -192,7 +200,11 @@ fn apply(
                 _ => vec![0; 256],
             };
             let (result, effects) = seen(reg.confirm(session, id, hash, g, i64::from(d >> 2), now));
-            (Some(result.clone()), format!("{result:?}"), effects)
+            (
+                Some(result.clone().map(|c| Call::clone(&c))),
+                format!("{result:?}"),
+                effects,
+            )
         }
         4 => {
             let reason = match d & 7 {
@@ -205,7 +217,11 @@ fn apply(
             };
             let (result, effects) =
                 seen(reg.discard(session, id, hash, i32::from(d >> 3), reason, now));
-            (Some(result.clone()), format!("{result:?}"), effects)
+            (
+                Some(result.clone().map(|c| Call::clone(&c))),
+                format!("{result:?}"),
+                effects,
+            )
         }
         5 => {
             let data = vec![d; (d % 8) as usize];
@@ -393,10 +409,20 @@ impl World {
             .into_iter()
             .partition(|c| c.state() == State::Discarded);
         ended.sort_by_key(|c| std::cmp::Reverse((c.discard().map(|d| d.at), c.id)));
+        // All slots filled: older ended calls may stay in the store, ended by the oldest
+        // loaded one.
+        let unheld = ended.len() >= RECENT;
+        let ended_by = ended
+            .iter()
+            .take(RECENT)
+            .filter_map(|c| c.discard().map(|d| d.at))
+            .min()
+            .unwrap_or(self.now);
         loaded.extend(ended.into_iter().take(RECENT));
-        let mut reg = CallRegistry::new(Timeouts::default())
-            .with_recent_capacity(RECENT)
-            .restored_at(self.now);
+        let mut reg = CallRegistry::new(Timeouts::default()).with_recent_capacity(RECENT);
+        if unheld {
+            reg = reg.with_unheld_ended_calls(ended_by);
+        }
         reg.load(loaded, self.now);
         self.reg = reg;
     }

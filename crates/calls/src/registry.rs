@@ -68,7 +68,7 @@ pub const DEFAULT_RECENT_CAPACITY: usize = 10_000;
 /// The live calls and the recently ended ones.
 #[derive(Debug)]
 pub struct CallRegistry {
-    calls: HashMap<i64, Call>,
+    calls: HashMap<i64, Arc<Call>>,
     live_by_user: HashMap<i64, Vec<i64>>,
     by_random: HashMap<(i64, i32), i64>,
     /// Ended calls in memory by when they leave it, soonest first (so timers never scan
@@ -180,7 +180,7 @@ impl CallRegistry {
         for call in calls {
             if !self.calls.contains_key(&call.id) {
                 loaded.push(call.id);
-                self.insert(call);
+                self.insert(Arc::new(call));
             }
         }
         self.evict_over_capacity(now, &loaded);
@@ -192,11 +192,12 @@ impl CallRegistry {
     }
 
     /// Storage holds ended calls this registry never held (it was restored with only the
-    /// latest of them, at `now`): until a tombstone period has passed, a new call's
-    /// `random_id` is checked against storage whatever the filter says.
-    pub fn restored_at(mut self, now: i32) -> Self {
+    /// latest of them), all ended by `ended_by`: until a tombstone period after that, a new
+    /// call's `random_id` is checked against storage whatever the filter says. (A registry
+    /// restored with every stored ended call has nothing unknown and is not told this.)
+    pub fn with_unheld_ended_calls(mut self, ended_by: i32) -> Self {
         self.evicted
-            .assume_unknown_until(now.saturating_add(self.timeouts.tombstone));
+            .assume_unknown_until(ended_by.saturating_add(self.timeouts.tombstone));
         self
     }
 
@@ -236,7 +237,7 @@ impl CallRegistry {
     pub fn by_random(&self, caller: i64, random_id: i32) -> Option<&Call> {
         self.by_random
             .get(&(caller, random_id))
-            .and_then(|id| self.calls.get(id))
+            .and_then(|id| self.get(*id))
     }
 
     /// Drops an ended call from memory at `now`.
@@ -266,7 +267,7 @@ impl CallRegistry {
         self.tombstones.extend(kept);
     }
 
-    fn insert(&mut self, call: Call) {
+    fn insert(&mut self, call: Arc<Call>) {
         if call.state().is_live() {
             for user in [call.admin_id, call.participant_id] {
                 let list = self.live_by_user.entry(user).or_default();
@@ -294,24 +295,27 @@ impl CallRegistry {
         self.live_by_user
             .values()
             .flatten()
-            .filter_map(|id| self.calls.get(id))
+            .filter_map(|id| self.get(*id))
     }
 
     /// The call with this id.
     pub fn get(&self, id: i64) -> Option<&Call> {
-        self.calls.get(&id)
+        self.calls.get(&id).map(|c| &**c)
     }
 
     /// Calls not yet ended.
     pub fn live_calls(&self) -> impl Iterator<Item = &Call> {
-        self.calls.values().filter(|c| c.state().is_live())
+        self.calls
+            .values()
+            .map(|c| &**c)
+            .filter(|c| c.state().is_live())
     }
 
     /// Live calls of a user.
     pub fn live_calls_of(&self, user: i64) -> Vec<&Call> {
         self.live_by_user
             .get(&user)
-            .map(|ids| ids.iter().filter_map(|id| self.calls.get(id)).collect())
+            .map(|ids| ids.iter().filter_map(|id| self.get(*id)).collect())
             .unwrap_or_default()
     }
 
@@ -336,7 +340,7 @@ impl CallRegistry {
         video: bool,
         now: i32,
         ids: &mut impl Ids,
-    ) -> Outcome<Call> {
+    ) -> Outcome<Arc<Call>> {
         if callee == caller.user_id {
             return refuse(CallError::UserIdInvalid);
         }
@@ -381,14 +385,16 @@ impl CallRegistry {
                 .iter()
                 .find(|c| c.makes_busy(callee))
                 .map(|c| c.id);
-            let mut effects = Effects::only(Ok(call.clone()));
+            // The answer is the call as created; ending it below copies it first.
+            let created = Arc::new(call);
+            let mut effects = Effects::only(Ok(created.clone()));
             effects.events.push(CallEvent::RefusedBusy {
                 call_id: id,
                 caller: caller.user_id,
                 callee,
                 busy_in,
             });
-            self.insert(call);
+            self.insert(created);
             self.end(
                 id,
                 Some(Reason::Busy),
@@ -400,16 +406,16 @@ impl CallRegistry {
             );
             return effects;
         }
-        let mut effects = Effects::only(Ok(call.clone()));
+        let snapshot = Arc::new(call);
+        let mut effects = Effects::only(Ok(snapshot.clone()));
         effects.events.push(CallEvent::Created { call_id: id });
-        let snapshot = Arc::new(call.clone());
         effects.persist.push(snapshot.clone());
         effects.pushes.push(Push::Call {
             target: PushTarget::User(callee),
             viewer: callee,
-            call: snapshot,
+            call: snapshot.clone(),
         });
-        self.insert(call);
+        self.insert(snapshot);
         effects
     }
 
@@ -435,7 +441,7 @@ impl CallRegistry {
 
     /// Finds a call the user takes part in, with its access hash checked.
     fn find(&self, user: i64, id: i64, access_hash: i64) -> Result<&Call, CallError> {
-        let call = self.calls.get(&id).ok_or(CallError::CallPeerInvalid)?;
+        let call = self.get(id).ok_or(CallError::CallPeerInvalid)?;
         match call.hash_for(user) {
             Some(h) if h == access_hash => Ok(call),
             _ => Err(CallError::CallPeerInvalid),
@@ -459,8 +465,8 @@ impl CallRegistry {
             State::Discarded => refuse(CallError::CallAlreadyDeclined),
             State::Requested => {
                 let call = self.calls.get_mut(&id).expect("found above");
-                call.phase = Phase::Live(Stage::Received { at: now });
-                let snapshot = Arc::new(call.clone());
+                Arc::make_mut(call).phase = Phase::Live(Stage::Received { at: now });
+                let snapshot = call.clone();
                 let mut effects = Effects::only(Ok(true));
                 effects.events.push(CallEvent::Acknowledged { call_id: id });
                 effects.persist.push(snapshot.clone());
@@ -484,7 +490,7 @@ impl CallRegistry {
         g_b: Vec<u8>,
         protocol: Protocol,
         now: i32,
-    ) -> Outcome<Call> {
+    ) -> Outcome<Arc<Call>> {
         let call = match self.find_as(session.user_id, id, access_hash, Role::Callee) {
             Ok(c) => c,
             Err(e) => return refuse(e),
@@ -511,7 +517,8 @@ impl CallRegistry {
             Ok(p) => p,
             Err(e) => return refuse(e),
         };
-        let call = self.calls.get_mut(&id).expect("found above");
+        let shared = self.calls.get_mut(&id).expect("found above");
+        let call = Arc::make_mut(shared);
         let received_at = call.receive_date().unwrap_or(now);
         call.phase = Phase::Live(Stage::Accepted {
             received_at,
@@ -523,8 +530,8 @@ impl CallRegistry {
                 date: now,
             },
         });
-        let snapshot = Arc::new(call.clone());
-        let mut effects = Effects::only(Ok(Call::clone(&snapshot)));
+        let snapshot = shared.clone();
+        let mut effects = Effects::only(Ok(snapshot.clone()));
         effects.events.push(CallEvent::Answered { call_id: id });
         effects.persist.push(snapshot.clone());
         effects.pushes.push(Push::Call {
@@ -550,7 +557,7 @@ impl CallRegistry {
         g_a: Vec<u8>,
         key_fingerprint: i64,
         now: i32,
-    ) -> Outcome<Call> {
+    ) -> Outcome<Arc<Call>> {
         let call = match self.find_as(session.user_id, id, access_hash, Role::Caller) {
             Ok(c) => c,
             Err(e) => return refuse(e),
@@ -558,7 +565,7 @@ impl CallRegistry {
         match call.state() {
             State::Discarded => return refuse(CallError::CallAlreadyDeclined),
             State::Requested | State::Received => return refuse(CallError::CallPeerInvalid),
-            State::Confirmed => return Effects::only(Ok(call.clone())),
+            State::Confirmed => return Effects::only(Ok(self.calls[&id].clone())),
             State::Accepted => {}
         }
         // `g_a` is checked as the number it is and hashed as the bytes it was sent as: clients
@@ -584,7 +591,8 @@ impl CallRegistry {
             );
             return effects;
         }
-        let call = self.calls.get_mut(&id).expect("found above");
+        let shared = self.calls.get_mut(&id).expect("found above");
+        let call = Arc::make_mut(shared);
         let Phase::Live(Stage::Accepted {
             received_at,
             answer,
@@ -601,8 +609,8 @@ impl CallRegistry {
                 date: now,
             },
         });
-        let snapshot = Arc::new(call.clone());
-        let mut effects = Effects::only(Ok(Call::clone(&snapshot)));
+        let snapshot = shared.clone();
+        let mut effects = Effects::only(Ok(snapshot.clone()));
         effects.events.push(CallEvent::Confirmed { call_id: id });
         effects.persist.push(snapshot.clone());
         let target = snapshot
@@ -627,13 +635,13 @@ impl CallRegistry {
         duration: i32,
         reason: Option<Reason>,
         now: i32,
-    ) -> Outcome<Call> {
+    ) -> Outcome<Arc<Call>> {
         let call = match self.find(session.user_id, id, access_hash) {
             Ok(c) => c,
             Err(e) => return refuse(e),
         };
         if call.state() == State::Discarded {
-            return Effects::only(Ok(call.clone()));
+            return Effects::only(Ok(self.calls[&id].clone()));
         }
         let answered_elsewhere = session.user_id == call.participant_id
             && call.answer().is_some_and(|a| a.session != session);
@@ -661,7 +669,7 @@ impl CallRegistry {
             ],
         );
         // The ended call as stored (it may already have left memory, at a capacity of one).
-        match effects.persist.last().map(|c| Call::clone(c)) {
+        match effects.persist.last().cloned() {
             Some(ended) => effects.map(|()| Ok(ended)),
             None => effects.map(|()| Err(CallError::CallPeerInvalid)),
         }
@@ -720,9 +728,10 @@ impl CallRegistry {
         effects: &mut Effects<R>,
         notify: &[PushTarget],
     ) {
-        let Some(call) = self.calls.get_mut(&id) else {
+        let Some(shared) = self.calls.get_mut(&id) else {
             return;
         };
+        let call = Arc::make_mut(shared);
         let by = match ending {
             Ending::Caller => Some(call.admin_id),
             Ending::Callee => Some(call.participant_id),
@@ -745,7 +754,7 @@ impl CallRegistry {
         call.phase = match std::mem::replace(&mut call.phase, Phase::Live(Stage::Requested)) {
             Phase::Live(stage) | Phase::Ended(stage, _) => Phase::Ended(stage, discard),
         };
-        let snapshot = Arc::new(call.clone());
+        let snapshot = shared.clone();
         self.ended_seq += 1;
         self.tombstones
             .push(Reverse((now + self.timeouts.tombstone, self.ended_seq, id)));

@@ -7,6 +7,7 @@ use calls::{
     SessionRef, State, Timeouts,
 };
 use sha2::Digest as _;
+use std::sync::Arc;
 
 const A: SessionRef = SessionRef {
     user_id: 1,
@@ -75,7 +76,7 @@ impl World {
         from: SessionRef,
         to: i64,
         random_id: i32,
-    ) -> Effects<Result<Call, CallError>> {
+    ) -> Effects<Result<Arc<Call>, CallError>> {
         self.reg.request(
             from,
             to,
@@ -88,7 +89,7 @@ impl World {
         )
     }
 
-    fn call(&mut self, from: SessionRef, to: i64) -> Call {
+    fn call(&mut self, from: SessionRef, to: i64) -> Arc<Call> {
         let r = self.request(from, to, self.ids.0 as i32);
         r.result.unwrap()
     }
@@ -120,12 +121,12 @@ impl World {
         self.reg.received(s, id, h, T0 + 1)
     }
 
-    fn accept(&mut self, s: SessionRef, id: i64) -> Effects<Result<Call, CallError>> {
+    fn accept(&mut self, s: SessionRef, id: i64) -> Effects<Result<Arc<Call>, CallError>> {
         let h = self.hash(id, s.user_id);
         self.reg.accept(s, id, h, vec![9; 256], proto(), T0 + 2)
     }
 
-    fn confirm(&mut self, s: SessionRef, id: i64) -> Effects<Result<Call, CallError>> {
+    fn confirm(&mut self, s: SessionRef, id: i64) -> Effects<Result<Arc<Call>, CallError>> {
         let h = self.hash(id, s.user_id);
         self.reg.confirm(s, id, h, g_a(), 42, T0 + 3)
     }
@@ -135,7 +136,7 @@ impl World {
         s: SessionRef,
         id: i64,
         reason: Reason,
-    ) -> Effects<Result<Call, CallError>> {
+    ) -> Effects<Result<Arc<Call>, CallError>> {
         let h = self.hash(id, s.user_id);
         self.reg.discard(s, id, h, 30, Some(reason), T0 + 4)
     }
@@ -506,7 +507,7 @@ fn signaling_in_every_state() {
 
 // ------------------------------------------------------------------ busy (§4.3)
 
-fn is_busy_refusal(e: &Effects<Result<Call, CallError>>, caller: i64) -> bool {
+fn is_busy_refusal(e: &Effects<Result<Arc<Call>, CallError>>, caller: i64) -> bool {
     let waiting = e
         .result
         .as_ref()
@@ -1014,7 +1015,7 @@ fn ended_calls_past_the_capacity_leave_memory_and_answer_the_same_once_loaded_ba
         .discard(A, id, caller_hash, 0, Some(Reason::Hangup), T0 + 9);
     assert_eq!(
         again.result,
-        Ok(stored.clone()),
+        Ok(Arc::new(stored.clone())),
         "discarding again answers the tombstone"
     );
     assert!(again.is_empty(), "and changes nothing");
@@ -1032,7 +1033,7 @@ fn after_a_restart_new_requests_check_storage_for_their_random_id() {
     // the stored ones took: for a tombstone period it asks.
     let reg = CallRegistry::new(Timeouts::default())
         .with_recent_capacity(2)
-        .restored_at(T0);
+        .with_unheld_ended_calls(T0);
     assert_eq!(
         reg.missing(None, Some((A.user_id, 5)), T0 + 10),
         Some(Lookup::Random((A.user_id, 5)))

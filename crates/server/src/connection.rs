@@ -9,8 +9,10 @@ use mtproto::session::{MsgIdGen, ServerSession};
 use mtproto::transport::{Frame, ServerTransport, codes};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 
+use crate::buffers;
 use crate::entropy::Randomness;
 use crate::hub::Push;
 use crate::node::Node;
@@ -31,7 +33,8 @@ struct Connection {
     conn_id: u64,
     peer: std::net::SocketAddr,
     transport: ServerTransport,
-    handshake: Option<ServerHandshake>,
+    /// A key being created: boxed, and only while one is (most connections never make one).
+    handshake: Option<Box<ServerHandshake>>,
     keyed: Option<Keyed>,
     plain_ids: MsgIdGen,
     push_tx: PushSender,
@@ -52,13 +55,17 @@ struct Reported {
 
 /// Serves one accepted TCP connection until it closes, or until [`Push::Stop`] arrives on its
 /// queue (`push_tx`/`push_rx`, made by the caller): then the requests already read are
-/// answered first.
-pub async fn serve(
+/// answered first. At the end the connection is counted off its address.
+///
+/// The connection is set up here, before the future exists, so the future holds each piece
+/// once (an `async fn` keeps its arguments beside what it builds from them, and every idle
+/// connection would pay for both).
+pub fn serve(
     node: Arc<Node>,
     stream: TcpStream,
     peer: std::net::SocketAddr,
-    (push_tx, push_rx): (PushSender, PushReceiver),
-) {
+    (push_tx, mut push_rx): (PushSender, PushReceiver),
+) -> impl Future<Output = ()> + Send {
     let _ = stream.set_nodelay(true);
     let conn_id = node.sessions.conn_id();
     let mut entropy = node.entropy.clone();
@@ -73,7 +80,7 @@ pub async fn serve(
         conn_id,
         peer,
         transport,
-        handshake: Some(ServerHandshake::new()),
+        handshake: None,
         keyed: None,
         plain_ids: MsgIdGen::new(),
         push_tx,
@@ -82,20 +89,33 @@ pub async fn serve(
         close: false,
         reported: Reported::default(),
     };
-    conn.run(stream, push_rx).await;
-    if let Some(user) = conn.registered_user.take() {
-        conn.node.sessions.unregister(user, conn.conn_id);
+    let (rd, mut wr) = stream.into_split();
+    async move {
+        conn.run(&rd, &mut wr, &mut push_rx).await;
+        if let Some(user) = conn.registered_user.take() {
+            conn.node.sessions.unregister(user, conn.conn_id);
+        }
+        conn.node.observe.inspector.session_closed(conn.conn_id);
+        conn.node.sessions.closed(conn.peer.ip());
     }
-    conn.node.observe.inspector.session_closed(conn.conn_id);
 }
 
 impl Connection {
-    async fn run(&mut self, stream: TcpStream, mut push_rx: PushReceiver) {
-        let (rd, mut wr) = stream.into_split();
+    async fn run(
+        &mut self,
+        rd: &OwnedReadHalf,
+        wr: &mut OwnedWriteHalf,
+        push_rx: &mut PushReceiver,
+    ) {
         let started = Instant::now();
         let mut last_activity = started;
+        // One timer for the connection's life, moved only when it fires early (activity since
+        // pushed the deadline back) or when the deadline came closer: requests cost no timer
+        // work.
+        let mut armed = self.deadline(started, last_activity);
+        let timer = tokio::time::sleep_until(armed);
+        tokio::pin!(timer);
         loop {
-            let deadline = self.deadline(started, last_activity);
             tokio::select! {
                 ready = rd.readable() => {
                     if ready.is_err() {
@@ -118,15 +138,25 @@ impl Connection {
                         Ok(true) => {
                             last_activity = Instant::now();
                             self.on_frames().await;
+                            // Pushes that came meanwhile go out with the answers.
+                            self.on_queued_pushes(push_rx);
                         }
+                    }
+                    if let Some(buf) = self.transport.take_buffer() {
+                        buffers::give(buf);
                     }
                 },
                 // Requests are handled to the end before the loop comes back here: when `Stop`
                 // arrives, what was read has been answered (and goes out below).
-                push = push_rx.recv() => self.on_push(push),
-                _ = tokio::time::sleep_until(deadline) => {
-                    tracing::debug!(conn = self.conn_id, "connection timed out");
-                    break;
+                push = push_rx.recv() => {
+                    self.on_push(push);
+                    self.on_queued_pushes(push_rx);
+                }
+                _ = &mut timer => {
+                    if self.deadline(started, last_activity) <= Instant::now() {
+                        tracing::debug!(conn = self.conn_id, "connection timed out");
+                        break;
+                    }
                 }
             }
             self.flush_session();
@@ -134,10 +164,16 @@ impl Connection {
                 if wr.write_all(&self.out).await.is_err() {
                     break;
                 }
-                self.out.clear();
+                // Given back: an idle connection holds no write buffer.
+                buffers::give(std::mem::take(&mut self.out));
             }
             if self.close {
                 break;
+            }
+            let deadline = self.deadline(started, last_activity);
+            if deadline < armed || timer.is_elapsed() {
+                armed = deadline;
+                timer.as_mut().reset(deadline);
             }
         }
     }
@@ -162,6 +198,9 @@ impl Connection {
     /// Takes received bytes into the transport; false if they were refused (the connection
     /// is then closed after what is queued goes out).
     fn feed(&mut self, data: &[u8]) -> bool {
+        if let Some(unused) = self.transport.lend_buffer(buffers::take()) {
+            buffers::give(unused);
+        }
         if let Err(e) = self.transport.feed(data) {
             tracing::debug!(conn = self.conn_id, error = %e, "transport error");
             self.close = true;
@@ -230,7 +269,8 @@ impl Connection {
                 .handshake_allowed(self.peer.ip(), self.node.clock.now_ms())
         {
             tracing::debug!(conn = self.conn_id, peer = %self.peer, wait, "handshake rate limit");
-            self.transport.encode_error(codes::FLOOD, &mut self.out);
+            self.transport
+                .encode_error(codes::FLOOD, buffers::ready(&mut self.out));
             self.close = true;
             return;
         }
@@ -251,9 +291,12 @@ impl Connection {
                 return;
             }
         };
-        self.handshake = Some(handshake);
         match result {
             Ok((reply, created)) => {
+                // A finished handshake is dropped; a new `req_pq` starts a fresh one.
+                if created.is_none() {
+                    self.handshake = Some(handshake);
+                }
                 if let Some(key) = created {
                     self.node
                         .observe
@@ -284,8 +327,10 @@ impl Connection {
                     );
                 }
                 let msg_id = self.plain_ids.next(self.node.clock.now_ms(), 1);
-                self.transport
-                    .encode(&plain::encode(msg_id, &reply), &mut self.out);
+                self.transport.encode(
+                    &plain::encode(msg_id, &reply),
+                    buffers::ready(&mut self.out),
+                );
             }
             Err(e) => {
                 tracing::debug!(conn = self.conn_id, error = %e, "handshake failed");
@@ -315,7 +360,7 @@ impl Connection {
                 Ok(None) => {
                     // Unknown key: clients create a new one (GramJS, grammers) or report it.
                     self.transport
-                        .encode_error(codes::AUTH_KEY_NOT_FOUND, &mut self.out);
+                        .encode_error(codes::AUTH_KEY_NOT_FOUND, buffers::ready(&mut self.out));
                     return;
                 }
                 Err(e) => {
@@ -341,7 +386,8 @@ impl Connection {
             }
         };
         if let Some(token) = received.quick_ack_token {
-            self.transport.encode_quick_ack(token, &mut self.out);
+            self.transport
+                .encode_quick_ack(token, buffers::ready(&mut self.out));
         }
         keyed.info.session_id = keyed.session.session_id().unwrap_or(0);
         for request in received.requests {
@@ -397,7 +443,7 @@ impl Connection {
                     conn_id: Some(self.conn_id),
                     user_id: keyed.info.user_id,
                     key_id: Some(keyed.info.key_id),
-                    device: None,
+                    client: None,
                     body: EventBody::Rpc {
                         method: trace.method,
                         request: body,
@@ -458,6 +504,21 @@ impl Connection {
         }
     }
 
+    /// Takes the pushes already queued (at most a queue's worth, so senders that keep up
+    /// cannot hold the connection here), so pushes that arrive together leave in one packet
+    /// (one container, one encryption, one write) rather than one packet each.
+    fn on_queued_pushes(&mut self, push_rx: &mut PushReceiver) {
+        for _ in 0..crate::hub::QUEUE {
+            if self.close {
+                return;
+            }
+            let Some(push) = push_rx.try_recv() else {
+                return;
+            };
+            self.on_push(push);
+        }
+    }
+
     fn on_push(&mut self, push: Push) {
         if matches!(push, Push::Stop) {
             self.close = true;
@@ -468,14 +529,15 @@ impl Connection {
         };
         match push {
             Push::Stop => {}
-            Push::Updates(updates) => {
-                let bytes = tl::Encode::to_bytes(updates.as_ref(), keyed.info.layer);
+            Push::Updates(pushed) => {
+                let bytes = pushed.encode(keyed.info.layer);
+                let updates = pushed.updates();
                 keyed.session.push_update(bytes);
                 let observe = &self.node.observe;
-                for update in update_list(&updates) {
+                for update in update_list(updates) {
                     observe.metrics.update_pushed(update.constructor_name());
                 }
-                if let Some(call_id) = call_ids(&updates).first().copied() {
+                if let Some(call_id) = call_ids(updates).first().copied() {
                     observe.inspector.record(Event {
                         seq: observe.inspector.next_seq(),
                         at_ms: self.node.clock.now_ms(),
@@ -483,8 +545,8 @@ impl Connection {
                         conn_id: Some(self.conn_id),
                         user_id: keyed.info.user_id,
                         key_id: Some(keyed.info.key_id),
-                        device: None,
-                        body: EventBody::Push(updates),
+                        client: None,
+                        body: EventBody::Push(updates.clone()),
                     });
                 }
             }
@@ -498,11 +560,14 @@ impl Connection {
         if !keyed.session.has_outgoing() {
             return;
         }
-        for packet in keyed
+        let packets = keyed
             .session
-            .flush(self.node.clock.now_ms(), &mut self.entropy)
-        {
-            self.transport.encode(&packet, &mut self.out);
+            .flush(self.node.clock.now_ms(), &mut self.entropy);
+        // Room for the batch at once; each frame adds at most a 4-byte length, a 4-byte sequence number, 4 of CRC and 15 of padding.
+        buffers::ready(&mut self.out).reserve(packets.iter().map(|p| p.len() + 27).sum::<usize>());
+        for packet in packets {
+            self.transport
+                .encode(&packet, buffers::ready(&mut self.out));
         }
     }
 }

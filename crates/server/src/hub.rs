@@ -1,6 +1,6 @@
 //! Update fan-out: every live, logged-in session registers here under its user (and auth key);
-//! a push reaches each chosen session of that user on every connection, encoded later for
-//! each one's layer.
+//! a push reaches each chosen session of that user on every connection, encoded later once for
+//! each layer among them ([`Pushed`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 pub use crate::push_queue::Push;
 use crate::push_queue::PushSender;
+use crate::pushed::Pushed;
 
 struct Registration {
     conn_id: u64,
@@ -108,9 +109,11 @@ impl Hub {
         let Some(list) = users.get(&user_id) else {
             return 0;
         };
+        let sessions = list.iter().filter(|r| wanted(r.conn_id, r.key_id)).count();
+        let pushed = Pushed::new(updates, sessions);
         let mut delivered = 0;
         for r in list.iter().filter(|r| wanted(r.conn_id, r.key_id)) {
-            match r.tx.try_send(Push::Updates(updates.clone())) {
+            match r.tx.try_send(Push::Updates(pushed.clone())) {
                 Ok(()) => delivered += 1,
                 Err(e) => tracing::warn!(user_id, conn_id = r.conn_id, error = %e, "push dropped"),
             }

@@ -5,6 +5,7 @@
 
 mod admin;
 pub mod auth_settings;
+mod buffers;
 mod cache;
 pub mod clock;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod limits;
 mod node;
 pub mod observe;
 mod push_queue;
+mod pushed;
 pub mod relay;
 pub mod render;
 mod rpc;
@@ -239,10 +241,7 @@ async fn accept_loop(node: Arc<Node>, listener: TcpListener, mut stopped: watch:
                         open_queues.retain(push_queue::WeakPushSender::is_alive);
                     }
                     open_queues.push(queue.0.downgrade());
-                    connections.spawn(async move {
-                        connection::serve(node.clone(), stream, peer, queue).await;
-                        node.sessions.closed(peer.ip());
-                    });
+                    connections.spawn(connection::serve(node, stream, peer, queue));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");

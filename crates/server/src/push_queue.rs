@@ -4,6 +4,7 @@
 //! front, idle or not.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Notify;
@@ -12,14 +13,17 @@ use tokio::sync::Notify;
 /// server's order to stop.
 #[derive(Clone, Debug)]
 pub enum Push {
-    /// An `Updates` to deliver (canonical value; the connection encodes it for its layer).
-    Updates(Arc<tl::enums::Updates>),
+    /// Updates to deliver (the connection takes their form for its layer).
+    Updates(crate::pushed::Pushed),
     /// The server shuts down: answer what was read, then close.
     Stop,
 }
 
 struct Shared {
     items: Mutex<VecDeque<Push>>,
+    /// How many items are queued, kept under the lock and read without it, so a connection
+    /// looks for queued pushes after every read without taking the lock when there are none.
+    queued: AtomicUsize,
     ready: Notify,
     bound: usize,
 }
@@ -48,6 +52,7 @@ impl std::fmt::Display for QueueFull {
 pub fn push_queue(bound: usize) -> (PushSender, PushReceiver) {
     let shared = Arc::new(Shared {
         items: Mutex::new(VecDeque::new()),
+        queued: AtomicUsize::new(0),
         ready: Notify::new(),
         bound,
     });
@@ -63,6 +68,7 @@ impl PushSender {
                 return Err(QueueFull);
             }
             items.push_back(push);
+            self.0.queued.store(items.len(), Ordering::Release);
         }
         // Stored as a permit when the connection is not waiting: it finds the push next time.
         self.0.ready.notify_one();
@@ -98,13 +104,16 @@ impl PushReceiver {
         }
     }
 
-    /// The next push if one is queued.
+    /// The next push if one is queued. A push being queued at this very moment may be missed;
+    /// it is not lost: [`PushReceiver::recv`] finds it.
     pub fn try_recv(&mut self) -> Option<Push> {
-        self.0
-            .items
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
+        if self.0.queued.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut items = self.0.items.lock().unwrap_or_else(|e| e.into_inner());
+        let push = items.pop_front();
+        self.0.queued.store(items.len(), Ordering::Release);
+        push
     }
 }
 

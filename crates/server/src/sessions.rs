@@ -171,7 +171,7 @@ impl Sessions {
                 user_id,
                 layer: row.layer.and_then(Layer::serving).unwrap_or(Layer::LATEST),
                 announced_layer: row.layer,
-                client: row.client,
+                client: row.client.map(Arc::new),
                 session_id: 0,
                 revision: 0,
             },

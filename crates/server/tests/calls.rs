@@ -316,6 +316,9 @@ async fn calls_are_rendered_for_each_receivers_layer_and_survive_a_restart() {
     .unwrap();
     bob.layer = Layer::exact(198).unwrap();
     bob.login("9996620012", "Bob").await.unwrap();
+    // A second device of Bob's on the latest layer: one push, encoded once for each layer.
+    let mut bob_latest = connect(&server, Kind::Full, false).await;
+    bob_latest.login("9996620012", "Bob").await.unwrap();
     let callee = user_of(&mut alice, "9996620012").await;
     let a = keypair();
     let waiting = request(&mut alice, callee, &a, 3).await;
@@ -330,6 +333,17 @@ async fn calls_are_rendered_for_each_receivers_layer_and_survive_a_restart() {
         0x45361c63,
         "phoneCallRequested in layer 198's form"
     );
+    let push = bob_latest.next_push().await.unwrap();
+    let mut r = tl::Reader::new(&push);
+    for _ in 0..4 {
+        r.read_u32().unwrap();
+    }
+    assert_eq!(
+        r.read_u32().unwrap(),
+        <tl::types::PhoneCallRequested as tl::Identifiable>::CONSTRUCTOR_ID,
+        "phoneCallRequested in the latest layer's form on the other device"
+    );
+    drop(bob_latest);
 
     // Restart while ringing: the call goes on.
     server.restart().await;
@@ -514,8 +528,9 @@ async fn a_confirmed_call_lists_the_configured_relays() {
 }
 
 /// The answers to late requests about the first of four ended calls, on a server that holds
-/// `held` ended calls in memory, before and after a restart.
-async fn late_answers(held: usize) -> (Vec<String>, String) {
+/// `held` ended calls in memory, before and after a restart; and how many calls the restarted
+/// server read back from the store for those answers and one new call.
+async fn late_answers(held: usize) -> (Vec<String>, Vec<String>, u64) {
     let mut config = server::Config::default();
     config.calls.recent_ended_calls = held;
     let mut server = TestServer::start_with(config).await;
@@ -583,25 +598,16 @@ async fn late_answers(held: usize) -> (Vec<String>, String) {
         .await
         .unwrap();
     answers.push(format!("debug saved: {debug}"));
-    let repeated = alice
-        .call(&functions::phone::RequestCall {
-            video: false,
-            user_id: callee,
-            random_id: 1,
-            g_a_hash: sha256(&[&keypair().public]).to_vec(),
-            protocol: protocol(),
-        })
-        .await
-        .rpc_err()
-        .1;
-    answers.push(repeated);
-    let (_, metrics) = http_get(server.admin_addr(), "/metrics", "").await;
-    let figure = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    let repeat_first = functions::phone::RequestCall {
+        video: false,
+        user_id: callee.clone(),
+        random_id: 1,
+        g_a_hash: sha256(&[&keypair().public]).to_vec(),
+        protocol: protocol(),
     };
+    answers.push(alice.call(&repeat_first).await.rpc_err().1);
+    let (_, metrics) = http_get(server.admin_addr(), "/metrics", "").await;
+    let figure = |name: &str| metric(&metrics, name);
     if held == 1 {
         // The latest, and the first read back until the timer's next tick restores the bound.
         let ended_held = figure("mtcall_calls_ended_in_memory ");
@@ -621,21 +627,35 @@ async fn late_answers(held: usize) -> (Vec<String>, String) {
 
     server.restart().await;
     bob.reconnect().await.unwrap();
-    let after_restart = bob
-        .call(&functions::phone::ReceivedCall { peer: bob_peer })
-        .await
-        .rpc_err()
-        .1;
-    (answers, after_restart)
+    alice.reconnect().await.unwrap();
+    let after_restart = vec![
+        bob.call(&functions::phone::ReceivedCall { peer: bob_peer })
+            .await
+            .rpc_err()
+            .1,
+        alice.call(&repeat_first).await.rpc_err().1,
+    ];
+    request(&mut alice, callee, &keypair(), 5).await;
+    let (_, metrics) = http_get(server.admin_addr(), "/metrics", "").await;
+    let read_back = metric(&metrics, "mtcall_calls_read_back_total ");
+    (answers, after_restart, read_back)
+}
+
+/// A figure of a `/metrics` text.
+fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
 }
 
 #[tokio::test]
 async fn late_requests_about_calls_no_longer_held_get_the_same_answers() {
     // Holding one ended call, the first of four has left memory; holding the default, it has
     // not. A late request about it is answered the same either way, and after a restart.
-    let (held, held_restart) =
+    let (held, held_restart, held_read_back) =
         late_answers(server::Config::default().calls.recent_ended_calls).await;
-    let (evicted, evicted_restart) = late_answers(1).await;
+    let (evicted, evicted_restart, evicted_read_back) = late_answers(1).await;
     assert_eq!(held[0], "CALL_ALREADY_DECLINED");
     assert!(held[1].contains("Discarded"), "{}", held[1]);
     assert!(!held[1].contains("NewMessage"), "no second history message");
@@ -647,7 +667,15 @@ async fn late_requests_about_calls_no_longer_held_get_the_same_answers() {
             "RANDOM_ID_DUPLICATE"
         ]
     );
-    assert_eq!(held_restart, "CALL_ALREADY_DECLINED");
+    assert_eq!(
+        held_restart,
+        ["CALL_ALREADY_DECLINED", "RANDOM_ID_DUPLICATE"]
+    );
+    // Restarted with every ended call in memory, the server reads none back, not even for a
+    // new call's random_id; with older ones left in the store, it checks the store for the
+    // new call's random_id (and for whatever else it lacks).
+    assert_eq!(held_read_back, 0);
+    assert!(evicted_read_back >= 1, "{evicted_read_back} read back");
     // The ids differ between the two servers; the answers' shapes must not.
     let shape = |a: &[String]| -> Vec<String> {
         a.iter()

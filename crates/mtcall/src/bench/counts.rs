@@ -17,6 +17,24 @@ const EVENTS: [(&str, &str); 5] = [
     ("probe_libc:calloc", "calloc"),
 ];
 
+/// The system calls a node makes most, counted one by one: sockets, the database's WAL
+/// writes and reads, its locks, and waiting.
+const SYSCALLS: [&str; 8] = [
+    "sendto",
+    "recvfrom",
+    "pwrite64",
+    "pread64",
+    "fcntl",
+    "fsync",
+    "futex",
+    "epoll_wait",
+];
+
+/// The tracepoint counting entries into system call `name`.
+fn syscall_event(name: &str) -> String {
+    format!("syscalls:sys_enter_{name}")
+}
+
 /// `perf stat` attached to some processes.
 pub struct Counting {
     perf: Child,
@@ -59,7 +77,11 @@ impl Counting {
                 .status();
         }
         let output = std::env::temp_dir().join(format!("mtcall-count-{}.csv", std::process::id()));
-        let events: Vec<&str> = EVENTS.iter().map(|(e, _)| *e).collect();
+        let events: Vec<String> = EVENTS
+            .iter()
+            .map(|(e, _)| e.to_string())
+            .chain(SYSCALLS.iter().map(|s| syscall_event(s)))
+            .collect();
         let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
         let perf = Command::new("perf")
             .args([
@@ -110,11 +132,19 @@ impl Counting {
                 None => parts.push(format!("{name} not counted")),
             }
         }
+        let by_kind: Vec<String> = SYSCALLS
+            .iter()
+            .filter_map(|s| {
+                let n = count(&syscall_event(s))?;
+                Some(format!("{s} {:.2}", per(n)))
+            })
+            .collect();
         println!(
             "counted in the node processes, per {what}: {}; allocations (malloc + realloc + calloc) {:.2}",
             parts.join(", "),
             per(allocations)
         );
+        println!("  system calls by kind, per {what}: {}", by_kind.join(", "));
         Ok(())
     }
 }

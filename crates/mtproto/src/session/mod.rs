@@ -8,6 +8,7 @@
 mod client;
 mod msg_id;
 mod salt;
+mod seen_ids;
 mod server;
 
 pub use client::{ClientSession, ServerMessage};

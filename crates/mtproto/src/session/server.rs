@@ -1,10 +1,11 @@
 //! The server's side of an encrypted session on one connection.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use tl::{Decode, Encode, Layer, enums, functions, types};
 
 use super::msg_id::time_of;
+use super::seen_ids::SeenIds;
 use super::{
     MsgIdGen, Plaintext, SaltSource, SessionError, build_plaintext, gunzip, is_content_related,
     is_service_message, parse_plaintext,
@@ -91,7 +92,7 @@ pub struct ServerSession {
     ids: MsgIdGen,
     sent_content: i32,
     /// The highest msg_ids received (at most [`REMEMBERED_IDS`]), to refuse replays.
-    seen: BTreeSet<i64>,
+    seen: SeenIds,
     pending_acks: Vec<i64>,
     outbox: Vec<Outgoing>,
     sent_log: VecDeque<(i64, Vec<u8>)>,
@@ -109,7 +110,7 @@ impl ServerSession {
             announced: false,
             ids: MsgIdGen::new(),
             sent_content: 0,
-            seen: BTreeSet::new(),
+            seen: SeenIds::default(),
             pending_acks: Vec::new(),
             outbox: Vec::new(),
             sent_log: VecDeque::new(),
@@ -234,7 +235,7 @@ impl ServerSession {
         if t > now_s + 30 {
             return Some(BadMsgCode::MsgIdTooHigh);
         }
-        if self.seen.len() >= REMEMBERED_IDS && self.seen.first().is_some_and(|m| msg_id < *m) {
+        if self.seen.len() >= REMEMBERED_IDS && self.seen.lowest().is_some_and(|m| msg_id < m) {
             return Some(BadMsgCode::MsgTooOld);
         }
         // Service messages are not held to their seqno parity: Pyrogram sends its opening `ping`
@@ -274,7 +275,7 @@ impl ServerSession {
         in_container: bool,
         out: &mut Received,
     ) {
-        if self.seen.contains(&msg_id) {
+        if self.seen.contains(msg_id) {
             // A resend of something already processed: acknowledge again, do nothing else.
             if is_content_related(&body) {
                 self.pending_acks.push(msg_id);
@@ -296,6 +297,7 @@ impl ServerSession {
             }
             match tl::service::read_container(&body) {
                 Ok(messages) => {
+                    self.pending_acks.reserve(messages.len());
                     for m in messages {
                         self.process(m.msg_id, m.seqno, m.body.to_vec(), true, out);
                     }
@@ -311,10 +313,7 @@ impl ServerSession {
     }
 
     fn remember(&mut self, msg_id: i64) {
-        self.seen.insert(msg_id);
-        if self.seen.len() > REMEMBERED_IDS {
-            self.seen.pop_first();
-        }
+        self.seen.insert(msg_id, REMEMBERED_IDS);
     }
 
     fn handle_body(&mut self, msg_id: i64, body: Vec<u8>, gzip_depth: u8, out: &mut Received) {
@@ -405,12 +404,12 @@ impl ServerSession {
 
     fn service_type(&mut self, msg_id: i64, body: &[u8]) {
         if let Ok(enums::MsgsStateReq::MsgsStateReq(req)) = enums::MsgsStateReq::from_bytes(body) {
-            let newest = self.seen.last().copied().unwrap_or(0);
+            let newest = self.seen.highest().unwrap_or(0);
             let info: Vec<u8> = req
                 .msg_ids
                 .iter()
                 .map(|id| {
-                    if self.seen.contains(id) {
+                    if self.seen.contains(*id) {
                         4
                     } else if *id > newest {
                         3
@@ -507,10 +506,13 @@ impl ServerSession {
         }
         // Number the messages, then group them into containers of bounded size; an error result
         // closes its container. The outbox is taken whole: an idle session keeps no capacity.
-        let mut groups: Vec<Vec<tl::service::Message>> = vec![Vec::new()];
+        let outbox = std::mem::take(&mut self.outbox);
+        let mut left = outbox.len();
+        let group = |left: usize| Vec::with_capacity(left.min(MAX_CONTAINER_MESSAGES));
+        let mut groups: Vec<Vec<tl::service::Message>> = vec![group(left)];
         let mut group_bytes = 0;
         let mut closed = false;
-        for m in std::mem::take(&mut self.outbox) {
+        for m in outbox {
             let msg_id = self.ids.next(now_ms, if m.response { 1 } else { 3 });
             let seqno = self.next_seqno(m.content);
             let current = groups.last_mut().expect("never empty");
@@ -519,9 +521,10 @@ impl ServerSession {
                     || current.len() >= MAX_CONTAINER_MESSAGES
                     || group_bytes + m.body.len() > MAX_CONTAINER_BYTES)
             {
-                groups.push(Vec::new());
+                groups.push(group(left));
                 group_bytes = 0;
             }
+            left -= 1;
             closed = m.ends_container;
             group_bytes += m.body.len() + 16;
             groups
@@ -551,7 +554,10 @@ impl ServerSession {
                 _ => {
                     let container = tl::service::MsgContainer { messages: group };
                     let (msg_id, seqno) = (self.ids.next(now_ms, 3), self.next_seqno(false));
-                    let body = container.to_bytes(Layer::LATEST);
+                    // Sized at once: a container of a full window of answers is kilobytes.
+                    let size = 8 + group_size(&container.messages);
+                    let mut body = Vec::with_capacity(size);
+                    container.encode(&mut tl::Writer::new(&mut body, Layer::LATEST));
                     let plain = build_plaintext(salt, session_id, msg_id, seqno, &body, entropy);
                     packets.push(self.key.encrypt(plain, Direction::ServerToClient));
                     for m in container.messages {
@@ -573,6 +579,11 @@ impl ServerSession {
             self.sent_log.pop_front();
         }
         m.body.shrink_to_fit();
+        if self.sent_log.capacity() == 0 {
+            // An idle session mostly holds a few unacknowledged messages (a new session's
+            // `new_session_created` and first answer): room for two at first, grown if needed.
+            self.sent_log.reserve_exact(2);
+        }
         self.sent_log.push_back((m.msg_id, m.body));
     }
 
@@ -584,4 +595,9 @@ impl ServerSession {
             self.sent_content * 2
         }
     }
+}
+
+/// The bytes `messages` take in a container (each with its msg_id, seqno and length).
+fn group_size(messages: &[tl::service::Message]) -> usize {
+    messages.iter().map(|m| 16 + m.body.len()).sum()
 }

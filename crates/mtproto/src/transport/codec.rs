@@ -19,10 +19,15 @@ impl Pending {
         &self.buf[self.start..]
     }
 
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+
     fn consume(&mut self, n: usize) {
         self.start += n;
         if self.start == self.buf.len() {
-            // An idle connection keeps no buffer beyond a small one.
+            // Everything parsed: a large buffer is freed, a small one kept for the next bytes
+            // (or taken back by a caller that pools them: [`ServerTransport::take_buffer`]).
             if self.buf.capacity() > 4096 {
                 self.buf = Vec::new();
             } else {
@@ -207,7 +212,8 @@ pub struct ServerTransport {
     /// every connection a kilobyte larger.
     obfuscation: Option<Box<Obfuscation>>,
     dc: Option<i16>,
-    raw: Pending,
+    /// Received bytes not yet parsed: before the transport is known, as they came (the
+    /// header included); after, without the header and decrypted.
     pending: Pending,
     seq_in: u32,
     seq_out: u32,
@@ -222,7 +228,6 @@ impl ServerTransport {
             kind: None,
             obfuscation: None,
             dc: None,
-            raw: Pending::default(),
             pending: Pending::default(),
             seq_in: 0,
             seq_out: 0,
@@ -246,6 +251,24 @@ impl ServerTransport {
         self.dc
     }
 
+    /// Gives the transport an empty buffer to receive into, if it has none; else returns it.
+    pub fn lend_buffer(&mut self, buf: Vec<u8>) -> Option<Vec<u8>> {
+        if self.pending.buf.capacity() == 0 && buf.is_empty() {
+            self.pending.buf = buf;
+            return None;
+        }
+        Some(buf)
+    }
+
+    /// Takes back the receive buffer when every received byte has been parsed, so a caller
+    /// that pools buffers keeps none in an idle connection.
+    pub fn take_buffer(&mut self) -> Option<Vec<u8>> {
+        (self.pending.data().is_empty() && self.pending.buf.capacity() > 0).then(|| {
+            self.pending.start = 0;
+            std::mem::take(&mut self.pending.buf)
+        })
+    }
+
     /// Takes received bytes.
     pub fn feed(&mut self, data: &[u8]) -> Result<(), TransportError> {
         if self.kind.is_some() {
@@ -255,12 +278,12 @@ impl ServerTransport {
             }
             return Ok(());
         }
-        self.raw.push(data);
+        self.pending.push(data);
         self.detect()
     }
 
     fn detect(&mut self) -> Result<(), TransportError> {
-        let d = self.raw.data();
+        let d = self.pending.data();
         let (kind, skip) = if d.first() == Some(&ABRIDGED_TAG) {
             (Kind::Abridged, 1)
         } else if d.len() < 4 {
@@ -289,11 +312,9 @@ impl ServerTransport {
             (kind, 64)
         };
         self.kind = Some(kind);
-        let rest = self.raw.data()[skip..].to_vec();
-        self.raw = Pending::default();
-        let fresh = self.pending.push(&rest);
+        self.pending.consume(skip);
         if let Some(o) = &mut self.obfuscation {
-            o.decrypt(fresh);
+            o.decrypt(self.pending.data_mut());
         }
         Ok(())
     }

@@ -97,8 +97,9 @@ pub struct Event {
     pub user_id: Option<i64>,
     /// That connection's auth key.
     pub key_id: Option<i64>,
-    /// The device, from `initConnection`.
-    pub device: Option<Arc<str>>,
+    /// The client's `initConnection`, shared with its session (shown as a device line by
+    /// [`device_line`]).
+    pub client: Option<Arc<ClientInfo>>,
     /// What it is.
     pub body: EventBody,
 }
@@ -118,8 +119,6 @@ pub struct SessionInfo {
     pub obfuscated: bool,
     /// What the encrypted session says about itself.
     pub keyed: Option<KeyedInfo>,
-    /// Its device line, made once from `keyed.client`.
-    device: Option<Arc<str>>,
 }
 
 /// A connection's key, login and client.
@@ -133,26 +132,22 @@ pub struct KeyedInfo {
     pub user_id: Option<i64>,
     /// The layer it announced.
     pub layer: Option<i32>,
-    /// Its `initConnection`.
-    pub client: Option<ClientInfo>,
+    /// Its `initConnection` (the connection's own, shared).
+    pub client: Option<Arc<ClientInfo>>,
 }
 
-impl KeyedInfo {
-    /// A one-line device description from `initConnection`.
-    fn device(&self) -> Option<Arc<str>> {
-        self.client.as_ref().map(|c| {
-            let mut s = c.app_version.clone();
-            if !c.device_model.is_empty() {
-                s.push_str(" · ");
-                s.push_str(&c.device_model);
-            }
-            if !c.system_version.is_empty() {
-                s.push_str(" · ");
-                s.push_str(&c.system_version);
-            }
-            Arc::from(s)
-        })
+/// A one-line device description from `initConnection` (made when shown, not per event).
+pub fn device_line(c: &ClientInfo) -> String {
+    let mut s = c.app_version.clone();
+    if !c.device_model.is_empty() {
+        s.push_str(" · ");
+        s.push_str(&c.device_model);
     }
+    if !c.system_version.is_empty() {
+        s.push_str(" · ");
+        s.push_str(&c.system_version);
+    }
+    s
 }
 
 /// A call and what happened to it.
@@ -368,7 +363,6 @@ impl Inspector {
                 transport: None,
                 obfuscated: false,
                 keyed: None,
-                device: None,
             },
         );
         self.tell(Live::Session(conn_id));
@@ -391,7 +385,6 @@ impl Inspector {
     /// The connection's key, session, login, layer or client changed.
     pub fn session_keyed(&self, conn_id: u64, keyed: KeyedInfo) {
         if let Some(s) = self.state().sessions.get_mut(&conn_id) {
-            s.device = keyed.device();
             s.keyed = Some(keyed);
         }
         self.tell(Live::Session(conn_id));
@@ -421,7 +414,7 @@ impl Inspector {
         {
             event.user_id = event.user_id.or(k.user_id);
             event.key_id = event.key_id.or(Some(k.key_id));
-            event.device = event.device.or_else(|| s.device.clone());
+            event.client = event.client.or_else(|| k.client.clone());
         }
         let event = Arc::new(event);
         let mut evicted = None;
@@ -554,7 +547,7 @@ impl Inspector {
                 conn_id: None,
                 user_id: None,
                 key_id: None,
-                device: None,
+                client: None,
                 body,
             };
             if let Some(other) = also {
@@ -721,7 +714,7 @@ mod tests {
             conn_id: None,
             user_id: None,
             key_id: None,
-            device: None,
+            client: None,
             body: EventBody::TimerEnded(None),
         })
     }

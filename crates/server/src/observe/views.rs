@@ -158,7 +158,7 @@ pub fn event(e: &Event, names: &Names) -> Value {
         "kind": kind,
         "conn_id": e.conn_id,
         "user": e.user_id.map(|u| names.user(u)),
-        "device": e.device.as_deref(),
+        "device": e.client.as_deref().map(super::inspector::device_line),
         "auth_key": e.key_id.map(short_key),
         "name": name,
         "detail": detail,

@@ -20,8 +20,8 @@ pub struct KeyInfo {
     pub layer: Layer,
     /// The layer number as the client announced it (stored), if it did.
     pub announced_layer: Option<i32>,
-    /// `initConnection` details, if sent.
-    pub client: Option<ClientInfo>,
+    /// `initConnection` details, if sent (shared with the inspector's view of the session).
+    pub client: Option<std::sync::Arc<ClientInfo>>,
     /// The MTProto session id of the connection.
     pub session_id: i64,
     /// Bumped when `initConnection` or `invokeWithLayer` changes `client` or `layer`, so the

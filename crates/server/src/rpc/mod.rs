@@ -99,11 +99,11 @@ async fn unwrap(
                     app_version: w.app_version,
                     lang_code: w.lang_code,
                 };
-                if ctx.key.client.as_ref() != Some(&info) {
+                if ctx.key.client.as_deref() != Some(&info) {
                     accounts
                         .set_key_client(ctx.key.key_id, None, Some(info.clone()))
                         .await?;
-                    ctx.key.client = Some(info);
+                    ctx.key.client = Some(std::sync::Arc::new(info));
                     ctx.key.revision = ctx.key.revision.wrapping_add(1);
                 }
                 w.query.0

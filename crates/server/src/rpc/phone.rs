@@ -119,7 +119,7 @@ pub async fn accept_call(
             reg.accept(me, id, hash, r.g_b, protocol, now)
         })
         .await?;
-    phone_call(ctx, calls, &done.result?, me.user_id).await
+    phone_call(ctx, calls, &*done.result?, me.user_id).await
 }
 
 pub async fn confirm_call(
@@ -136,7 +136,7 @@ pub async fn confirm_call(
             reg.confirm(me, id, hash, r.g_a, r.key_fingerprint, now)
         })
         .await?;
-    phone_call(ctx, calls, &done.result?, me.user_id).await
+    phone_call(ctx, calls, &*done.result?, me.user_id).await
 }
 
 pub async fn discard_call(

@@ -33,8 +33,12 @@ const TIDY_EVERY_SECS: i32 = 60;
 pub struct LocalCalls {
     registry: Mutex<CallRegistry>,
     store: Arc<dyn Store>,
-    /// Woken when a call changes, so the timer recomputes its deadline.
+    /// Woken when a call gets a deadline before the timer's wake-up, so the timer recomputes
+    /// it.
     changed: Notify,
+    /// When the timer next wakes (Unix seconds), set under the registry's lock as it computes
+    /// it: a transition whose deadlines all come later leaves the timer asleep.
+    timer_wakes_at: AtomicI32,
     /// When old ended calls were last deleted from the store.
     last_tidy: AtomicI32,
     /// Store reads for calls a request named that memory no longer held.
@@ -55,16 +59,26 @@ impl LocalCalls {
             .await
             .map_err(|e| e.to_string())?;
         let calls = decode(&rows);
-        // Older ended calls stay in the store: their random_ids are checked there for a
-        // tombstone period.
-        let mut registry = CallRegistry::new(timeouts)
-            .with_recent_capacity(recent)
-            .restored_at(now);
+        let mut registry = CallRegistry::new(timeouts).with_recent_capacity(recent);
+        // All `recent` slots filled: older ended calls may stay in the store, each ended by
+        // the oldest loaded one; their random_ids are checked there until a tombstone period
+        // after it. Fewer loaded: the store holds no other, and nothing is read back.
+        let ended_at = rows
+            .iter()
+            .filter(|r| r.state == State::Discarded.name())
+            .map(|r| r.updated_at);
+        if ended_at.clone().count() >= recent {
+            let ended_by = ended_at
+                .min()
+                .map_or(now, |at| at.clamp(0, now.into()) as i32);
+            registry = registry.with_unheld_ended_calls(ended_by);
+        }
         registry.load(calls.clone(), now);
         let local = LocalCalls {
             registry: Mutex::new(registry),
             store,
             changed: Notify::new(),
+            timer_wakes_at: AtomicI32::new(0),
             last_tidy: AtomicI32::new(0),
             read_back: AtomicU64::new(0),
         };
@@ -105,6 +119,8 @@ impl LocalCalls {
                 .into_iter()
                 .filter(|c| c.state() == State::Discarded);
             registry.load(ended, now);
+            // Its tombstone may leave memory before the timer's wake-up.
+            self.changed.notify_one();
             break;
         }
         Ok(registry)
@@ -119,11 +135,17 @@ impl LocalCalls {
     ) -> Result<Committed, RpcError> {
         let effects = op(&mut registry);
         let writes = self.queue_writes(&registry, &effects, now);
+        let wakes_at = self.timer_wakes_at.load(Ordering::Relaxed);
+        let sooner = effects
+            .persist
+            .iter()
+            .filter_map(|c| registry.deadline_of(c))
+            .any(|d| d < wakes_at);
         drop(registry);
         let started = Instant::now();
         writes.await?;
         let commit_time = (!effects.persist.is_empty()).then(|| started.elapsed());
-        if !effects.is_empty() {
+        if sooner {
             self.changed.notify_one();
         }
         Ok(Committed {
@@ -246,8 +268,13 @@ impl CallBackend for LocalCalls {
 
     fn wait_for_work(&self, now: i32) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let next = self.registry.lock().await.next_deadline();
-            let wait = next.map_or(IDLE_WAKE_SECS, |d| (d - now).clamp(0, IDLE_WAKE_SECS)) as u64;
+            let wait = {
+                let registry = self.registry.lock().await;
+                let next = registry.next_deadline();
+                let wait = next.map_or(IDLE_WAKE_SECS, |d| (d - now).clamp(0, IDLE_WAKE_SECS));
+                self.timer_wakes_at.store(now + wait, Ordering::Relaxed);
+                wait as u64
+            };
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait * 1000 + 50)) => {}
                 _ = self.changed.notified() => {}
