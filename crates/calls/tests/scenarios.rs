@@ -1,6 +1,7 @@
 //! Deterministic scenarios of the call state machine with an injected clock and scripted ids:
-//! every cell of `docs/calls.md` §3.2, busy and auto-refuse (§4.3), multi-device
-//! (§5.3), each timeout (§6.3), the bounded set of ended calls, and a property test of the invariants over random operations.
+//! every cell of `docs/calls.md` §3.2, busy and auto-refuse (§4.3), multi-device (§5.3), each
+//! timeout (§6.3), the bounded set of ended calls, and a property test of the invariants over
+//! random operations.
 
 use calls::{
     Call, CallError, CallRegistry, Effects, Ids, Lookup, Protocol, Push, PushTarget, Reason,

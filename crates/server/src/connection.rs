@@ -563,7 +563,8 @@ impl Connection {
         let packets = keyed
             .session
             .flush(self.node.clock.now_ms(), &mut self.entropy);
-        // Room for the batch at once; each frame adds at most a 4-byte length, a 4-byte sequence number, 4 of CRC and 15 of padding.
+        // Room for the batch at once; each frame adds at most a 4-byte length, a 4-byte
+        // sequence number, 4 of CRC and 15 of padding.
         buffers::ready(&mut self.out).reserve(packets.iter().map(|p| p.len() + 27).sum::<usize>());
         for packet in packets {
             self.transport

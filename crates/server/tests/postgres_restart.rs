@@ -4,7 +4,8 @@
 //! database goes away: meanwhile every failed request is answered `500 RPC_CALL_FAIL`, which
 //! a client may retry; once the database is back the node serves again by itself; and every
 //! transition the client saw acknowledged — a call created, a call ended — is in the database
-//! afterwards; `/readyz` is 503 while it is down and 200 again after. Its own test binary: it stops the server every other PostgreSQL test uses.
+//! afterwards; `/readyz` is 503 while it is down and 200 again after. Its own test binary: it
+//! stops the server every other PostgreSQL test uses.
 
 mod support;
 

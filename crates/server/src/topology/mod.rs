@@ -36,7 +36,8 @@ use crate::observe::metrics::CallMemory;
 /// The future the topology's methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A call operation whose result the caller has already taken out ([`crate::services::Calls::run`]).
+/// A call operation whose result the caller has already taken out
+/// ([`crate::services::Calls::run`]).
 pub type Operation = Box<dyn FnOnce(&mut CallRegistry) -> Effects<()> + Send>;
 
 /// What a committed operation changed.
