@@ -662,14 +662,23 @@ impl Inspector {
     }
 }
 
-/// Inserts `event` keeping `list` in seq order (it is nearly always last, which costs one
-/// comparison).
+/// How far from the end [`insert_ordered`] looks for a late event's place before it searches
+/// the whole list.
+const LATE_REACH: usize = 16;
+
+/// Inserts `event` keeping `list` in seq order. It is nearly always last, which costs one
+/// comparison; else it is usually a few places from the end (an RPC is numbered when it
+/// arrives and recorded when answered, after the pushes meanwhile), found by looking back from
+/// there rather than by a search through a feed of thousands of events.
 fn insert_ordered(list: &mut VecDeque<Arc<Event>>, event: Arc<Event>) {
-    if list.back().is_none_or(|last| last.seq < event.seq) {
-        list.push_back(event);
-        return;
+    let after = |e: &Arc<Event>| e.seq > event.seq;
+    let mut at = list.len();
+    while at > 0 && list.len() - at < LATE_REACH && after(&list[at - 1]) {
+        at -= 1;
     }
-    let at = list.partition_point(|e| e.seq < event.seq);
+    if at > 0 && after(&list[at - 1]) {
+        at = list.partition_point(|e| !after(e));
+    }
     list.insert(at, event);
 }
 
@@ -734,6 +743,20 @@ mod tests {
         assert_eq!(t.dropped(), (92, Some(2)));
         assert_eq!(t.find(96).map(|e| e.seq), Some(96));
         assert!(t.find(50).is_none());
+    }
+
+    #[test]
+    fn late_events_take_their_place_whether_near_the_end_or_far_from_it() {
+        let mut list = VecDeque::new();
+        let far = 2 * LATE_REACH as u64;
+        for seq in (0..100).filter(|s| *s != 97 && *s != 100 - far && *s != 0) {
+            insert_ordered(&mut list, event(seq));
+        }
+        for seq in [97, 100 - far, 0] {
+            insert_ordered(&mut list, event(seq));
+        }
+        let kept: Vec<u64> = list.iter().map(|e| e.seq).collect();
+        assert_eq!(kept, (0..100).collect::<Vec<_>>());
     }
 
     #[test]
