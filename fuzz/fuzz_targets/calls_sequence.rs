@@ -40,6 +40,7 @@
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use calls::{
     Call, CallError, CallRegistry, Effects, Ids, Protocol, Push, Reason, SessionRef, State,
@@ -107,7 +108,7 @@ fn rank(s: State) -> u8 {
 /// What every operation's effects have in common, for the checks.
 #[derive(Default)]
 struct Seen {
-    persist: Vec<std::sync::Arc<Call>>,
+    persist: Vec<Arc<Call>>,
     pushes: Vec<Push>,
 }
 
@@ -147,7 +148,7 @@ fn apply(
     reg: &mut CallRegistry,
     ids: &mut SeqIds,
     i: &Input,
-) -> (Option<Result<Call, CallError>>, String, Seen) {
+) -> (Option<Result<Arc<Call>, CallError>>, String, Seen) {
     let (session, id, hash, b, d, now) = (i.session, i.id, i.hash, i.b, i.d, i.now);
     match i.op {
         0 => {
@@ -170,11 +171,7 @@ fn apply(
             if let Ok(call) = &result {
                 assert_eq!(call.participant_id, callee);
             }
-            (
-                Some(result.clone().map(|c| Call::clone(&c))),
-                format!("{result:?}"),
-                effects,
-            )
+            (Some(result.clone()), format!("{result:?}"), effects)
         }
         1 => {
             let (result, effects) = seen(reg.received(session, id, hash, now));
@@ -186,11 +183,7 @@ fn apply(
         2 => {
             let g_b = vec![9; if d & 8 != 0 { 255 } else { 256 }];
             let (result, effects) = seen(reg.accept(session, id, hash, g_b, protocol(d), now));
-            (
-                Some(result.clone().map(|c| Call::clone(&c))),
-                format!("{result:?}"),
-                effects,
-            )
+            (Some(result.clone()), format!("{result:?}"), effects)
         }
         3 => {
             let g = match d & 3 {
@@ -200,11 +193,7 @@ fn apply(
                 _ => vec![0; 256],
             };
             let (result, effects) = seen(reg.confirm(session, id, hash, g, i64::from(d >> 2), now));
-            (
-                Some(result.clone().map(|c| Call::clone(&c))),
-                format!("{result:?}"),
-                effects,
-            )
+            (Some(result.clone()), format!("{result:?}"), effects)
         }
         4 => {
             let reason = match d & 7 {
@@ -217,11 +206,7 @@ fn apply(
             };
             let (result, effects) =
                 seen(reg.discard(session, id, hash, i32::from(d >> 3), reason, now));
-            (
-                Some(result.clone().map(|c| Call::clone(&c))),
-                format!("{result:?}"),
-                effects,
-            )
+            (Some(result.clone()), format!("{result:?}"), effects)
         }
         5 => {
             let data = vec![d; (d % 8) as usize];
@@ -431,7 +416,7 @@ impl World {
         &mut self,
         before: &HashMap<i64, Call>,
         effects: Seen,
-        returned: Option<Result<Call, CallError>>,
+        returned: Option<Result<Arc<Call>, CallError>>,
         op: u8,
     ) {
         let after = self.snapshot();
@@ -441,7 +426,7 @@ impl World {
         if let Some(Ok(call)) = &returned {
             assert_eq!(
                 after.get(&call.id),
-                Some(call),
+                Some(call.as_ref()),
                 "answer differs from the stored call"
             );
         }
