@@ -95,7 +95,7 @@ impl Server {
         };
         let reflector = relay::Reflector::bind(
             &config.relay,
-            local_addr,
+            config.listen,
             config.public_address(),
             data.secret,
             clock,

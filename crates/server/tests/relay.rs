@@ -267,6 +267,36 @@ async fn turn_credentials_and_the_p2p_policy_are_in_the_call() {
     assert_eq!(reflectors(&a).len(), 1, "the reflector is still offered");
 }
 
+/// A free TCP port `p` for MTProto whose UDP port `p + 2` is held by the returned socket.
+fn a_port_whose_reflector_port_is_taken() -> (u16, std::net::UdpSocket) {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if let Ok(udp) = std::net::UdpSocket::bind(("127.0.0.1", port.wrapping_add(2))) {
+            return (port, udp);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_reflector_beside_a_taken_port() {
+    // A fixed MTProto port whose port + 2 is taken: the server starts, without a reflector.
+    let (port, _held) = a_port_whose_reflector_port_is_taken();
+    let dir = std::env::temp_dir().join(format!("mtcall-test-taken-{port}"));
+    let fixed = TestServer::start_in(dir, SocketAddr::from(([127, 0, 0, 1], port))).await;
+    assert_eq!(fixed.addr.port(), port);
+    assert!(fixed.server.as_ref().unwrap().relay_addr().is_none());
+    // On a free port the reflector takes any free port too (it always runs), not the
+    // MTProto port + 2 that another program may hold: three servers landing on + 2 by chance
+    // is one in 10^13.
+    let mut beside = 0;
+    for _ in 0..3 {
+        let server = TestServer::start().await;
+        beside += usize::from(server.relay_addr().port() == server.addr.port().wrapping_add(2));
+    }
+    assert!(beside < 3, "the reflector followed the MTProto port");
+}
+
 #[tokio::test]
 async fn without_the_reflector_calls_are_offered_none() {
     let mut config = Config::default();

@@ -71,9 +71,11 @@ struct State {
 }
 
 impl Reflector {
-    /// Binds the reflector `settings` describe, next to the MTProto address `listen`
-    /// (announced as `public`). `None` when it is off, or when its default port is taken (a
-    /// second local server still starts) or nothing reachable can be announced.
+    /// Binds the reflector `settings` describe, next to the MTProto address `listen` as
+    /// configured (announced as `public`): port 0 there means any free port here too, never the
+    /// bound MTProto port + 2, which another program may hold. `None` when it is off, or when
+    /// its default port is taken (a second local server still starts) or nothing reachable can
+    /// be announced.
     pub async fn bind(
         settings: &RelaySettings,
         listen: SocketAddr,

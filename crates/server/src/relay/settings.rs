@@ -11,7 +11,8 @@ pub struct RelaySettings {
     /// Run the reflector (`--no-relay`: no).
     pub enabled: bool,
     /// Its UDP address. Unset: the MTProto listen address with port + 2, given up with a
-    /// warning if that port is taken; an address given here must bind.
+    /// warning if that port is taken (port 0 there: any free port); an address given here must
+    /// bind.
     pub listen: Option<SocketAddr>,
     /// The address clients are told. Unset: the host of `public_address` (or of `listen`)
     /// with the reflector's port.

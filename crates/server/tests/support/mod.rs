@@ -91,11 +91,15 @@ impl TestServer {
         }
     }
 
-    /// Stops and starts again on the same directory and port.
+    /// Stops and starts again on the same directory and port, the reflector too.
     pub async fn restart(&mut self) {
-        self.server.take().unwrap().shutdown().await;
+        let server = self.server.take().unwrap();
+        let mut relay = self.config.relay.clone();
+        relay.listen = relay.listen.or(server.relay_addr());
+        server.shutdown().await;
         let config = Config {
             listen: self.addr,
+            relay,
             ..self.config.clone()
         };
         self.server = Some(Server::start(config).await.expect("server restarts"));
