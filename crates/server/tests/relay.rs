@@ -282,8 +282,20 @@ fn a_port_whose_reflector_port_is_taken() -> (u16, std::net::UdpSocket) {
 async fn the_reflector_beside_a_taken_port() {
     // A fixed MTProto port whose port + 2 is taken: the server starts, without a reflector.
     let (port, _held) = a_port_whose_reflector_port_is_taken();
-    let dir = std::env::temp_dir().join(format!("mtcall-test-taken-{port}"));
-    let fixed = TestServer::start_in(dir, SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let mut config = Config {
+        data_dir: std::env::temp_dir().join(format!("mtcall-test-taken-{port}")),
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        ..Config::default()
+    };
+    // Away from the default admin port, which a server on this machine may hold.
+    config.admin.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let fixed = server::Server::start(config.clone()).await.unwrap();
+    let fixed = TestServer {
+        addr: fixed.local_addr(),
+        dir: config.data_dir.clone(),
+        server: Some(fixed),
+        config,
+    };
     assert_eq!(fixed.addr.port(), port);
     assert!(fixed.server.as_ref().unwrap().relay_addr().is_none());
     // On a free port the reflector takes any free port too (it always runs), not the

@@ -91,17 +91,18 @@ impl TestServer {
         }
     }
 
-    /// Stops and starts again on the same directory and port, the reflector too.
+    /// Stops and starts again on the same directory and port, the reflector and the admin
+    /// address too (on a fixed port they would move to their defaults, which another server
+    /// on this machine may hold).
     pub async fn restart(&mut self) {
         let server = self.server.take().unwrap();
-        let mut relay = self.config.relay.clone();
-        relay.listen = relay.listen.or(server.relay_addr());
-        server.shutdown().await;
-        let config = Config {
+        let mut config = Config {
             listen: self.addr,
-            relay,
             ..self.config.clone()
         };
+        config.relay.listen = config.relay.listen.or(server.relay_addr());
+        config.admin.listen = config.admin.listen.or(server.admin_addr());
+        server.shutdown().await;
         self.server = Some(Server::start(config).await.expect("server restarts"));
     }
 
