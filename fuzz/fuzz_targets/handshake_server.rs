@@ -62,8 +62,10 @@ fn client_dh(i: u8) -> &'static ([u8; 256], [u8; 256]) {
 /// `g_a^b mod p`, remembered: the server's `g_a` repeats whenever an input's random seed and
 /// steps do, which is most of the time.
 fn shared_secret(g_a: &[u8], b: &[u8; 256]) -> [u8; 256] {
+    /// `(g_a, the first bytes of b)` to the secret.
+    type Memo = HashMap<(Vec<u8>, [u8; 8]), [u8; 256]>;
     thread_local! {
-        static MEMO: std::cell::RefCell<HashMap<(Vec<u8>, [u8; 8]), [u8; 256]>> =
+        static MEMO: std::cell::RefCell<Memo> =
             std::cell::RefCell::new(HashMap::new());
     }
     let key = (g_a.to_vec(), b[..8].try_into().expect("8"));

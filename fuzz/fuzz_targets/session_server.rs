@@ -131,7 +131,7 @@ impl World {
             }
             3 => input.i64(),
             4 => fresh | i64::from(input.u8() & 3),
-            _ => fresh.wrapping_add((i64::from(input.u8() % 116) - 100) * 4 << 32),
+            _ => fresh.wrapping_add(((i64::from(input.u8() % 116) - 100) * 4) << 32),
         };
         let seqno = match input.u8() % 3 {
             0 => fresh_seqno,
