@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
         let bytes = request.to_bytes(layer);
         let again = Request::from_bytes(&bytes).expect("our own encoding decodes");
         if layer == Layer::LATEST {
-            assert_eq!(again.to_bytes(layer), bytes, "canonical encoding is a fixed point");
+            assert_eq!(
+                again.to_bytes(layer),
+                bytes,
+                "canonical encoding is a fixed point"
+            );
         }
     }
     // Wrapped queries (invokeWithLayer, initConnection, ...) decode on their own as well.

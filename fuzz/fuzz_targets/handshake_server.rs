@@ -140,7 +140,9 @@ struct State {
 
 impl State {
     fn handle(&mut self, body: &[u8]) -> Result<(Vec<u8>, Option<CreatedKey>), HandshakeError> {
-        let r = self.server.handle(body, std::slice::from_ref(server_key()), NOW, &mut self.rng);
+        let r = self
+            .server
+            .handle(body, std::slice::from_ref(server_key()), NOW, &mut self.rng);
         match &r {
             Err(e) => {
                 let _ = e.to_string();

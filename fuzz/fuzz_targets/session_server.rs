@@ -285,14 +285,20 @@ impl World {
             self.packets.remove(0);
         }
         self.packets.push(packet.clone());
-        let result = self.server.receive(&packet, true, self.now_ms, &mut self.rng);
+        let result = self
+            .server
+            .receive(&packet, true, self.now_ms, &mut self.rng);
         if self.server.session_id() != self.session {
             self.session = self.server.session_id();
             self.dispatched.clear();
         }
         match result {
             Ok(received) => {
-                assert!(received.quick_ack_token.is_some_and(|t| t & 0x8000_0000 != 0));
+                assert!(
+                    received
+                        .quick_ack_token
+                        .is_some_and(|t| t & 0x8000_0000 != 0)
+                );
                 let now_s = self.now_s();
                 for r in &received.requests {
                     assert_eq!(r.msg_id % 4, 0, "a request with a server-side msg_id");
