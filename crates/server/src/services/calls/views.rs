@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use calls::{Call, CallEvent, HistoryEntry};
+use mtproto::crypto::sha256;
 use relay::Party;
 use tl::{enums, types};
 
@@ -83,17 +84,19 @@ impl Media {
             list.extend(r.connections(call.id, party).into_iter().map(Into::into));
         }
         // Reflectors run elsewhere pair both parties under one tag.
-        let tag = mtproto::crypto::sha256(&[b"peer-tag", &self.secret, &call.id.to_le_bytes()]);
-        list.extend(self.reflectors.iter().map(|r| {
-            enums::PhoneConnection::from(types::PhoneConnection {
-                tcp: r.tcp,
-                id: r.id,
-                ip: r.ip.clone(),
-                ipv6: r.ipv6.clone(),
-                port: r.port,
-                peer_tag: tag[..16].to_vec(),
-            })
-        }));
+        if !self.reflectors.is_empty() {
+            let tag = sha256(&[b"peer-tag", &self.secret, &call.id.to_le_bytes()]);
+            list.extend(self.reflectors.iter().map(|r| {
+                enums::PhoneConnection::from(types::PhoneConnection {
+                    tcp: r.tcp,
+                    id: r.id,
+                    ip: r.ip.clone(),
+                    ipv6: r.ipv6.clone(),
+                    port: r.port,
+                    peer_tag: tag[..16].to_vec(),
+                })
+            }));
+        }
         if let Some(turn) = &self.turn {
             let (username, password) =
                 turn::credentials(&turn.secret, viewer, now + turn.credential_ttl_secs);
