@@ -33,7 +33,7 @@ use std::collections::HashSet;
 use common::{Input, Rng};
 use libfuzzer_sys::fuzz_target;
 use mtproto::crypto::auth_key::Direction;
-use mtproto::crypto::{AuthKey, Entropy};
+use mtproto::crypto::{AuthKey, Entropy, Plaintext};
 use mtproto::session::{ClientSession, SaltSource, ServerSession, SessionConfig};
 use tl::{Encode, Layer, enums, functions, types};
 
@@ -273,7 +273,9 @@ impl World {
         let start = plain.len();
         plain.resize(total, 0);
         self.rng.fill(&mut plain[start..]);
-        let mut packet = self.key.encrypt(plain, Direction::ClientToServer);
+        let mut packet = self
+            .key
+            .encrypt(Plaintext::new(&plain), Direction::ClientToServer);
         // Bytes a padded-intermediate transport leaves after the packet.
         let trailing = input.u8() % 16;
         packet.extend((0..trailing).map(|i| i * 3));

@@ -25,6 +25,67 @@ impl Direction {
     }
 }
 
+/// A message's padded plaintext, kept after room for the `auth_key_id` and `msg_key` that
+/// encryption puts before it, so that [`AuthKey::encrypt`] makes the packet in this buffer
+/// instead of copying it into another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plaintext {
+    buf: Vec<u8>,
+}
+
+impl Plaintext {
+    /// The room before the plaintext: `auth_key_id` (8 bytes) and `msg_key` (16).
+    const ROOM: usize = 24;
+
+    /// A copy of `bytes`, which must be padded (a multiple of 16 bytes).
+    pub fn new(bytes: &[u8]) -> Plaintext {
+        Plaintext::build(bytes.len(), |b| b.extend_from_slice(bytes))
+    }
+
+    /// The plaintext `write` appends to an empty buffer with room for `capacity` bytes.
+    pub fn build(capacity: usize, write: impl FnOnce(&mut PlaintextWriter<'_>)) -> Plaintext {
+        let mut buf = Vec::with_capacity(Self::ROOM + capacity);
+        buf.resize(Self::ROOM, 0);
+        write(&mut PlaintextWriter { buf: &mut buf });
+        Plaintext { buf }
+    }
+
+    /// The plaintext's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[Self::ROOM..]
+    }
+}
+
+/// Appends to a [`Plaintext`] being built; lengths and offsets count from the plaintext's
+/// start, not the buffer's.
+pub struct PlaintextWriter<'a> {
+    buf: &'a mut Vec<u8>,
+}
+
+impl PlaintextWriter<'_> {
+    /// Appends `bytes`.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The plaintext's length so far.
+    pub fn len(&self) -> usize {
+        self.buf.len() - Plaintext::ROOM
+    }
+
+    /// Whether nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends `n` bytes and returns them, zeroed, to fill in.
+    pub fn append(&mut self, n: usize) -> &mut [u8] {
+        let start = self.buf.len();
+        self.buf.resize(start + n, 0);
+        &mut self.buf[start..]
+    }
+}
+
 /// A 2048-bit authorization key with its id.
 #[derive(Clone)]
 pub struct AuthKey {
@@ -99,16 +160,16 @@ impl AuthKey {
     }
 
     /// Encrypts a padded plaintext (length a multiple of 16) into
-    /// `auth_key_id + msg_key + ciphertext`.
-    pub fn encrypt(&self, mut plaintext: Vec<u8>, dir: Direction) -> Vec<u8> {
-        let msg_key = self.msg_key(&plaintext, dir);
+    /// `auth_key_id + msg_key + ciphertext`, in the plaintext's own buffer.
+    pub fn encrypt(&self, plaintext: Plaintext, dir: Direction) -> Vec<u8> {
+        let mut packet = plaintext.buf;
+        let (head, body) = packet.split_at_mut(Plaintext::ROOM);
+        let msg_key = self.msg_key(body, dir);
         let (key, iv) = self.kdf(&msg_key, dir);
-        aes_ige::encrypt(&mut plaintext, &key, &iv);
-        let mut out = Vec::with_capacity(24 + plaintext.len());
-        out.extend_from_slice(&self.id.to_le_bytes());
-        out.extend_from_slice(&msg_key);
-        out.extend_from_slice(&plaintext);
-        out
+        aes_ige::encrypt(body, &key, &iv);
+        head[..8].copy_from_slice(&self.id.to_le_bytes());
+        head[8..].copy_from_slice(&msg_key);
+        packet
     }
 
     /// Decrypts `msg_key + ciphertext` (the part after `auth_key_id`). `None` when the length
@@ -193,7 +254,7 @@ mod tests {
     fn directions_do_not_mix() {
         let k = key();
         let plain = vec![5u8; 64];
-        let packet = k.encrypt(plain.clone(), Direction::ServerToClient);
+        let packet = k.encrypt(Plaintext::new(&plain), Direction::ServerToClient);
         assert_eq!(&packet[..8], &k.id().to_le_bytes());
         assert_eq!(
             k.decrypt(&packet[8..], Direction::ServerToClient),

@@ -11,7 +11,7 @@ pub mod pq;
 pub mod rsa_key;
 pub mod srp;
 
-pub use auth_key::AuthKey;
+pub use auth_key::{AuthKey, Plaintext};
 
 use sha1::Digest as _;
 

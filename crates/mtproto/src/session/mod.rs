@@ -21,7 +21,7 @@ use std::io::Read as _;
 
 use tl::Identifiable;
 
-use crate::crypto::Entropy;
+use crate::crypto::{Entropy, Plaintext};
 
 /// Largest body a `gzip_packed` may inflate to.
 pub const MAX_INFLATED: usize = 1 << 20;
@@ -72,7 +72,7 @@ impl From<tl::DecodeError> for SessionError {
 
 /// One decrypted message: the fields between the session id and the padding.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Plaintext {
+pub(crate) struct DecryptedMessage {
     pub salt: i64,
     pub session_id: i64,
     pub msg_id: i64,
@@ -82,7 +82,7 @@ pub(crate) struct Plaintext {
 
 /// Splits a decrypted packet, checking the MTProto 2.0 bounds (12–1024 bytes of padding).
 /// The body keeps the packet's allocation (the header and padding are cut off it).
-pub(crate) fn parse_plaintext(mut plain: Vec<u8>) -> Result<Plaintext, SessionError> {
+pub(crate) fn parse_plaintext(mut plain: Vec<u8>) -> Result<DecryptedMessage, SessionError> {
     let mut r = tl::Reader::new(&plain);
     let salt = r.read_i64()?;
     let session_id = r.read_i64()?;
@@ -99,7 +99,7 @@ pub(crate) fn parse_plaintext(mut plain: Vec<u8>) -> Result<Plaintext, SessionEr
     }
     plain.truncate(32 + len);
     plain.drain(..32);
-    Ok(Plaintext {
+    Ok(DecryptedMessage {
         salt,
         session_id,
         msg_id,
@@ -116,22 +116,20 @@ pub(crate) fn build_plaintext(
     seqno: i32,
     body: &[u8],
     entropy: &mut impl Entropy,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + body.len() + 32);
-    out.extend_from_slice(&salt.to_le_bytes());
-    out.extend_from_slice(&session_id.to_le_bytes());
-    out.extend_from_slice(&msg_id.to_le_bytes());
-    out.extend_from_slice(&seqno.to_le_bytes());
-    out.extend_from_slice(&(body.len() as i32).to_le_bytes());
-    out.extend_from_slice(body);
-    let mut pad = 12 + (16 - (out.len() + 12) % 16) % 16;
-    // A little random extra padding hides exact lengths.
-    let extra: [u8; 1] = entropy.array();
-    pad += 16 * (extra[0] as usize % 4);
-    let start = out.len();
-    out.resize(start + pad, 0);
-    entropy.fill(&mut out[start..]);
-    out
+) -> Plaintext {
+    Plaintext::build(32 + body.len() + 32, |out| {
+        out.extend_from_slice(&salt.to_le_bytes());
+        out.extend_from_slice(&session_id.to_le_bytes());
+        out.extend_from_slice(&msg_id.to_le_bytes());
+        out.extend_from_slice(&seqno.to_le_bytes());
+        out.extend_from_slice(&(body.len() as i32).to_le_bytes());
+        out.extend_from_slice(body);
+        let mut pad = 12 + (16 - (out.len() + 12) % 16) % 16;
+        // A little random extra padding hides exact lengths.
+        let extra: [u8; 1] = entropy.array();
+        pad += 16 * (extra[0] as usize % 4);
+        entropy.fill(out.append(pad));
+    })
 }
 
 /// Inflates `gzip_packed.packed_data`, refusing more than [`MAX_INFLATED`] bytes.

@@ -7,8 +7,8 @@ use tl::{Decode, Encode, Layer, enums, functions, types};
 use super::msg_id::time_of;
 use super::seen_ids::SeenIds;
 use super::{
-    MsgIdGen, Plaintext, SaltSource, SessionError, build_plaintext, gunzip, is_content_related,
-    is_service_message, parse_plaintext,
+    DecryptedMessage, MsgIdGen, SaltSource, SessionError, build_plaintext, gunzip,
+    is_content_related, is_service_message, parse_plaintext,
 };
 use crate::crypto::auth_key::Direction;
 use crate::crypto::{AuthKey, Entropy, sha256};
@@ -219,7 +219,7 @@ impl ServerSession {
     }
 
     /// The bad_msg code for a message id/seqno, if any (without recording the id).
-    fn check_id(&self, pt: &Plaintext) -> Option<BadMsgCode> {
+    fn check_id(&self, pt: &DecryptedMessage) -> Option<BadMsgCode> {
         self.check(pt.msg_id, pt.seqno, &pt.body)
     }
 
