@@ -154,9 +154,15 @@ impl AuthKey {
 
     /// `msg_key` of `plaintext` (already padded) for `dir`.
     pub fn msg_key(&self, plaintext: &[u8], dir: Direction) -> [u8; 16] {
-        let x = dir.x();
-        let h = sha256(&[&self.bytes[88 + x..120 + x], plaintext]);
+        let h = self.message_hash(plaintext, dir);
         h[8..24].try_into().expect("16 bytes")
+    }
+
+    /// `SHA256(auth_key[88+x..120+x] + plaintext)`: `msg_key` is its middle, a quick
+    /// acknowledgement's token its first four bytes.
+    fn message_hash(&self, plaintext: &[u8], dir: Direction) -> [u8; 32] {
+        let x = dir.x();
+        sha256(&[&self.bytes[88 + x..120 + x], plaintext])
     }
 
     /// Encrypts a padded plaintext (length a multiple of 16) into
@@ -172,9 +178,11 @@ impl AuthKey {
         packet
     }
 
-    /// Decrypts `msg_key + ciphertext` (the part after `auth_key_id`). `None` when the length
-    /// is not whole blocks or the msg_key does not match (checked in constant time).
-    pub fn decrypt(&self, packet: &[u8], dir: Direction) -> Option<Vec<u8>> {
+    /// Decrypts `msg_key + ciphertext` (the part after `auth_key_id`) into the plaintext and
+    /// the first four bytes of the hash its msg_key was checked with (a client's packet is
+    /// quick-acknowledged with them, so they are not hashed twice). `None` when the length is
+    /// not whole blocks or the msg_key does not match (checked in constant time).
+    pub fn decrypt(&self, packet: &[u8], dir: Direction) -> Option<(Vec<u8>, [u8; 4])> {
         if packet.len() < 16 + 16 || !(packet.len() - 16).is_multiple_of(16) {
             return None;
         }
@@ -182,9 +190,9 @@ impl AuthKey {
         let (key, iv) = self.kdf(&msg_key, dir);
         let mut plain = packet[16..].to_vec();
         aes_ige::decrypt(&mut plain, &key, &iv);
-        let expected = self.msg_key(&plain, dir);
-        if bool::from(expected.ct_eq(&msg_key)) {
-            Some(plain)
+        let hash = self.message_hash(&plain, dir);
+        if bool::from(hash[8..24].ct_eq(&msg_key)) {
+            Some((plain, hash[..4].try_into().expect("4 bytes")))
         } else {
             None
         }
@@ -256,9 +264,12 @@ mod tests {
         let plain = vec![5u8; 64];
         let packet = k.encrypt(Plaintext::new(&plain), Direction::ServerToClient);
         assert_eq!(&packet[..8], &k.id().to_le_bytes());
+        let head: [u8; 4] = k.message_hash(&plain, Direction::ServerToClient)[..4]
+            .try_into()
+            .unwrap();
         assert_eq!(
             k.decrypt(&packet[8..], Direction::ServerToClient),
-            Some(plain)
+            Some((plain, head))
         );
         assert_eq!(k.decrypt(&packet[8..], Direction::ClientToServer), None);
         let mut tampered = packet.clone();

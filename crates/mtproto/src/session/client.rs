@@ -170,7 +170,7 @@ impl ClientSession {
         if packet.len() < 8 || packet[..8] != self.key.id().to_le_bytes() {
             return Err(SessionError::WrongAuthKey);
         }
-        let plain = self
+        let (plain, _) = self
             .key
             .decrypt(&packet[8..], Direction::ServerToClient)
             .ok_or(SessionError::BadMsgKey)?;

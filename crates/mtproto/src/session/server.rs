@@ -11,7 +11,7 @@ use super::{
     is_content_related, is_service_message, parse_plaintext,
 };
 use crate::crypto::auth_key::Direction;
-use crate::crypto::{AuthKey, Entropy, sha256};
+use crate::crypto::{AuthKey, Entropy};
 
 /// `bad_msg_notification` error codes (`docs/clients.md §1.3`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,14 +149,11 @@ impl ServerSession {
         if packet.len() < 8 || packet[..8] != self.key.id().to_le_bytes() {
             return Err(SessionError::WrongAuthKey);
         }
-        let plain = self
+        let (plain, hash_head) = self
             .key
             .decrypt(&packet[8..], Direction::ClientToServer)
             .ok_or(SessionError::BadMsgKey)?;
-        let quick_ack_token = quick_ack.then(|| {
-            let token_hash = sha256(&[&self.key.bytes()[88..120], &plain]);
-            u32::from_le_bytes(token_hash[..4].try_into().expect("4")) | 0x8000_0000
-        });
+        let quick_ack_token = quick_ack.then(|| u32::from_le_bytes(hash_head) | 0x8000_0000);
         let pt = parse_plaintext(plain)?;
         if self.session_id != Some(pt.session_id) {
             self.start_session(pt.session_id);

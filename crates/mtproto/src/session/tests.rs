@@ -10,7 +10,10 @@ const NOW: i64 = 1_764_000_000_000;
 fn pair() -> (ClientSession, ServerSession) {
     let mut bytes = [0u8; 256];
     OsEntropy.fill(&mut bytes);
-    let key = AuthKey::from_bytes(bytes);
+    pair_on(AuthKey::from_bytes(bytes))
+}
+
+fn pair_on(key: AuthKey) -> (ClientSession, ServerSession) {
     let salts = SaltSource::new([3; 32]);
     let server = ServerSession::new(
         key.clone(),
@@ -72,6 +75,30 @@ fn established() -> (ClientSession, ServerSession) {
             .any(|m| matches!(m, ServerMessage::Ack(a) if a.contains(&reqs[0].msg_id)))
     );
     (c, s)
+}
+
+#[test]
+fn a_quick_ack_token_is_the_start_of_the_packets_hash() {
+    let key = AuthKey::from_bytes([7; 256]);
+    let (mut c, mut s) = pair_on(key.clone());
+    let (_, packet) = c.encrypt(&[body(&functions::help::GetConfig {})], NOW, &mut OsEntropy);
+    let got = s.receive(&packet, true, NOW, &mut OsEntropy).unwrap();
+    // The plaintext read back with the AES key and IV the protocol derives, by hand.
+    let msg_key: [u8; 16] = packet[8..24].try_into().unwrap();
+    let a = crate::crypto::sha256(&[&msg_key, &key.bytes()[..36]]);
+    let b = crate::crypto::sha256(&[&key.bytes()[40..76], &msg_key]);
+    let aes_key = [&a[..8], &b[8..24], &a[24..]].concat();
+    let iv = [&b[..8], &a[8..24], &b[24..]].concat();
+    let mut plain = packet[24..].to_vec();
+    crate::crypto::aes_ige::decrypt(
+        &mut plain,
+        &aes_key.try_into().unwrap(),
+        &iv.try_into().unwrap(),
+    );
+    let hash = crate::crypto::sha256(&[&key.bytes()[88..120], &plain]);
+    assert_eq!(&hash[8..24], &msg_key, "the plaintext is the one sent");
+    let token = u32::from_le_bytes(hash[..4].try_into().unwrap()) | 0x8000_0000;
+    assert_eq!(got.quick_ack_token, Some(token));
 }
 
 #[test]
