@@ -289,7 +289,7 @@ impl World {
         self.packets.push(packet.clone());
         let result = self
             .server
-            .receive(&packet, true, self.now_ms, &mut self.rng);
+            .receive(&packet[..], true, self.now_ms, &mut self.rng);
         if self.server.session_id() != self.session {
             self.session = self.server.session_id();
             self.dispatched.clear();
@@ -336,7 +336,7 @@ impl World {
         }
         for p in self.server.flush(self.now_ms, &mut self.rng) {
             assert_eq!((p.len() - 24) % 16, 0);
-            if let Err(e) = self.client.decrypt(&p) {
+            if let Err(e) = self.client.decrypt(&p[..]) {
                 panic!("the client cannot read the server's packet: {e}");
             }
         }

@@ -245,7 +245,7 @@ impl Client {
                 let mut answer = None;
                 // Every message of the packet is taken, the answer or not: a container may
                 // carry updates after the result, and they are kept for `next_push`.
-                for m in self.session.decrypt(&packet)? {
+                for m in self.session.decrypt(packet)? {
                     match m {
                         ServerMessage::RpcResult { req_msg_id, result } if req_msg_id == ids[0] => {
                             answer = Some(result);
@@ -315,7 +315,7 @@ impl Client {
             }
             match self.raw.recv_packet_within(wait).await {
                 Ok(packet) => {
-                    for m in self.session.decrypt(&packet)? {
+                    for m in self.session.decrypt(packet)? {
                         self.keep(m);
                     }
                 }

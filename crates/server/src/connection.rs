@@ -245,7 +245,7 @@ impl Connection {
         if key_id == 0 {
             self.on_plain(&frame.payload).await;
         } else {
-            self.on_encrypted(&frame.payload, key_id, frame.quick_ack)
+            self.on_encrypted(frame.payload, key_id, frame.quick_ack)
                 .await;
         }
     }
@@ -353,7 +353,7 @@ impl Connection {
             }))
     }
 
-    async fn on_encrypted(&mut self, packet: &[u8], key_id: i64, quick_ack: bool) {
+    async fn on_encrypted(&mut self, packet: Vec<u8>, key_id: i64, quick_ack: bool) {
         if self.keyed.as_ref().map(|k| k.info.key_id) != Some(key_id) {
             match self.load_key(key_id).await {
                 Ok(Some(keyed)) => self.keyed = Some(keyed),

@@ -134,7 +134,7 @@ async fn service_messages_over_tcp() {
     let mut got_pong = false;
     while !got_pong {
         let p = c.raw.recv_packet().await.unwrap();
-        for m in c.session.decrypt(&p).unwrap() {
+        for m in c.session.decrypt(&p[..]).unwrap() {
             if m == (mtproto::session::ServerMessage::Pong {
                 msg_id: ids[0],
                 ping_id: 99,
@@ -154,7 +154,7 @@ async fn service_messages_over_tcp() {
         let p = c.raw.recv_packet().await.unwrap();
         if let Some(s) = c
             .session
-            .decrypt(&p)
+            .decrypt(&p[..])
             .unwrap()
             .into_iter()
             .find_map(|m| match m {
@@ -594,7 +594,7 @@ async fn send_with_id(t: &mut Client, msg_id: i64, body: &[u8]) -> Result<Vec<u8
     t.raw.send(&packet).await.unwrap();
     loop {
         let p = t.raw.recv_packet().await.unwrap();
-        for m in t.session.decrypt(&p).unwrap() {
+        for m in t.session.decrypt(&p[..]).unwrap() {
             if let mtproto::session::ServerMessage::RpcResult { req_msg_id, result } = m
                 && req_msg_id == msg_id
             {

@@ -87,7 +87,7 @@ async fn packet_answer(c: &mut Client, packet: &[u8], msg_id: i64) -> Answer {
             Err(ClientError::TransportCode(code)) => return Answer::Transport(code),
             Err(_) => return Answer::Closed,
         };
-        let Ok(messages) = c.session.decrypt(&packet) else {
+        let Ok(messages) = c.session.decrypt(&packet[..]) else {
             return Answer::Closed;
         };
         for m in messages {

@@ -273,7 +273,7 @@ impl Conn {
             let session = self.session.as_mut().expect("set above");
             let now = client::now_ms();
             let Ok(received) =
-                session.receive(&frame.payload, frame.quick_ack, now, &mut self.entropy)
+                session.receive(frame.payload, frame.quick_ack, now, &mut self.entropy)
             else {
                 return false;
             };

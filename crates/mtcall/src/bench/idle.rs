@@ -56,7 +56,7 @@ async fn get_state(raw: &mut Raw, session: &mut ClientSession) -> Result<(), Str
     raw.send(&packet).await.map_err(|e| e.to_string())?;
     loop {
         let packet = raw.recv_packet().await.map_err(|e| e.to_string())?;
-        for m in session.decrypt(&packet).map_err(|e| e.to_string())? {
+        for m in session.decrypt(packet).map_err(|e| e.to_string())? {
             match m {
                 ServerMessage::RpcResult { req_msg_id, result } if req_msg_id == ids[0] => {
                     return result

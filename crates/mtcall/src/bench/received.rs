@@ -104,7 +104,7 @@ async fn pipeline(
         let packet = c.raw.recv_packet().await.map_err(|e| e.to_string())?;
         answer_bytes += packet.len() + 4;
         let mut done = 0;
-        for m in c.session.decrypt(&packet).map_err(|e| e.to_string())? {
+        for m in c.session.decrypt(packet).map_err(|e| e.to_string())? {
             if let ServerMessage::RpcResult { result, .. } = m {
                 let body = result.map_err(|(code, m)| format!("rpc_error {code} {m}"))?;
                 if body != bool_true && body != echoed {

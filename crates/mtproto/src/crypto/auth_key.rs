@@ -28,10 +28,19 @@ impl Direction {
 /// A message's padded plaintext, kept after room for the `auth_key_id` and `msg_key` that
 /// encryption puts before it, so that [`AuthKey::encrypt`] makes the packet in this buffer
 /// instead of copying it into another.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Plaintext {
     buf: Vec<u8>,
 }
+
+/// Plaintexts are equal by their bytes, whatever the room before them holds.
+impl PartialEq for Plaintext {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Plaintext {}
 
 impl Plaintext {
     /// The room before the plaintext: `auth_key_id` (8 bytes) and `msg_key` (16).
@@ -53,6 +62,14 @@ impl Plaintext {
     /// The plaintext's bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.buf[Self::ROOM..]
+    }
+
+    /// The `len` bytes after the plaintext's first `skip`, in the plaintext's own buffer.
+    pub fn into_part(self, skip: usize, len: usize) -> Vec<u8> {
+        let mut buf = self.buf;
+        buf.truncate(Self::ROOM + skip + len);
+        buf.drain(..Self::ROOM + skip);
+        buf
     }
 }
 
@@ -178,21 +195,25 @@ impl AuthKey {
         packet
     }
 
-    /// Decrypts `msg_key + ciphertext` (the part after `auth_key_id`) into the plaintext and
-    /// the first four bytes of the hash its msg_key was checked with (a client's packet is
-    /// quick-acknowledged with them, so they are not hashed twice). `None` when the length is
-    /// not whole blocks or the msg_key does not match (checked in constant time).
-    pub fn decrypt(&self, packet: &[u8], dir: Direction) -> Option<(Vec<u8>, [u8; 4])> {
-        if packet.len() < 16 + 16 || !(packet.len() - 16).is_multiple_of(16) {
+    /// Decrypts a packet, `auth_key_id + msg_key + ciphertext` (its key id checked by the
+    /// caller), where it lies: the plaintext, and the first four bytes of the hash its msg_key
+    /// was checked with (a client's packet is quick-acknowledged with them, so they are not
+    /// hashed twice). `None` when the ciphertext is not whole blocks or the msg_key does not
+    /// match (checked in constant time).
+    pub fn decrypt(&self, mut packet: Vec<u8>, dir: Direction) -> Option<(Plaintext, [u8; 4])> {
+        if packet.len() < Plaintext::ROOM + 16
+            || !(packet.len() - Plaintext::ROOM).is_multiple_of(16)
+        {
             return None;
         }
-        let msg_key: [u8; 16] = packet[..16].try_into().ok()?;
+        let msg_key: [u8; 16] = packet[8..Plaintext::ROOM].try_into().ok()?;
         let (key, iv) = self.kdf(&msg_key, dir);
-        let mut plain = packet[16..].to_vec();
-        aes_ige::decrypt(&mut plain, &key, &iv);
-        let hash = self.message_hash(&plain, dir);
+        let body = &mut packet[Plaintext::ROOM..];
+        aes_ige::decrypt(body, &key, &iv);
+        let hash = self.message_hash(body, dir);
         if bool::from(hash[8..24].ct_eq(&msg_key)) {
-            Some((plain, hash[..4].try_into().expect("4 bytes")))
+            let head = hash[..4].try_into().expect("4 bytes");
+            Some((Plaintext { buf: packet }, head))
         } else {
             None
         }
@@ -268,14 +289,27 @@ mod tests {
             .try_into()
             .unwrap();
         assert_eq!(
-            k.decrypt(&packet[8..], Direction::ServerToClient),
-            Some((plain, head))
+            k.decrypt(packet.clone(), Direction::ServerToClient),
+            Some((Plaintext::new(&plain), head))
         );
-        assert_eq!(k.decrypt(&packet[8..], Direction::ClientToServer), None);
+        assert_eq!(k.decrypt(packet.clone(), Direction::ClientToServer), None);
         let mut tampered = packet.clone();
-        tampered[40] ^= 1;
-        assert_eq!(k.decrypt(&tampered[8..], Direction::ServerToClient), None);
-        assert_eq!(k.decrypt(&packet[8..30], Direction::ServerToClient), None);
+        tampered[48] ^= 1;
+        assert_eq!(k.decrypt(tampered, Direction::ServerToClient), None);
+        assert_eq!(
+            k.decrypt(packet[..38].to_vec(), Direction::ServerToClient),
+            None
+        );
+        assert_eq!(
+            k.decrypt(packet[..50].to_vec(), Direction::ServerToClient),
+            None
+        );
+    }
+
+    #[test]
+    fn a_part_of_a_plaintext_keeps_its_buffer() {
+        let plain = Plaintext::new(&(0..48).collect::<Vec<u8>>());
+        assert_eq!(plain.into_part(32, 8), (32..40).collect::<Vec<u8>>());
     }
 
     #[test]

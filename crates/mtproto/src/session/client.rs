@@ -164,15 +164,16 @@ impl ClientSession {
         self.key.encrypt(plain, Direction::ClientToServer)
     }
 
-    /// Decrypts one packet from the server into its messages.
-    pub fn decrypt(&mut self, packet: &[u8]) -> Result<Vec<ServerMessage>, SessionError> {
-        let packet = super::trim_encrypted(packet);
-        if packet.len() < 8 || packet[..8] != self.key.id().to_le_bytes() {
-            return Err(SessionError::WrongAuthKey);
-        }
+    /// Decrypts one packet from the server into its messages (in its own buffer when it is
+    /// handed over as a `Vec`).
+    pub fn decrypt(
+        &mut self,
+        packet: impl Into<Vec<u8>>,
+    ) -> Result<Vec<ServerMessage>, SessionError> {
+        let packet = super::encrypted_packet(packet, &self.key)?;
         let (plain, _) = self
             .key
-            .decrypt(&packet[8..], Direction::ServerToClient)
+            .decrypt(packet, Direction::ServerToClient)
             .ok_or(SessionError::BadMsgKey)?;
         let pt = parse_plaintext(plain)?;
         let mut out = Vec::new();

@@ -21,7 +21,7 @@ use std::io::Read as _;
 
 use tl::Identifiable;
 
-use crate::crypto::{Entropy, Plaintext};
+use crate::crypto::{AuthKey, Entropy, Plaintext};
 
 /// Largest body a `gzip_packed` may inflate to.
 pub const MAX_INFLATED: usize = 1 << 20;
@@ -82,8 +82,8 @@ pub(crate) struct DecryptedMessage {
 
 /// Splits a decrypted packet, checking the MTProto 2.0 bounds (12–1024 bytes of padding).
 /// The body keeps the packet's allocation (the header and padding are cut off it).
-pub(crate) fn parse_plaintext(mut plain: Vec<u8>) -> Result<DecryptedMessage, SessionError> {
-    let mut r = tl::Reader::new(&plain);
+pub(crate) fn parse_plaintext(plain: Plaintext) -> Result<DecryptedMessage, SessionError> {
+    let mut r = tl::Reader::new(plain.bytes());
     let salt = r.read_i64()?;
     let session_id = r.read_i64()?;
     let msg_id = r.read_i64()?;
@@ -97,14 +97,12 @@ pub(crate) fn parse_plaintext(mut plain: Vec<u8>) -> Result<DecryptedMessage, Se
     if !(12..=1024).contains(&padding) {
         return Err(SessionError::BadPlaintext);
     }
-    plain.truncate(32 + len);
-    plain.drain(..32);
     Ok(DecryptedMessage {
         salt,
         session_id,
         msg_id,
         seqno,
-        body: plain,
+        body: plain.into_part(32, len),
     })
 }
 
@@ -203,13 +201,17 @@ pub(crate) fn is_content_related(body: &[u8]) -> bool {
     !matches!(id, Some(MSGS_ACK_ID) | Some(tl::service::MSG_CONTAINER_ID))
 }
 
-/// Trims the padding a padded-intermediate transport may leave after an encrypted packet.
-pub fn trim_encrypted(packet: &[u8]) -> &[u8] {
-    if packet.len() < 24 {
-        return packet;
+/// Takes a packet off its transport, trimming the padding a padded-intermediate transport
+/// may leave after it, and checks it is encrypted with `key`.
+fn encrypted_packet(packet: impl Into<Vec<u8>>, key: &AuthKey) -> Result<Vec<u8>, SessionError> {
+    let mut packet = packet.into();
+    if packet.len() >= 24 {
+        packet.truncate(24 + (packet.len() - 24) / 16 * 16);
     }
-    let whole = 24 + (packet.len() - 24) / 16 * 16;
-    &packet[..whole]
+    if packet.len() < 8 || packet[..8] != key.id().to_le_bytes() {
+        return Err(SessionError::WrongAuthKey);
+    }
+    Ok(packet)
 }
 
 #[cfg(test)]

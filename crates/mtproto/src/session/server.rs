@@ -134,24 +134,21 @@ impl ServerSession {
         self.disconnect_at_ms
     }
 
-    /// Decrypts and processes one packet (auth_key_id included); with `quick_ack`, also
-    /// computes its quick-ack token. Service messages are answered in the outbox; requests
+    /// Decrypts and processes one packet (auth_key_id included), in its own buffer when it is
+    /// handed over as a `Vec`; with `quick_ack`, also computes its quick-ack token. Service messages are answered in the outbox; requests
     /// are returned.
     pub fn receive(
         &mut self,
-        packet: &[u8],
+        packet: impl Into<Vec<u8>>,
         quick_ack: bool,
         now_ms: i64,
         entropy: &mut impl Entropy,
     ) -> Result<Received, SessionError> {
         self.now_ms = now_ms;
-        let packet = super::trim_encrypted(packet);
-        if packet.len() < 8 || packet[..8] != self.key.id().to_le_bytes() {
-            return Err(SessionError::WrongAuthKey);
-        }
+        let packet = super::encrypted_packet(packet, &self.key)?;
         let (plain, hash_head) = self
             .key
-            .decrypt(&packet[8..], Direction::ClientToServer)
+            .decrypt(packet, Direction::ClientToServer)
             .ok_or(SessionError::BadMsgKey)?;
         let quick_ack_token = quick_ack.then(|| u32::from_le_bytes(hash_head) | 0x8000_0000);
         let pt = parse_plaintext(plain)?;
