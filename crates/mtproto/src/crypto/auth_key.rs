@@ -64,11 +64,13 @@ impl Plaintext {
         &self.buf[Self::ROOM..]
     }
 
-    /// The `len` bytes after the plaintext's first `skip`, in the plaintext's own buffer.
+    /// The `len` bytes after the plaintext's first `skip` (fewer where it is shorter), in the
+    /// plaintext's own buffer.
     pub fn into_part(self, skip: usize, len: usize) -> Vec<u8> {
         let mut buf = self.buf;
-        buf.truncate(Self::ROOM + skip + len);
-        buf.drain(..Self::ROOM + skip);
+        let start = Self::ROOM.saturating_add(skip).min(buf.len());
+        buf.truncate(start.saturating_add(len));
+        buf.drain(..start);
         buf
     }
 }
@@ -309,7 +311,15 @@ mod tests {
     #[test]
     fn a_part_of_a_plaintext_keeps_its_buffer() {
         let plain = Plaintext::new(&(0..48).collect::<Vec<u8>>());
-        assert_eq!(plain.into_part(32, 8), (32..40).collect::<Vec<u8>>());
+        assert_eq!(
+            plain.clone().into_part(32, 8),
+            (32..40).collect::<Vec<u8>>()
+        );
+        assert_eq!(
+            plain.clone().into_part(40, 100),
+            (40..48).collect::<Vec<u8>>()
+        );
+        assert_eq!(plain.into_part(60, usize::MAX), Vec::<u8>::new());
     }
 
     #[test]
