@@ -29,16 +29,14 @@ impl Observer {
         }
     }
 
-    /// Committed call changes and their events: the inspector's record, setups and outcomes.
+    /// Committed call changes and their events: the inspector's record, setups and outcomes
+    /// (the caller skips commits that changed nothing and read no clock for them).
     pub fn calls_committed(
         &self,
         calls: &[std::sync::Arc<calls::Call>],
         events: &[calls::CallEvent],
         now_ms: i64,
     ) {
-        if calls.is_empty() && events.is_empty() {
-            return;
-        }
         let (setups, outcomes) = self.inspector.calls_committed(calls, events, now_ms);
         for _ in 0..setups {
             self.metrics.call_setup();

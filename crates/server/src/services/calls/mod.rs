@@ -156,11 +156,12 @@ impl Calls {
         if let Some(elapsed) = committed.commit_time {
             self.observe.metrics.store_commit("call", elapsed);
         }
-        self.observe.calls_committed(
-            &committed.effects.persist,
-            &committed.effects.events,
-            self.clock.now_ms(),
-        );
+        let effects = &committed.effects;
+        if !effects.persist.is_empty() || !effects.events.is_empty() {
+            let now_ms = self.clock.now_ms();
+            self.observe
+                .calls_committed(&effects.persist, &effects.events, now_ms);
+        }
     }
 
     /// The calls `user_id` takes part in that have not ended.
