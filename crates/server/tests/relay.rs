@@ -289,13 +289,7 @@ async fn the_reflector_beside_a_taken_port() {
     };
     // Away from the default admin port, which a server on this machine may hold.
     config.admin.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let fixed = server::Server::start(config.clone()).await.unwrap();
-    let fixed = TestServer {
-        addr: fixed.local_addr(),
-        dir: config.data_dir.clone(),
-        server: Some(fixed),
-        config,
-    };
+    let fixed = TestServer::launch(config).await;
     assert_eq!(fixed.addr.port(), port);
     assert!(fixed.server.as_ref().unwrap().relay_addr().is_none());
     // On a free port the reflector takes any free port too (it always runs), not the

@@ -23,28 +23,23 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
-        let dir = std::env::temp_dir().join(format!(
-            "mtcall-test-{}-{}",
-            std::process::id(),
-            OsEntropy.i64() as u64
-        ));
-        Self::start_in(dir, "127.0.0.1:0".parse().unwrap()).await
+        Self::start_with(Config::default()).await
     }
 
     /// A server with `config` (its data directory and address are set here).
     pub async fn start_with(mut config: Config) -> TestServer {
-        let dir = std::env::temp_dir().join(format!(
-            "mtcall-test-{}-{}",
-            std::process::id(),
-            OsEntropy.i64() as u64
-        ));
-        config.data_dir = dir.clone();
+        config.data_dir = fresh_dir();
         config.listen = "127.0.0.1:0".parse().unwrap();
+        Self::launch(config).await
+    }
+
+    /// A server with `config` exactly as given.
+    pub async fn launch(config: Config) -> TestServer {
         let server = Server::start(config.clone()).await.expect("server starts");
         TestServer {
             addr: server.local_addr(),
             server: Some(server),
-            dir,
+            dir: config.data_dir.clone(),
             config,
         }
     }
@@ -52,43 +47,17 @@ impl TestServer {
     /// Another node beside this one: the same configuration (and so the same database, when
     /// it is PostgreSQL) and copies of its key files, on its own port.
     pub async fn another_node(&self) -> TestServer {
-        let dir = std::env::temp_dir().join(format!(
-            "mtcall-test-{}-{}",
-            std::process::id(),
-            OsEntropy.i64() as u64
-        ));
+        let dir = fresh_dir();
         std::fs::create_dir_all(&dir).unwrap();
         for f in ["server.key", "server.pub", "server.secret"] {
             std::fs::copy(self.dir.join(f), dir.join(f)).unwrap();
         }
-        let config = Config {
-            data_dir: dir.clone(),
+        Self::launch(Config {
+            data_dir: dir,
             listen: "127.0.0.1:0".parse().unwrap(),
             ..self.config.clone()
-        };
-        let server = Server::start(config.clone()).await.expect("node starts");
-        TestServer {
-            addr: server.local_addr(),
-            server: Some(server),
-            dir,
-            config,
-        }
-    }
-
-    pub async fn start_in(dir: PathBuf, listen: SocketAddr) -> TestServer {
-        let config = Config {
-            data_dir: dir.clone(),
-            listen,
-            ..Config::default()
-        };
-        let server = Server::start(config.clone()).await.expect("server starts");
-        let addr = server.local_addr();
-        TestServer {
-            server: Some(server),
-            dir,
-            addr,
-            config,
-        }
+        })
+        .await
     }
 
     /// Stops and starts again on the same directory and port, the reflector and the admin
@@ -223,4 +192,13 @@ pub async fn http_get(addr: SocketAddr, path: &str, headers: &str) -> (u16, Stri
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, body.to_owned())
+}
+
+/// A data directory of this process's own under the temporary directory.
+fn fresh_dir() -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "mtcall-test-{}-{}",
+        std::process::id(),
+        OsEntropy.i64() as u64
+    ))
 }
